@@ -1,0 +1,362 @@
+"""The resumable zoo builder shared by every zoo: chunks of runs trained as one batched model.
+
+A zoo-specific :class:`ZooRecipe` says what a run trains on and what a snapshot records;
+:func:`build_zoo` does the rest: per-run seeds, batching K runs at a time, AdamW, checkpoints,
+resuming, the progress bar, and finally the Hub layout (splits, shards, ``meta/info.json``, card).
+
+Work in progress lives in ``OUT/.build/``: ``config.json`` (what the zoo is), then one folder per
+chunk of runs holding a Parquet part per snapshot step, a checkpoint and, once done, ``finished``.
+Runs draw every random number from counter-based streams keyed by their seed and step
+(:mod:`rnn_zoos.streams`), so a resumed or differently batched build gives the same zoo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from tqdm.auto import tqdm
+
+from .errors import ZooError
+from .format import FORMAT_VERSION, SPLITS, SplitInfo, ZooInfo, ZooSpec, encode_weights, file_sha256
+from .hub import atomic_write, remove_stale_data, size_category, write_card, write_info, write_parquet, write_split, configs_yaml
+from .lstm import Params
+from .splits import split_tasks
+from .streams import run_seeds
+from .training import BatchedAdamW, TrainingSchedule, initial_params
+
+WORK_DIR = ".build"
+TRASH_DIR = ".build.trash"
+CHECKPOINT_SECONDS = 120.0
+"""Checkpoint at least this often between snapshots, so an interruption loses little work."""
+_CHUNK_PATTERN = re.compile(r"runs-(\d{5})-(\d{5})")
+
+
+@dataclass
+class BuildConfig:
+    """Options shared by every zoo builder (the command line of ``python -m builders.<zoo>``)."""
+
+    out: str = field(metadata={"help": "folder to write the zoo to (created; an unfinished build there is resumed)"})
+    runs: int = field(default=1000, metadata={"help": "number of training runs"})
+    steps: int = field(default=20_000, metadata={"help": "optimizer steps per run; snapshot steps and learning-rate breakpoints scale with it"})
+    seed: int = field(default=0, metadata={"help": "zoo seed; run r uses the seed SeedSequence([seed, r])"})
+    device: Literal["cpu", "cuda"] = field(default="cpu", metadata={"help": "where to train"})
+    runs_per_batch: Optional[int] = field(
+        default=None, metadata={"help": "runs trained at once as one batched model (default: 1000 on cuda, 64 on cpu)"}
+    )
+
+    def validate(self) -> None:
+        """Raise :class:`ZooError` for a value no build can use."""
+        for name in ("runs", "steps"):
+            if getattr(self, name) < 1:
+                raise ZooError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.runs_per_batch is not None and self.runs_per_batch < 1:
+            raise ZooError(f"--runs-per-batch must be at least 1, got {self.runs_per_batch}")
+        if not 0 <= self.seed < 2**63:
+            raise ZooError(f"--seed must be a non-negative 64-bit integer, got {self.seed}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ZooError("--device cuda: no CUDA device is available here; use --device cpu")
+
+    @property
+    def batch_runs(self) -> int:
+        """Runs per batched model."""
+        default = 1000 if self.device == "cuda" else 64
+        return min(self.runs, self.runs_per_batch or default)
+
+
+class ZooRecipe(ABC):
+    """What one kind of zoo trains and records. Subclasses live in ``builders/``."""
+
+    spec: ZooSpec
+    card_template: Path
+
+    def content_config(self) -> dict[str, Any]:
+        """Options beyond :class:`BuildConfig` that change the zoo's content (recorded and checked on resume)."""
+        return {}
+
+    @abstractmethod
+    def setup(self, seeds: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-run constants from the runs' seeds ``[K]``: at least ``weight_decay [K]``, usually the task."""
+
+    @abstractmethod
+    def loss(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> torch.Tensor:
+        """Per-run training loss ``[K]`` of the update that produces step ``step`` (data drawn for that step)."""
+
+    @abstractmethod
+    def snapshot(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> dict[str, Any]:
+        """Columns of the K rows of a snapshot, all but ``run``, ``step``, ``seed`` and ``weights``."""
+
+    @abstractmethod
+    def task_key(self, task: Any) -> Any:
+        """A hashable, sortable form of a ``task`` cell (as read back from Parquet)."""
+
+    @abstractmethod
+    def split_criterion(self, task_key: Any) -> float:
+        """The criterion whose highest tasks form the ``ood`` split."""
+
+    def card_fields(self, info: ZooInfo) -> dict[str, Any]:
+        """Extra ``$placeholders`` of the card template, beyond those :func:`build_zoo` fills in."""
+        return {}
+
+    def notes(self) -> list[str]:
+        """Remarks recorded in ``meta/info.json`` (deviations, caveats)."""
+        return []
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    first: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        return f"runs-{self.first:05d}-{self.stop - 1:05d}"
+
+
+def zoo_identity(recipe: ZooRecipe, config: BuildConfig) -> dict[str, Any]:
+    """Everything that determines a zoo's content; two builds with equal identities give the same zoo."""
+    return {
+        "zoo": recipe.spec.name,
+        "format_version": FORMAT_VERSION,
+        "runs": config.runs,
+        "steps": config.steps,
+        "seed": config.seed,
+        **recipe.content_config(),
+    }
+
+
+def _describe_difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:
+    keys = sorted(set(found) | set(wanted))
+    return ", ".join(f"{key}={found.get(key)!r} there vs {wanted.get(key)!r} now" for key in keys if found.get(key) != wanted.get(key))
+
+
+def _prepare_output(out: Path, identity: dict[str, Any]) -> bool:
+    """Check ``out`` and start or continue a build there; returns False if the zoo is already complete."""
+    work = out / WORK_DIR
+    if (out / "meta" / "info.json").is_file() and not work.exists():
+        info = ZooInfo.load(out)
+        if info.builder != identity:
+            raise ZooError(f"--out {out} holds a different zoo ({_describe_difference(info.builder, identity)}); choose another --out or delete it")
+        shutil.rmtree(out / TRASH_DIR, ignore_errors=True)
+        return False
+    if work.is_dir():
+        config_path = work / "config.json"
+        try:
+            found = json.loads(config_path.read_text())
+        except (OSError, ValueError):
+            raise ZooError(f"{config_path} is missing or unreadable; delete {out} and build again") from None
+        if found != identity:
+            raise ZooError(f"--out {out} holds an unfinished build of a different zoo ({_describe_difference(found, identity)}); "
+                           "rerun with its options, or choose another --out")
+        return True
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ZooError(f"--out {out} exists and is not an empty folder nor an rnn-zoos build; choose a new or empty folder")
+    work.mkdir(parents=True, exist_ok=True)
+    with atomic_write(work / "config.json") as temporary:
+        temporary.write_text(json.dumps(identity, indent=2))
+    return True
+
+
+def _plan_chunks(work: Path, runs: int, batch_runs: int) -> list[_Chunk]:
+    """Chunks already started (kept as they are) followed by new chunks of ``batch_runs`` for the remaining runs."""
+    started = sorted(
+        _Chunk(int(match[1]), int(match[2]) + 1)
+        for path in work.iterdir()
+        if path.is_dir() and (match := _CHUNK_PATTERN.fullmatch(path.name))
+    )
+    covered = {run for chunk in started for run in range(chunk.first, chunk.stop)}
+    plan = list(started)
+    first = 0
+    while first < runs:
+        if first in covered:
+            first += 1
+            continue
+        stop = first
+        while stop < runs and stop not in covered and stop - first < batch_runs:
+            stop += 1
+        plan.append(_Chunk(first, stop))
+        first = stop
+    return sorted(plan, key=lambda chunk: chunk.first)
+
+
+class _ChunkTrainer:
+    """Trains one chunk of runs, writing a Parquet part per snapshot and checkpoints to resume from."""
+
+    def __init__(self, recipe: ZooRecipe, config: BuildConfig, chunk: _Chunk, folder: Path, progress: tqdm) -> None:
+        self.recipe, self.chunk, self.folder, self.progress = recipe, chunk, folder, progress
+        self.schedule = TrainingSchedule(steps=config.steps)
+        self.device = torch.device(config.device)
+        self.seed_values = run_seeds(config.seed, range(chunk.first, chunk.stop))
+        self.seeds = torch.tensor(self.seed_values, dtype=torch.int64, device=self.device)
+        self.runs = recipe.setup(self.seeds)
+        self.params = {name: tensor.requires_grad_() for name, tensor in initial_params(recipe.spec.architecture, self.seeds).items()}
+        self.optimizer = BatchedAdamW(self.params, self.runs["weight_decay"])
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+    def run(self) -> None:
+        """Train from the last checkpoint (or the start) to the end, then mark the chunk finished."""
+        self.folder.mkdir(exist_ok=True)
+        step = self._restore()
+        snapshot_steps = set(self.schedule.snapshot_steps())
+        if step == 0 and 0 in snapshot_steps:
+            self._write_snapshot(0)
+        self.progress.update(step * len(self.seed_values))
+        saved_at = time.monotonic()
+        while step < self.schedule.steps:
+            step += 1
+            self.recipe.loss(self.params, self.runs, self.seeds, step).sum().backward()
+            self.optimizer.step(self.schedule.learning_rate(step))
+            self.progress.update(len(self.seed_values))
+            if step in snapshot_steps:
+                self._write_snapshot(step)
+            if step in snapshot_steps or time.monotonic() - saved_at > CHECKPOINT_SECONDS:
+                self._save(step)
+                saved_at = time.monotonic()
+        (self.folder / "finished").touch()
+        self.checkpoint_path.unlink(missing_ok=True)
+
+    def _restore(self) -> int:
+        if not self.checkpoint_path.is_file():
+            return 0
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        with torch.no_grad():
+            for name, tensor in self.params.items():
+                tensor.copy_(state["params"][name])
+        self.optimizer.load_state_dict(state["optimizer"])
+        return int(state["step"])
+
+    def _save(self, step: int) -> None:
+        state = {"step": step, "params": {name: tensor.detach() for name, tensor in self.params.items()},
+                 "optimizer": self.optimizer.state_dict()}
+        with atomic_write(self.checkpoint_path) as temporary:
+            torch.save(state, temporary)
+
+    def _write_snapshot(self, step: int) -> None:
+        with torch.no_grad():
+            params = {name: tensor.detach() for name, tensor in self.params.items()}
+            columns = self.recipe.snapshot(params, self.runs, self.seeds, step)
+            architecture = self.recipe.spec.architecture
+            cpu = {name: tensor.cpu() for name, tensor in params.items()}
+            weights = [encode_weights({name: tensor[index] for name, tensor in cpu.items()}, architecture)
+                       for index in range(len(self.seed_values))]
+        rows = {"run": list(range(self.chunk.first, self.chunk.stop)), "step": [step] * len(weights),
+                "seed": self.seed_values, **columns, "weights": weights}
+        features = self.recipe.spec.features
+        write_parquet(self.folder / f"step-{step:06d}.parquet", features, [{name: rows[name] for name in features}])
+
+
+def build_zoo(recipe: ZooRecipe, config: BuildConfig) -> Path:
+    """Build (or finish building) a zoo into ``config.out``; returns the folder.
+
+    Interrupting at any moment and calling again with the same options continues from the work
+    already done and ends with the same zoo.
+    """
+    config.validate()
+    out = Path(config.out)
+    identity = zoo_identity(recipe, config)
+    if not _prepare_output(out, identity):
+        print(f"{out}: the zoo is already complete ({identity})")
+        return out
+    work = out / WORK_DIR
+    chunks = _plan_chunks(work, config.runs, config.batch_runs)
+    total = config.runs * config.steps
+    with tqdm(total=total, desc=f"training {recipe.spec.name}", unit=" model-steps", unit_scale=True, smoothing=0.05) as progress:
+        for chunk in chunks:
+            folder = work / chunk.name
+            if (folder / "finished").exists():
+                progress.update((chunk.stop - chunk.first) * config.steps)
+                continue
+            _ChunkTrainer(recipe, config, chunk, folder, progress).run()
+    _finalize(recipe, config, identity, out, [work / chunk.name for chunk in chunks])
+    _discard(work)
+    return out
+
+
+def _discard(work: Path) -> None:
+    """Remove the work folder of a finished build: renamed away first, so no half-deleted ``.build`` is left."""
+    trash = work.with_name(TRASH_DIR)
+    if trash.exists():
+        shutil.rmtree(trash)
+    os.replace(work, trash)
+    shutil.rmtree(trash)
+
+
+def _run_tasks(chunk_folders: list[Path]) -> dict[int, Any]:
+    """The task of every run, read from the first part of each chunk."""
+    tasks: dict[int, Any] = {}
+    for folder in chunk_folders:
+        first_part = min(folder.glob("step-*.parquet"))
+        table = pq.read_table(first_part, columns=["run", "task"])
+        tasks.update(zip(table.column("run").to_pylist(), table.column("task").to_pylist()))
+    return tasks
+
+
+def _split_tables(chunk_folders: list[Path], runs: set[int], group: int = 100) -> Any:
+    """The rows of ``runs`` as Arrow tables ordered by (run, step), reading a bounded group of runs at a time."""
+    for folder in chunk_folders:
+        parts = sorted(folder.glob("step-*.parquet"))
+        chunk_runs = sorted(run for run in pq.read_table(parts[0], columns=["run"]).column("run").to_pylist() if run in runs)
+        for start in range(0, len(chunk_runs), group):
+            selected = chunk_runs[start : start + group]
+            table = pa.concat_tables(pq.read_table(part, filters=[("run", "in", selected)]) for part in parts)
+            yield table.sort_by([("run", "ascending"), ("step", "ascending")])
+
+
+def _finalize(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], out: Path, chunk_folders: list[Path]) -> None:
+    """Assign splits and write the Hub layout from the finished chunks."""
+    run_task = {run: recipe.task_key(task) for run, task in _run_tasks(chunk_folders).items()}
+    assignment = split_tasks(list(run_task.values()), recipe.split_criterion, config.seed)
+    schedule = TrainingSchedule(steps=config.steps)
+    snapshots = len(schedule.snapshot_steps())
+    splits: dict[str, SplitInfo] = {}
+    for split in SPLITS:
+        tasks = set(assignment[split])
+        runs = sorted(run for run, task in run_task.items() if task in tasks)
+        num_rows = len(runs) * snapshots
+        files = write_split(out, split, recipe.spec.features, _split_tables(chunk_folders, set(runs)), num_rows)
+        splits[split] = SplitInfo(tasks=[_jsonable(task) for task in assignment[split]], runs=runs, num_rows=num_rows, files=files)
+    all_files = [path for split in splits.values() for path in split.files]
+    remove_stale_data(out, all_files)
+    info = ZooInfo(
+        zoo=recipe.spec.name,
+        architecture=recipe.spec.architecture,
+        builder=identity,
+        snapshot_steps=schedule.snapshot_steps(),
+        splits=splits,
+        checksums={path: file_sha256(out / path) for path in all_files},
+        notes=recipe.notes(),
+    )
+    fields = {
+        "configs": configs_yaml(info),
+        "size_category": size_category(info.num_rows),
+        "runs": config.runs,
+        "steps": config.steps,
+        "seed": config.seed,
+        "num_rows": info.num_rows,
+        "snapshot_steps": ", ".join(map(str, info.snapshot_steps)),
+        "split_table": "\n".join(
+            f"| `{name}` | {len(split.tasks)} | {len(split.runs)} | {split.num_rows} |" for name, split in splits.items()
+        ),
+        "format_version": FORMAT_VERSION,
+        **recipe.card_fields(info),
+    }
+    write_card(out, recipe.card_template, fields)
+    write_info(out, info)
+
+
+def _jsonable(task: Any) -> Any:
+    return list(task) if isinstance(task, tuple) else task
+

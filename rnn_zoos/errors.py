@@ -1,0 +1,16 @@
+"""The one exception type the library raises for problems a user can fix."""
+
+import sys
+
+
+class ZooError(Exception):
+    """A problem with a zoo, a file or an option, with a message that says what to do.
+
+    Command-line entry points print the message as a single ``error:`` line and exit with status 2.
+    """
+
+
+def report(error: ZooError) -> int:
+    """Print ``error`` as one ``error: ...`` line on stderr and return the command-line exit status (2)."""
+    print(f"error: {error}", file=sys.stderr)
+    return 2

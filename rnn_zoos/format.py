@@ -1,0 +1,208 @@
+"""The on-Hub zoo format, version 1: columns, the weights blob and ``meta/info.json``.
+
+This module is the one place that fixes the format (DESIGN.md section 3). A zoo folder::
+
+    README.md                       dataset card; its YAML ``configs`` map splits to data files
+    data/{split}-0000i-of-0000N.parquet
+    meta/info.json                  :class:`ZooInfo`
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+from datasets import Array2D, Array3D, Features, List, Value
+
+from .errors import ZooError
+from .lstm import LSTMArchitecture, Params
+
+FORMAT_VERSION = "1.0"
+SPLITS = ("train", "validation", "ood")
+INFO_PATH = "meta/info.json"
+DATA_DIR = "data"
+CARD_PATH = "README.md"
+
+
+@dataclass(frozen=True)
+class ZooSpec:
+    """What distinguishes one zoo's rows from another's: architecture, task type and recorded behaviour."""
+
+    name: str
+    """Short name, also the Hub repo name: ``formal-lang``."""
+    architecture: LSTMArchitecture
+    task_feature: Any
+    extra_columns: tuple[str, ...]
+    """Zoo-specific float32 columns."""
+    inputs_feature: Any
+    log_probs_feature: Any
+
+    @property
+    def features(self) -> Features:
+        """The ``datasets`` features of a row, in column order."""
+        columns: dict[str, Any] = {
+            "run": Value("int32"),
+            "step": Value("int32"),
+            "seed": Value("int64"),
+            "task": self.task_feature,
+            "accuracy": Value("float32"),
+        }
+        columns.update({name: Value("float32") for name in self.extra_columns})
+        columns.update(weights=Value("binary"), inputs=self.inputs_feature, log_probs=self.log_probs_feature)
+        return Features(columns)
+
+
+FORMAL_LANG = ZooSpec(
+    name="formal-lang",
+    architecture=LSTMArchitecture(input_size=6, hidden_size=32, num_layers=2, output_size=6),
+    task_feature=List(Value("int8")),
+    extra_columns=("weight_decay",),
+    inputs_feature=Array2D((100, 42), "int16"),
+    log_probs_feature=Array3D((100, 41, 6), "float16"),
+)
+
+ZOO_SPECS = {spec.name: spec for spec in (FORMAL_LANG,)}
+
+
+def zoo_spec(name: str) -> ZooSpec:
+    """The spec of a zoo by name, with an error that lists the known names."""
+    if name not in ZOO_SPECS:
+        raise ZooError(f"unknown zoo {name!r}; known zoos: {', '.join(sorted(ZOO_SPECS))}")
+    return ZOO_SPECS[name]
+
+
+# --- the weights blob -------------------------------------------------------------------------
+
+def encode_weights(params: Params, architecture: LSTMArchitecture) -> bytes:
+    """One RNN's parameters (no model dimension) as a self-describing safetensors file, in bytes."""
+    metadata = {"format": "pt", "cell": "lstm", **{k: str(v) for k, v in architecture.to_dict().items()}}
+    tensors = {name: params[name].detach().to("cpu", torch.float32).contiguous() for name in architecture.parameter_shapes()}
+    return safetensors.torch.save(tensors, metadata=metadata)
+
+
+def weights_header(blob: bytes) -> dict[str, Any]:
+    """The JSON header of a safetensors blob (tensor names, dtypes, shapes and ``__metadata__``)."""
+    try:
+        (size,) = struct.unpack("<Q", blob[:8])
+        header = json.loads(blob[8 : 8 + size])
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+    except (struct.error, ValueError, UnicodeDecodeError) as error:
+        raise ZooError(f"weights blob is not a safetensors file ({error}); the zoo file holding it is corrupt") from None
+    return header
+
+
+def weights_architecture(blob: bytes) -> LSTMArchitecture:
+    """The architecture recorded in a weights blob's metadata."""
+    metadata = weights_header(blob).get("__metadata__", {})
+    if metadata.get("cell") != "lstm":
+        raise ZooError(f"weights blob holds a {metadata.get('cell', 'unknown')!r} cell; rnn_zoos reads LSTM weights (cell 'lstm')")
+    try:
+        return LSTMArchitecture(**{key: int(metadata[key]) for key in ("input_size", "hidden_size", "num_layers", "output_size")})
+    except (KeyError, ValueError) as error:
+        raise ZooError(f"weights blob metadata lacks a valid {error}; it was not written by rnn_zoos") from None
+
+
+def decode_weights(blob: bytes, architecture: LSTMArchitecture | None = None) -> Params:
+    """Decode a weights blob into named float32 tensors (no model dimension).
+
+    If ``architecture`` is given, the blob must hold exactly that architecture (a foreign blob raises
+    :class:`ZooError` naming what differs).
+    """
+    found = weights_architecture(blob)
+    if architecture is not None and found != architecture:
+        raise ZooError(f"weights blob holds {found}, expected {architecture}; it belongs to another zoo")
+    expected = found.parameter_shapes()
+    tensors = safetensors.torch.load(blob)
+    shapes = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
+    if shapes != expected:
+        raise ZooError(f"weights blob tensors {shapes} do not match its metadata {found}; the blob is corrupt")
+    if any(tensor.dtype != torch.float32 for tensor in tensors.values()):
+        raise ZooError("weights blob holds tensors that are not float32; rnn_zoos format v1 stores float32 weights")
+    return {name: tensors[name] for name in expected}
+
+
+# --- meta/info.json ---------------------------------------------------------------------------
+
+@dataclass
+class SplitInfo:
+    """One split of a zoo: its tasks, its runs and its files."""
+
+    tasks: list[Any]
+    runs: list[int]
+    num_rows: int
+    files: list[str]
+
+
+@dataclass
+class ZooInfo:
+    """The typed record stored as ``meta/info.json``."""
+
+    zoo: str
+    architecture: LSTMArchitecture
+    builder: dict[str, Any]
+    """The configuration that determines the zoo's content (a rebuild with it gives the same zoo)."""
+    snapshot_steps: list[int]
+    splits: dict[str, SplitInfo]
+    checksums: dict[str, str]
+    """``sha256`` of every data file, by path relative to the zoo folder."""
+    notes: list[str] = field(default_factory=list)
+    format_version: str = FORMAT_VERSION
+
+    @property
+    def num_rows(self) -> int:
+        """Rows over all splits."""
+        return sum(split.num_rows for split in self.splits.values())
+
+    def to_json(self) -> str:
+        """The record as indented JSON."""
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "meta/info.json") -> ZooInfo:
+        """Parse a record, refusing a format major version this library does not read."""
+        try:
+            raw = json.loads(text)
+            version = str(raw["format_version"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ZooError(f"{source} is not a zoo info record ({error}); rebuild the zoo or download it again") from None
+        check_format_version(version, source)
+        try:
+            raw["architecture"] = LSTMArchitecture(**raw["architecture"])
+            raw["splits"] = {name: SplitInfo(**split) for name, split in raw["splits"].items()}
+            return cls(**raw)
+        except (KeyError, TypeError) as error:
+            raise ZooError(f"{source} is missing or has malformed fields ({error}); rebuild the zoo or download it again") from None
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ZooInfo:
+        """Read ``meta/info.json`` of a zoo folder."""
+        path = Path(folder) / INFO_PATH
+        if not path.is_file():
+            raise ZooError(f"{path} not found: {folder} is not a built zoo (build one with python -m builders.<zoo>)")
+        return cls.from_json(path.read_text(), str(path))
+
+
+def check_format_version(version: str, source: str) -> None:
+    """Refuse a format major version other than this library's."""
+    major = version.split(".")[0]
+    if major != FORMAT_VERSION.split(".")[0]:
+        raise ZooError(
+            f"{source} has format version {version}; this rnn_zoos reads format version {FORMAT_VERSION.split('.')[0]}.x: "
+            "upgrade rnn_zoos (pip install -U rnn-zoos) or use a zoo of a supported version"
+        )
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,133 @@
+"""Writing a zoo folder in the Hub layout: Parquet shards, ``meta/info.json`` and the dataset card.
+
+Every file is written under a temporary name in its final folder and renamed into place, so an
+interrupted write never leaves a truncated file under a real name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import string
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from datasets import Features
+from datasets.arrow_writer import ParquetWriter
+
+from .errors import ZooError
+from .format import CARD_PATH, DATA_DIR, INFO_PATH, SPLITS, ZooInfo
+
+ROWS_PER_SHARD = 1000
+"""Rows per data file: about 110 MB for the formal-language zoo."""
+ROW_GROUP_SIZE = 100
+"""Rows per Parquet row group: the unit a streaming reader fetches."""
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_parquet(path: str | Path, features: Features, batches: Iterable[dict[str, Any] | pa.Table]) -> int:
+    """Write rows (column dicts or Arrow tables with these features) to one Parquet file atomically; returns the row count."""
+    with atomic_write(path) as temporary:
+        writer = ParquetWriter(path=str(temporary), features=features, writer_batch_size=ROW_GROUP_SIZE)
+        try:
+            for batch in batches:
+                if isinstance(batch, pa.Table):
+                    writer.write_table(batch, writer_batch_size=ROW_GROUP_SIZE)
+                else:
+                    writer.write_batch(batch, writer_batch_size=ROW_GROUP_SIZE)
+            num_rows, _ = writer.finalize()
+        finally:
+            writer.close()
+    return num_rows
+
+
+def shard_paths(split: str, num_rows: int) -> list[str]:
+    """Relative paths of a split's data files: ``data/{split}-0000i-of-0000N.parquet``; none for an empty split."""
+    count = -(-num_rows // ROWS_PER_SHARD)
+    return [f"{DATA_DIR}/{split}-{index:05d}-of-{count:05d}.parquet" for index in range(count)]
+
+
+def write_split(folder: Path, split: str, features: Features, tables: Iterable[pa.Table], num_rows: int) -> list[str]:
+    """Write the rows of one split, given as Arrow tables in order, into its shards; returns their relative paths."""
+    paths = shard_paths(split, num_rows)
+    pending = _rechunk(tables, ROWS_PER_SHARD)
+    for relative in paths:
+        write_parquet(folder / relative, features, [next(pending)])
+    if next(pending, None) is not None:
+        raise RuntimeError(f"split {split} has more rows than the {num_rows} expected")
+    return paths
+
+
+def _rechunk(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """Regroup a stream of tables into tables of exactly ``rows`` rows (the last may be shorter)."""
+    buffered: list[pa.Table] = []
+    size = 0
+    for table in tables:
+        buffered.append(table)
+        size += table.num_rows
+        while size >= rows:
+            merged = pa.concat_tables(buffered)
+            yield merged.slice(0, rows)
+            rest = merged.slice(rows)
+            buffered, size = [rest], rest.num_rows
+    if size:
+        yield pa.concat_tables(buffered)
+
+
+def remove_stale_data(folder: Path, keep: Iterable[str]) -> None:
+    """Delete data files of an earlier, different write that are not among ``keep``."""
+    keep = set(keep)
+    for path in (folder / DATA_DIR).glob("*.parquet"):
+        if path.relative_to(folder).as_posix() not in keep:
+            path.unlink()
+
+
+def write_info(folder: Path, info: ZooInfo) -> None:
+    """Write ``meta/info.json`` atomically."""
+    with atomic_write(folder / INFO_PATH) as temporary:
+        temporary.write_text(info.to_json())
+
+
+def size_category(num_rows: int) -> str:
+    """The Hub's ``size_categories`` tag for a row count."""
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if num_rows < limit:
+            return label
+    return "1M<n<10M"
+
+
+def configs_yaml(info: ZooInfo) -> str:
+    """The card's ``configs`` block: one data-file pattern per non-empty split.
+
+    ``datasets`` cannot load a split without files, so an empty split is left out of the card (it
+    stays in ``meta/info.json`` with zero rows, and :func:`rnn_zoos.load_zoo` returns it empty).
+    """
+    lines = ["configs:", "- config_name: default", "  data_files:"]
+    for split in SPLITS:
+        if info.splits[split].num_rows:
+            lines += [f"  - split: {split}", f"    path: {DATA_DIR}/{split}-*"]
+    return "\n".join(lines)
+
+
+def write_card(folder: Path, template: Path, fields: dict[str, Any]) -> None:
+    """Fill the card template (``$name`` placeholders) and write it as ``README.md`` atomically."""
+    try:
+        text = string.Template(template.read_text()).substitute({key: str(value) for key, value in fields.items()})
+    except KeyError as error:
+        raise ZooError(f"card template {template} uses ${error.args[0]}, which the builder does not fill in") from None
+    with atomic_write(folder / CARD_PATH) as temporary:
+        temporary.write_text(text)

@@ -1,0 +1,81 @@
+"""The batched functional LSTM equals torch.nn.LSTM + nn.Linear, for one and for many weight sets."""
+
+import pytest
+import torch
+
+from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead, lstm_forward, lstm_step, stack_params, unstack_params
+
+ARCH = LSTMArchitecture(input_size=5, hidden_size=7, num_layers=2, output_size=4)
+
+
+def random_modules(count: int, arch: LSTMArchitecture = ARCH) -> list[LSTMWithHead]:
+    torch.manual_seed(0)
+    return [LSTMWithHead(arch).double() for _ in range(count)]
+
+
+def batched(modules: list[LSTMWithHead]) -> dict[str, torch.Tensor]:
+    return stack_params([{name: tensor.detach() for name, tensor in module.state_dict().items()} for module in modules])
+
+
+@pytest.mark.parametrize("count", [1, 5])
+def test_forward_equals_nn_lstm(count: int) -> None:
+    modules = random_modules(count)
+    inputs = torch.randn(count, 3, 11, ARCH.input_size, dtype=torch.float64)
+    logits, (hidden, cell) = lstm_forward(batched(modules), inputs)
+    for index, module in enumerate(modules):
+        expected_hidden, (h_n, c_n) = module.lstm(inputs[index])
+        torch.testing.assert_close(logits[index], module.head(expected_hidden))
+        torch.testing.assert_close(hidden[:, index], h_n)
+        torch.testing.assert_close(cell[:, index], c_n)
+
+
+def test_three_layers_and_shared_inputs() -> None:
+    arch = LSTMArchitecture(3, 6, 3, 2)
+    modules = random_modules(4, arch)
+    inputs = torch.randn(2, 9, 3, dtype=torch.float64)
+    logits, _ = lstm_forward(batched(modules), inputs)
+    for index, module in enumerate(modules):
+        torch.testing.assert_close(logits[index], module(inputs))
+
+
+def test_step_by_step_with_carried_state_equals_sequence() -> None:
+    modules = random_modules(3)
+    params = batched(modules)
+    inputs = torch.randn(3, 2, 8, ARCH.input_size, dtype=torch.float64)
+    whole, final = lstm_forward(params, inputs)
+    state = None
+    for step in range(8):
+        logits, state = lstm_step(params, inputs[:, :, step], state)
+        torch.testing.assert_close(logits, whole[:, :, step])
+    torch.testing.assert_close(state, final)
+    first, middle = lstm_forward(params, inputs[:, :, :5])
+    rest, _ = lstm_forward(params, inputs[:, :, 5:], middle)
+    torch.testing.assert_close(torch.cat([first, rest], dim=2), whole)
+
+
+def test_gradients_match_nn_lstm() -> None:
+    modules = random_modules(2)
+    params = {name: tensor.clone().requires_grad_() for name, tensor in batched(modules).items()}
+    inputs = torch.randn(2, 4, 6, ARCH.input_size, dtype=torch.float64)
+    lstm_forward(params, inputs)[0].square().sum().backward()
+    for index, module in enumerate(modules):
+        module(inputs[index]).square().sum().backward()
+        for name, tensor in module.named_parameters():
+            torch.testing.assert_close(params[name].grad[index], tensor.grad)
+
+
+def test_token_ids_are_one_hot_encoded() -> None:
+    (module,) = random_modules(1)
+    tokens = torch.randint(0, ARCH.input_size, (3, 6))
+    one_hot = torch.nn.functional.one_hot(tokens, ARCH.input_size).double()
+    torch.testing.assert_close(module(tokens), module(one_hot))
+    torch.testing.assert_close(module.log_probs(tokens).exp().sum(-1), torch.ones(3, 6, dtype=torch.float64))
+
+
+def test_architecture_shapes_and_unstack() -> None:
+    assert ARCH.num_parameters == sum(p.numel() for p in LSTMWithHead(ARCH).parameters())
+    assert LSTMArchitecture(6, 32, 2, 6).num_parameters == 13766  # the paper's formal-language LSTM
+    assert LSTMArchitecture(16, 32, 2, 10).num_parameters == 15178  # and its sequential-MNIST LSTM
+    params = batched(random_modules(3))
+    for index, single in enumerate(unstack_params(params)):
+        assert all(torch.equal(single[name], params[name][index]) for name in params)
