@@ -15,10 +15,9 @@ import sys
 from typing import Any
 
 import torch
-from transformers import HfArgumentParser
 
 from builders import CARDS_DIR
-from rnn_zoos.build import BuildConfig, ZooRecipe, build_zoo
+from rnn_zoos.build import BuildConfig, ZooRecipe, build_zoo, parse_build_args
 from rnn_zoos.errors import ZooError, report
 from rnn_zoos.format import FORMAL_LANG
 from rnn_zoos.lstm import Params, lstm_forward
@@ -85,8 +84,7 @@ class FormalLangRecipe(ZooRecipe):
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = HfArgumentParser(BuildConfig, prog="python -m builders.formal_lang", description=__doc__.split("\n")[0])
-    (config,) = parser.parse_args_into_dataclasses(args=argv)
+    config = parse_build_args(BuildConfig, "python -m builders.formal_lang", __doc__.split("\n")[0], argv)
     try:
         build_zoo(FormalLangRecipe(), config)
     except ZooError as error:

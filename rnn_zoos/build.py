@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
+from transformers import HfArgumentParser
 
 from .errors import ZooError
 from .format import FORMAT_VERSION, SPLITS, SplitInfo, ZooInfo, ZooSpec, encode_weights, file_sha256
@@ -74,6 +75,12 @@ class BuildConfig:
         return min(self.runs, self.runs_per_batch or default)
 
 
+def parse_build_args(config_class: type[BuildConfig], prog: str, description: str, argv: list[str] | None = None) -> BuildConfig:
+    """Parse a builder's command line into its config dataclass (``HfArgumentParser``; bad options exit 2 with usage)."""
+    parser = HfArgumentParser(config_class, prog=prog, description=description)
+    return config_class(**vars(parser.parse_args(argv)))
+
+
 class ZooRecipe(ABC):
     """What one kind of zoo trains and records. Subclasses live in ``builders/``."""
 
@@ -113,7 +120,7 @@ class ZooRecipe(ABC):
         return []
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class _Chunk:
     first: int
     stop: int

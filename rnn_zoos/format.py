@@ -80,10 +80,18 @@ def zoo_spec(name: str) -> ZooSpec:
 # --- the weights blob -------------------------------------------------------------------------
 
 def encode_weights(params: Params, architecture: LSTMArchitecture) -> bytes:
-    """One RNN's parameters (no model dimension) as a self-describing safetensors file, in bytes."""
+    """One RNN's parameters (no model dimension) as a self-describing safetensors file, in bytes.
+
+    The header is rewritten with sorted keys (safetensors writes its metadata in hash-map order),
+    so equal weights always give equal bytes.
+    """
     metadata = {"format": "pt", "cell": "lstm", **{k: str(v) for k, v in architecture.to_dict().items()}}
     tensors = {name: params[name].detach().to("cpu", torch.float32).contiguous() for name in architecture.parameter_shapes()}
-    return safetensors.torch.save(tensors, metadata=metadata)
+    blob = safetensors.torch.save(tensors, metadata=metadata)
+    (size,) = struct.unpack("<Q", blob[:8])
+    header = json.dumps(json.loads(blob[8 : 8 + size]), separators=(",", ":"), sort_keys=True).encode()
+    header += b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(header)) + header + blob[8 + size :]
 
 
 def weights_header(blob: bytes) -> dict[str, Any]:

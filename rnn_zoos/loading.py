@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +75,19 @@ def load_zoo(name_or_path: str | Path, split: str | None = None, streaming: bool
         loaded = {name: result[name] for name in present}
     for name in wanted:
         if name not in loaded:
-            empty = datasets.Dataset.from_dict({column: [] for column in features}, features=features, split=name)
-            loaded[name] = empty.to_iterable_dataset() if streaming else empty
+            if streaming:
+                loaded[name] = datasets.IterableDataset.from_generator(_no_rows, features=features, split=name)
+            else:
+                loaded[name] = datasets.Dataset.from_dict({column: [] for column in features}, features=features, split=name)
         loaded[name] = loaded[name].with_format("torch")
     if split:
         return loaded[split]
     return (datasets.IterableDatasetDict if streaming else datasets.DatasetDict)(loaded)
+
+
+def _no_rows() -> Iterator[dict[str, Any]]:
+    """The rows of an empty split."""
+    yield from ()
 
 
 def _fingerprints_path() -> Path:

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 from builders.formal_lang import FormalLangRecipe  # noqa: E402
 from rnn_zoos.build import BuildConfig, build_zoo  # noqa: E402
 
-TINY = {"runs": 8, "steps": 60, "seed": 3, "runs_per_batch": 3}
+TINY = {"runs": 8, "steps": 150, "seed": 3, "runs_per_batch": 3}
 """A tiny formal-language zoo: three chunks (3 + 3 + 2 runs), nine snapshots per run."""
 
 
