@@ -121,7 +121,9 @@ class ZooRecipe(ABC):
 
 
 @dataclass(frozen=True, order=True)
-class _Chunk:
+class Chunk:
+    """Runs ``first`` to ``stop - 1``, trained together as one batched model."""
+
     first: int
     stop: int
 
@@ -174,10 +176,10 @@ def _prepare_output(out: Path, identity: dict[str, Any]) -> bool:
     return True
 
 
-def _plan_chunks(work: Path, runs: int, batch_runs: int) -> list[_Chunk]:
+def _plan_chunks(work: Path, runs: int, batch_runs: int) -> list[Chunk]:
     """Chunks already started (kept as they are) followed by new chunks of ``batch_runs`` for the remaining runs."""
     started = sorted(
-        _Chunk(int(match[1]), int(match[2]) + 1)
+        Chunk(int(match[1]), int(match[2]) + 1)
         for path in work.iterdir()
         if path.is_dir() and (match := _CHUNK_PATTERN.fullmatch(path.name))
     )
@@ -191,16 +193,17 @@ def _plan_chunks(work: Path, runs: int, batch_runs: int) -> list[_Chunk]:
         stop = first
         while stop < runs and stop not in covered and stop - first < batch_runs:
             stop += 1
-        plan.append(_Chunk(first, stop))
+        plan.append(Chunk(first, stop))
         first = stop
     return sorted(plan, key=lambda chunk: chunk.first)
 
 
-class _ChunkTrainer:
+class ChunkTrainer:
     """Trains one chunk of runs, writing a Parquet part per snapshot and checkpoints to resume from."""
 
-    def __init__(self, recipe: ZooRecipe, config: BuildConfig, chunk: _Chunk, folder: Path, progress: tqdm) -> None:
-        self.recipe, self.chunk, self.folder, self.progress = recipe, chunk, folder, progress
+    def __init__(self, recipe: ZooRecipe, config: BuildConfig, chunk: Chunk, folder: Path) -> None:
+        self.recipe, self.chunk, self.folder = recipe, chunk, folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.schedule = TrainingSchedule(steps=config.steps)
         self.device = torch.device(config.device)
         self.seed_values = run_seeds(config.seed, range(chunk.first, chunk.stop))
@@ -213,22 +216,20 @@ class _ChunkTrainer:
     def checkpoint_path(self) -> Path:
         return self.folder / "checkpoint.pt"
 
-    def run(self) -> None:
+    def run(self, progress: tqdm) -> None:
         """Train from the last checkpoint (or the start) to the end, then mark the chunk finished."""
-        self.folder.mkdir(exist_ok=True)
         step = self._restore()
         snapshot_steps = set(self.schedule.snapshot_steps())
         if step == 0 and 0 in snapshot_steps:
-            self._write_snapshot(0)
-        self.progress.update(step * len(self.seed_values))
+            self.write_snapshot(0)
+        progress.update(step * len(self.seed_values))
         saved_at = time.monotonic()
         while step < self.schedule.steps:
             step += 1
-            self.recipe.loss(self.params, self.runs, self.seeds, step).sum().backward()
-            self.optimizer.step(self.schedule.learning_rate(step))
-            self.progress.update(len(self.seed_values))
+            self.train_step(step)
+            progress.update(len(self.seed_values))
             if step in snapshot_steps:
-                self._write_snapshot(step)
+                self.write_snapshot(step)
             if step in snapshot_steps or time.monotonic() - saved_at > CHECKPOINT_SECONDS:
                 self._save(step)
                 saved_at = time.monotonic()
@@ -251,7 +252,13 @@ class _ChunkTrainer:
         with atomic_write(self.checkpoint_path) as temporary:
             torch.save(state, temporary)
 
-    def _write_snapshot(self, step: int) -> None:
+    def train_step(self, step: int) -> None:
+        """One AdamW update of every run, on the data of step ``step``."""
+        self.recipe.loss(self.params, self.runs, self.seeds, step).sum().backward()
+        self.optimizer.step(self.schedule.learning_rate(step))
+
+    def write_snapshot(self, step: int) -> None:
+        """Evaluate the current weights and write the chunk's rows of step ``step`` as a Parquet part."""
         with torch.no_grad():
             params = {name: tensor.detach() for name, tensor in self.params.items()}
             columns = self.recipe.snapshot(params, self.runs, self.seeds, step)
@@ -286,7 +293,7 @@ def build_zoo(recipe: ZooRecipe, config: BuildConfig) -> Path:
             if (folder / "finished").exists():
                 progress.update((chunk.stop - chunk.first) * config.steps)
                 continue
-            _ChunkTrainer(recipe, config, chunk, folder, progress).run()
+            ChunkTrainer(recipe, config, chunk, folder).run(progress)
     _finalize(recipe, config, identity, out, [work / chunk.name for chunk in chunks])
     _discard(work)
     return out

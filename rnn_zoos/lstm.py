@@ -140,8 +140,8 @@ def lstm_forward(params: Params, inputs: torch.Tensor, state: LSTMState | None =
         recurrent = params[f"lstm.weight_hh_l{layer}"].transpose(1, 2)
         hidden, cell = hidden0[layer], cell0[layer]
         outputs = []
-        for step in range(steps):
-            hidden, cell = _cell(torch.baddbmm(projected[:, :, step], hidden, recurrent), cell)
+        for step_input in projected.unbind(dim=2):  # one unbind: its backward stacks once, not T zero-filled copies
+            hidden, cell = _cell(torch.baddbmm(step_input, hidden, recurrent), cell)
             outputs.append(hidden)
         layer_input = torch.stack(outputs, dim=2)
         final_hidden.append(hidden)

@@ -1,0 +1,47 @@
+"""Formal-language builder speed: our batched builder against a one-run-at-a-time nn.LSTM loop.
+
+    python -m benchmarks.build_formal_lang [--device cpu|cuda] [--runs-per-batch 1000] [--steps 20]
+"""
+
+from __future__ import annotations
+
+import torch
+
+from benchmarks.builder_speed import arguments, report, time_baseline, time_ours
+from builders.formal_lang import WEIGHT_DECAY, FormalLangRecipe
+from rnn_zoos.format import FORMAL_LANG
+from rnn_zoos.lstm import LSTMWithHead
+from rnn_zoos.tasks import formal_lang as fl
+from rnn_zoos.training import TrainingSchedule
+
+
+def baseline_step(device: str):
+    """One run of the recipe the usual way: nn.LSTM + nn.Linear, torch.optim.AdamW, strings drawn per step."""
+    torch.manual_seed(0)
+    model = LSTMWithHead(FORMAL_LANG.architecture).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=WEIGHT_DECAY)
+    schedule = TrainingSchedule()
+    task = fl.TASKS[17].to(device)
+
+    def train_step(step: int) -> None:
+        strings = fl.training_strings(task, torch.rand(schedule.batch_size, device=device))
+        logits = model(fl.one_hot(strings[:, :-1]))
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), strings[:, 1:].flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = schedule.learning_rate(step)
+        optimizer.step()
+
+    return train_step
+
+
+def main() -> None:
+    args = arguments(__doc__.split("\n")[0])
+    baseline = time_baseline(baseline_step(args.device), args.baseline_steps, args.device)
+    ours = time_ours(FormalLangRecipe(), args.runs_per_batch, args.steps, args.device)
+    report("formal-lang", args, ours, baseline)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Shared measurement for the builder benchmarks: our batched builder against a one-run-at-a-time loop.
+
+Both are timed in the same process on the same device. Ours is the builder's own code path
+(:class:`rnn_zoos.build.ChunkTrainer`: the recipe's loss and the batched AdamW for K runs, and a
+snapshot: evaluation, weight encoding and the Parquet write). The baseline is a plain
+``torch.nn.LSTM`` training loop for one run with ``torch.optim.AdamW`` and the same recipe, without
+snapshots (which flatters it). The projection for a whole zoo adds the snapshot cost to ours only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from rnn_zoos.build import BuildConfig, Chunk, ChunkTrainer, ZooRecipe
+from rnn_zoos.training import PAPER_SNAPSHOT_STEPS, PAPER_STEPS
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work, so wall-clock times are real."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_ours(recipe: ZooRecipe, runs_per_batch: int, steps: int, device: str) -> tuple[float, float]:
+    """Seconds per training step of K batched runs, and seconds per snapshot of those K runs."""
+    with tempfile.TemporaryDirectory() as folder:
+        config = BuildConfig(out=folder, runs=runs_per_batch, steps=PAPER_STEPS, device=device)
+        trainer = ChunkTrainer(recipe, config, Chunk(0, runs_per_batch), Path(folder) / "chunk")
+        trainer.train_step(1)  # warm-up: allocations, kernels
+        synchronize(device)
+        start = time.perf_counter()
+        for step in range(2, steps + 2):
+            trainer.train_step(step)
+        synchronize(device)
+        per_step = (time.perf_counter() - start) / steps
+        start = time.perf_counter()
+        trainer.write_snapshot(PAPER_STEPS)
+        synchronize(device)
+        per_snapshot = time.perf_counter() - start
+    return per_step, per_snapshot
+
+
+def time_baseline(train_step: Callable[[int], None], steps: int, device: str) -> float:
+    """Seconds per step of a one-run training loop, ``train_step(step)``, after one warm-up step."""
+    train_step(1)
+    synchronize(device)
+    start = time.perf_counter()
+    for step in range(2, steps + 2):
+        train_step(step)
+    synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def arguments(description: str) -> argparse.Namespace:
+    """Command line shared by the builder benchmarks."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--runs-per-batch", type=int, default=1000, help="K, runs trained at once by our builder")
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps of our builder")
+    parser.add_argument("--baseline-steps", type=int, default=200, help="timed steps of the one-run loop")
+    return parser.parse_args()
+
+
+def report(name: str, args: argparse.Namespace, ours: tuple[float, float], baseline: float, zoo_runs: int = 1000) -> None:
+    """Print the figures and the ratio, and project a whole zoo (``zoo_runs`` runs of the paper's length)."""
+    per_step, per_snapshot = ours
+    k = args.runs_per_batch
+    ours_rate, baseline_rate = k / per_step, 1 / baseline
+    device = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    chunks = -(-zoo_runs // k)
+    ours_zoo = chunks * (PAPER_STEPS * per_step + len(PAPER_SNAPSHOT_STEPS) * per_snapshot)
+    baseline_zoo = zoo_runs * PAPER_STEPS * baseline
+    print(f"{name} builder benchmark on {device}, torch {torch.__version__}")
+    print(f"  baseline, one nn.LSTM run at a time : {baseline_rate:10.1f} model-steps/s  ({baseline * 1e3:.2f} ms/step)")
+    print(f"  ours, K={k} runs batched           : {ours_rate:10.1f} model-steps/s  ({per_step * 1e3:.1f} ms/step)")
+    print(f"  ratio ours / baseline (training)   : {ours_rate / baseline_rate:10.1f}x")
+    print(f"  ours, one snapshot of {k} runs      : {per_snapshot:10.2f} s")
+    print(f"  projected {zoo_runs}-run, {PAPER_STEPS}-step zoo: ours {ours_zoo / 60:.1f} min (snapshots included), "
+          f"baseline {baseline_zoo / 3600:.1f} h (training only); ratio {baseline_zoo / ours_zoo:.1f}x")
