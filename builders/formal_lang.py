@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from builders import CARDS_DIR
-from rnn_zoos.build import BuildConfig, ZooRecipe, build_zoo, parse_build_args
+from rnn_zoos.build import BuildConfig, ZooRecipe, build_zoo, parse_build_args, recorded_log_probs
 from rnn_zoos.errors import ZooError, report
 from rnn_zoos.format import FORMAL_LANG
 from rnn_zoos.lstm import Params, lstm_forward
@@ -58,13 +58,12 @@ class FormalLangRecipe(ZooRecipe):
         strings = fl.sample_strings(params, uniforms)
         accuracy = fl.accepts(strings, runs["task"].unsqueeze(1)).float().mean(dim=1)
         inputs = strings[:, :RECORDED]
-        logits, _ = lstm_forward(params, fl.one_hot(inputs[..., :-1]))
         return {
             "task": runs["task"].cpu().tolist(),
             "accuracy": accuracy.cpu().numpy(),
             "weight_decay": runs["weight_decay"].cpu().numpy(),
             "inputs": inputs.to(torch.int16).cpu().numpy(),
-            "log_probs": torch.log_softmax(logits, dim=-1).to(torch.float16).cpu().numpy(),
+            "log_probs": recorded_log_probs(params, fl.one_hot(inputs[..., :-1])),
         }
 
     def task_key(self, task: Any) -> tuple[int, ...]:

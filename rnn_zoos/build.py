@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
@@ -31,7 +32,7 @@ from transformers import HfArgumentParser
 from .errors import ZooError
 from .format import FORMAT_VERSION, SPLITS, SplitInfo, ZooInfo, ZooSpec, encode_weights, file_sha256
 from .hub import atomic_write, remove_stale_data, size_category, write_card, write_info, write_parquet, write_split, configs_yaml
-from .lstm import Params
+from .lstm import Params, lstm_forward
 from .splits import split_tasks
 from .streams import run_seeds
 from .training import BatchedAdamW, TrainingSchedule, initial_params
@@ -73,6 +74,12 @@ class BuildConfig:
         """Runs per batched model."""
         default = 1000 if self.device == "cuda" else 64
         return min(self.runs, self.runs_per_batch or default)
+
+
+def recorded_log_probs(params: Params, inputs: torch.Tensor) -> np.ndarray:
+    """The ``log_probs`` column: float16 log-softmax outputs of M RNNs on their recorded ``inputs [M, 100, T, I]``."""
+    logits, _ = lstm_forward(params, inputs)
+    return torch.log_softmax(logits, dim=-1).to(torch.float16).cpu().numpy()
 
 
 def parse_build_args(config_class: type[BuildConfig], prog: str, description: str, argv: list[str] | None = None) -> BuildConfig:

