@@ -79,3 +79,34 @@ def test_architecture_shapes_and_unstack() -> None:
     params = batched(random_modules(3))
     for index, single in enumerate(unstack_params(params)):
         assert all(torch.equal(single[name], params[name][index]) for name in params)
+
+
+def test_gradients_for_inputs_and_carried_state_match_nn_lstm() -> None:
+    modules = random_modules(3)
+    params = batched(modules)
+    inputs = torch.randn(3, 2, 5, ARCH.input_size, dtype=torch.float64, requires_grad=True)
+    hidden = torch.randn(2, 3, 2, ARCH.hidden_size, dtype=torch.float64, requires_grad=True)
+    cell = torch.randn(2, 3, 2, ARCH.hidden_size, dtype=torch.float64, requires_grad=True)
+    logits, (h_n, c_n) = lstm_forward(params, inputs, (hidden, cell))
+    (logits.sin().sum() + h_n.square().sum() + c_n.cos().sum()).backward()
+    for index, module in enumerate(modules):
+        x = inputs.detach()[index].clone().requires_grad_()
+        h0 = hidden.detach()[:, index].clone().requires_grad_()
+        c0 = cell.detach()[:, index].clone().requires_grad_()
+        out, (h, c) = module.lstm(x, (h0, c0))
+        (module.head(out).sin().sum() + h.square().sum() + c.cos().sum()).backward()
+        torch.testing.assert_close(inputs.grad[index], x.grad)
+        torch.testing.assert_close(hidden.grad[:, index], h0.grad)
+        torch.testing.assert_close(cell.grad[:, index], c0.grad)
+
+
+def test_gradcheck_of_the_recurrence() -> None:
+    modules = random_modules(2, LSTMArchitecture(3, 4, 2, 2))
+    params = {name: tensor.clone().requires_grad_() for name, tensor in batched(modules).items()}
+    inputs = torch.randn(2, 2, 4, 3, dtype=torch.float64, requires_grad=True)
+    names = list(params)
+
+    def function(x, *tensors):
+        return lstm_forward(dict(zip(names, tensors)), x)[0]
+
+    assert torch.autograd.gradcheck(function, (inputs, *params.values()))
