@@ -31,7 +31,7 @@ from transformers import HfArgumentParser
 
 from .errors import ZooError
 from .format import FORMAT_VERSION, SPLITS, SplitInfo, ZooInfo, ZooSpec, encode_weights, file_sha256
-from .hub import atomic_write, remove_stale_data, size_category, write_card, write_info, write_parquet, write_split, configs_yaml
+from .hub import atomic_write, card_metadata, remove_stale_data, write_card, write_info, write_parquet, write_split
 from .lstm import Params, lstm_forward
 from .splits import split_tasks
 from .streams import run_seeds
@@ -347,8 +347,9 @@ def _finalize(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], 
         tasks = set(assignment[split])
         runs = sorted(run for run, task in run_task.items() if task in tasks)
         num_rows = len(runs) * snapshots
-        files = write_split(out, split, recipe.spec.features, _split_tables(chunk_folders, set(runs)), num_rows)
-        splits[split] = SplitInfo(tasks=[_jsonable(task) for task in assignment[split]], runs=runs, num_rows=num_rows, files=files)
+        files, num_bytes = write_split(out, split, recipe.spec.features, _split_tables(chunk_folders, set(runs)), num_rows)
+        splits[split] = SplitInfo(tasks=[_jsonable(task) for task in assignment[split]], runs=runs, num_rows=num_rows,
+                                  num_bytes=num_bytes, files=files)
     all_files = [path for split in splits.values() for path in split.files]
     remove_stale_data(out, all_files)
     info = ZooInfo(
@@ -361,8 +362,7 @@ def _finalize(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], 
         notes=recipe.notes(),
     )
     fields = {
-        "configs": configs_yaml(info),
-        "size_category": size_category(info.num_rows),
+        "metadata": card_metadata(info, recipe.spec.features, out),
         "runs": config.runs,
         "steps": config.steps,
         "seed": config.seed,

@@ -154,6 +154,8 @@ class SplitInfo:
     tasks: list[Any]
     runs: list[int]
     num_rows: int
+    num_bytes: int
+    """Size of the rows in Arrow memory."""
     files: list[str]
 
 

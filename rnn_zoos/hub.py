@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import yaml
 from datasets import Features
 from datasets.arrow_writer import ParquetWriter
 
@@ -61,15 +62,21 @@ def shard_paths(split: str, num_rows: int) -> list[str]:
     return [f"{DATA_DIR}/{split}-{index:05d}-of-{count:05d}.parquet" for index in range(count)]
 
 
-def write_split(folder: Path, split: str, features: Features, tables: Iterable[pa.Table], num_rows: int) -> list[str]:
-    """Write the rows of one split, given as Arrow tables in order, into its shards; returns their relative paths."""
+def write_split(folder: Path, split: str, features: Features, tables: Iterable[pa.Table], num_rows: int) -> tuple[list[str], int]:
+    """Write the rows of one split, given as Arrow tables in order, into its shards.
+
+    Returns the shards' relative paths and the rows' size in Arrow memory (the Hub's ``num_bytes``).
+    """
     paths = shard_paths(split, num_rows)
     pending = _rechunk(tables, ROWS_PER_SHARD)
+    num_bytes = 0
     for relative in paths:
-        write_parquet(folder / relative, features, [next(pending)])
+        table = next(pending)
+        num_bytes += table.nbytes
+        write_parquet(folder / relative, features, [table])
     if next(pending, None) is not None:
         raise RuntimeError(f"split {split} has more rows than the {num_rows} expected")
-    return paths
+    return paths, num_bytes
 
 
 def _rechunk(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
@@ -110,17 +117,26 @@ def size_category(num_rows: int) -> str:
     return "1M<n<10M"
 
 
-def configs_yaml(info: ZooInfo) -> str:
-    """The card's ``configs`` block: one data-file pattern per non-empty split.
+def card_metadata(info: ZooInfo, features: Features, folder: Path) -> str:
+    """The generated part of the card's YAML header: ``configs``, ``dataset_info`` and ``size_categories``.
 
-    ``datasets`` cannot load a split without files, so an empty split is left out of the card (it
-    stays in ``meta/info.json`` with zero rows, and :func:`rnn_zoos.load_zoo` returns it empty).
+    ``datasets`` cannot load a split without files, so an empty split is left out (it stays in
+    ``meta/info.json`` with zero rows, and :func:`rnn_zoos.load_zoo` returns it empty).
+    ``dataset_info`` also keys ``datasets``' cache of a local folder to the zoo's content: without
+    it, two zoo folders of the same name share one cache entry, and the second loads the first's rows.
     """
-    lines = ["configs:", "- config_name: default", "  data_files:"]
-    for split in SPLITS:
-        if info.splits[split].num_rows:
-            lines += [f"  - split: {split}", f"    path: {DATA_DIR}/{split}-*"]
-    return "\n".join(lines)
+    present = [split for split in SPLITS if info.splits[split].num_rows]
+    metadata = {
+        "configs": [{"config_name": "default", "data_files": [{"split": s, "path": f"{DATA_DIR}/{s}-*"} for s in present]}],
+        "dataset_info": {
+            "features": features._to_yaml_list(),
+            "splits": [{"name": s, "num_bytes": info.splits[s].num_bytes, "num_examples": info.splits[s].num_rows} for s in present],
+            "download_size": sum((folder / path).stat().st_size for path in info.checksums),
+            "dataset_size": sum(info.splits[s].num_bytes for s in present),
+        },
+        "size_categories": [size_category(info.num_rows)],
+    }
+    return yaml.safe_dump(metadata, sort_keys=False).rstrip()
 
 
 def write_card(folder: Path, template: Path, fields: dict[str, Any]) -> None:

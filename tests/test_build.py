@@ -224,3 +224,11 @@ def test_foreign_weights_blobs_are_refused() -> None:
         rnn_zoos.decode_weights(lying)
     with pytest.raises(ZooError, match="not a safetensors file"):
         rnn_zoos.decode_weights(b"\x00garbage")
+
+
+def test_plain_load_dataset_keeps_same_named_zoo_folders_apart(tmp_path: Path) -> None:
+    first = build_formal(tmp_path / "a" / "zoo", runs=3, steps=4, seed=0)
+    second = build_formal(tmp_path / "b" / "zoo", runs=3, steps=4, seed=1)
+    for folder in (first, second, first):
+        expected = pq.read_table(next((folder / "data").glob("train-*.parquet"))).column("seed").to_pylist()
+        assert datasets.load_dataset(str(folder), split="train")["seed"] == expected
