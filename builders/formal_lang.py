@@ -31,6 +31,10 @@ SAMPLES = 1000
 """Strings sampled per snapshot to measure accuracy."""
 RECORDED = 100
 """Of those, how many are stored as ``inputs``."""
+ACCURACY_DEFINITION = (
+    "fraction of 1000 strings sampled from the RNN that are in its language: a string counts only if it contains "
+    "EOS and, before it, the letters come in order with counts n, n + m_b, n + m_c, n + m_d for one n >= 0"
+)
 
 
 class FormalLangRecipe(ZooRecipe):
@@ -63,21 +67,17 @@ class FormalLangRecipe(ZooRecipe):
             "accuracy": accuracy.cpu().numpy(),
             "weight_decay": runs["weight_decay"].cpu().numpy(),
             "inputs": inputs.to(torch.int16).cpu().numpy(),
-            "log_probs": recorded_log_probs(params, fl.one_hot(inputs[..., :-1])),
+            "log_probs": recorded_log_probs(self.spec, params, inputs),
         }
 
-    def task_key(self, task: Any) -> tuple[int, ...]:
-        return tuple(int(value) for value in task)
-
-    def split_criterion(self, task_key: tuple[int, ...]) -> float:
-        return float(fl.task_entropy(torch.tensor(task_key)))
+    def card_fields(self) -> dict[str, Any]:
+        return {"accuracy_definition": ACCURACY_DEFINITION}
 
     def notes(self) -> list[str]:
         return [
             "Strings are cut to 42 tokens (BOS included); for the 4 tasks with m_b + m_c + m_d >= 5 the n = 9 "
             "strings lose their EOS, and such strings cannot count as correct when sampled.",
-            "accuracy: a sampled string counts only if it contains EOS and, before it, the letters come in "
-            "order with counts n, n + m_b, n + m_c, n + m_d for one n >= 0.",
+            f"accuracy: {ACCURACY_DEFINITION}.",
         ]
 
 

@@ -21,7 +21,7 @@ import torch
 from builders import CARDS_DIR
 from rnn_zoos.build import BuildConfig, ZooRecipe, build_zoo, parse_build_args, recorded_log_probs
 from rnn_zoos.errors import ZooError, report
-from rnn_zoos.format import SEQ_MNIST, ZooInfo
+from rnn_zoos.format import SEQ_MNIST
 from rnn_zoos.lstm import Params, lstm_forward
 from rnn_zoos.streams import mix32, stream_uniform
 from rnn_zoos.tasks import seq_mnist as sm
@@ -113,16 +113,10 @@ class SeqMnistRecipe(ZooRecipe):
             "val_loss": val_loss.cpu().numpy(),
             "generalization_gap": (val_loss - train_loss).cpu().numpy(),
             "inputs": inputs.cpu().numpy(),
-            "log_probs": recorded_log_probs(params, inputs.float()),
+            "log_probs": recorded_log_probs(self.spec, params, inputs),
         }
 
-    def task_key(self, task: Any) -> float:
-        return float(task)
-
-    def split_criterion(self, task_key: float) -> float:
-        return task_key
-
-    def card_fields(self, info: ZooInfo) -> dict[str, Any]:
+    def card_fields(self) -> dict[str, Any]:
         return {
             "mnist_source": self.mnist.source,
             "mnist_images": len(self.mnist.labels),

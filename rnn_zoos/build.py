@@ -30,10 +30,10 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
 from .errors import ZooError
-from .format import FORMAT_VERSION, SPLITS, SplitInfo, ZooInfo, ZooSpec, encode_weights, file_sha256
-from .hub import atomic_write, card_metadata, remove_stale_data, write_card, write_info, write_parquet, write_split
+from .format import FORMAT_VERSION, ZooInfo, ZooSpec, encode_weights
+from .files import atomic_write
+from .hub import plan_splits, write_parquet, write_zoo_layout
 from .lstm import Params, lstm_forward
-from .splits import split_tasks
 from .streams import run_seeds
 from .training import BatchedAdamW, TrainingSchedule, initial_params
 
@@ -76,9 +76,9 @@ class BuildConfig:
         return min(self.runs, self.runs_per_batch or default)
 
 
-def recorded_log_probs(params: Params, inputs: torch.Tensor) -> np.ndarray:
-    """The ``log_probs`` column: float16 log-softmax outputs of M RNNs on their recorded ``inputs [M, 100, T, I]``."""
-    logits, _ = lstm_forward(params, inputs)
+def recorded_log_probs(spec: ZooSpec, params: Params, inputs: torch.Tensor) -> np.ndarray:
+    """The ``log_probs`` column: float16 log-softmax outputs of M RNNs on their recorded ``inputs [M, 100, ...]``."""
+    logits, _ = lstm_forward(params, spec.model_inputs(inputs))
     return torch.log_softmax(logits, dim=-1).to(torch.float16).cpu().numpy()
 
 
@@ -110,16 +110,8 @@ class ZooRecipe(ABC):
     def snapshot(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> dict[str, Any]:
         """Columns of the K rows of a snapshot, all but ``run``, ``step``, ``seed`` and ``weights``."""
 
-    @abstractmethod
-    def task_key(self, task: Any) -> Any:
-        """A hashable, sortable form of a ``task`` cell (as read back from Parquet)."""
-
-    @abstractmethod
-    def split_criterion(self, task_key: Any) -> float:
-        """The criterion whose highest tasks form the ``ood`` split."""
-
-    def card_fields(self, info: ZooInfo) -> dict[str, Any]:
-        """Extra ``$placeholders`` of the card template, beyond those :func:`build_zoo` fills in."""
+    def card_fields(self) -> dict[str, Any]:
+        """Zoo-specific ``$placeholders`` of the card template."""
         return {}
 
     def notes(self) -> list[str]:
@@ -338,46 +330,24 @@ def _split_tables(chunk_folders: list[Path], runs: set[int], group: int = 100) -
 
 def _finalize(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], out: Path, chunk_folders: list[Path]) -> None:
     """Assign splits and write the Hub layout from the finished chunks."""
-    run_task = {run: recipe.task_key(task) for run, task in _run_tasks(chunk_folders).items()}
-    assignment = split_tasks(list(run_task.values()), recipe.split_criterion, config.seed)
-    schedule = TrainingSchedule(steps=config.steps)
-    snapshots = len(schedule.snapshot_steps())
-    splits: dict[str, SplitInfo] = {}
-    for split in SPLITS:
-        tasks = set(assignment[split])
-        runs = sorted(run for run, task in run_task.items() if task in tasks)
-        num_rows = len(runs) * snapshots
-        files, num_bytes = write_split(out, split, recipe.spec.features, _split_tables(chunk_folders, set(runs)), num_rows)
-        splits[split] = SplitInfo(tasks=[_jsonable(task) for task in assignment[split]], runs=runs, num_rows=num_rows,
-                                  num_bytes=num_bytes, files=files)
-    all_files = [path for split in splits.values() for path in split.files]
-    remove_stale_data(out, all_files)
-    info = ZooInfo(
-        zoo=recipe.spec.name,
-        architecture=recipe.spec.architecture,
-        builder=identity,
-        snapshot_steps=schedule.snapshot_steps(),
-        splits=splits,
-        checksums={path: file_sha256(out / path) for path in all_files},
-        notes=recipe.notes(),
+    spec = recipe.spec
+    plan = plan_splits(spec, _run_tasks(chunk_folders), config.seed)
+    snapshot_steps = TrainingSchedule(steps=config.steps).snapshot_steps()
+    write_zoo_layout(
+        out,
+        spec,
+        plan,
+        rows_of=lambda runs: _split_tables(chunk_folders, set(runs)),
+        rows_per_split={split: len(entry.runs) * len(snapshot_steps) for split, entry in plan.items()},
+        info_fields={"builder": identity, "snapshot_steps": snapshot_steps, "notes": recipe.notes()},
+        template=recipe.card_template,
+        card_fields={
+            "steps": config.steps,
+            "provenance": "rebuilt with the batched builder of rnn-zoos "
+            f"(`python -m builders.{spec.name.replace('-', '_')} --runs {config.runs} --steps {config.steps} --seed {config.seed}`)",
+            "step_zero": "step 0 = the initial weights",
+            "seeds": f"zoo seed {config.seed}; run r uses the seed `SeedSequence([{config.seed}, r])` (stored in `seed`), "
+            "which alone determines all its random numbers",
+            **recipe.card_fields(),
+        },
     )
-    fields = {
-        "metadata": card_metadata(info, recipe.spec.features, out),
-        "runs": config.runs,
-        "steps": config.steps,
-        "seed": config.seed,
-        "num_rows": info.num_rows,
-        "snapshot_steps": ", ".join(map(str, info.snapshot_steps)),
-        "split_table": "\n".join(
-            f"| `{name}` | {len(split.tasks)} | {len(split.runs)} | {split.num_rows} |" for name, split in splits.items()
-        ),
-        "format_version": FORMAT_VERSION,
-        **recipe.card_fields(info),
-    }
-    write_card(out, recipe.card_template, fields)
-    write_info(out, info)
-
-
-def _jsonable(task: Any) -> Any:
-    return list(task) if isinstance(task, tuple) else task
-

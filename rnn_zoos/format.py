@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from datasets import Array2D, Array3D, Features, List, Value
 
 from .errors import ZooError
 from .lstm import LSTMArchitecture, Params
+from .tasks.formal_lang import task_entropy
 
 FORMAT_VERSION = "1.0"
 SPLITS = ("train", "validation", "ood")
@@ -42,6 +44,24 @@ class ZooSpec:
     """Zoo-specific float32 columns."""
     inputs_feature: Any
     log_probs_feature: Any
+    token_vocab: int | None
+    """If set, ``inputs`` are token ids: a model reads them one-hot, all but the last (next-token prediction)."""
+    task_key: Callable[[Any], Hashable]
+    """A hashable, sortable form of a ``task`` cell."""
+    criterion: Callable[[Hashable], float]
+    """The split criterion of a task key: the highest tasks form the ``ood`` split."""
+    criterion_label: str
+
+    @property
+    def scalar_task(self) -> bool:
+        """Whether a task is one number (an angle) rather than a vector."""
+        return isinstance(self.task_feature, Value)
+
+    def model_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """What the RNNs read, from a batch of recorded ``inputs``: ``log_probs`` are their outputs on it."""
+        if self.token_vocab is None:
+            return inputs.float()
+        return torch.nn.functional.one_hot(inputs[..., :-1].long(), self.token_vocab).float()
 
     @property
     def features(self) -> Features:
@@ -65,6 +85,10 @@ FORMAL_LANG = ZooSpec(
     extra_columns=("weight_decay",),
     inputs_feature=Array2D((100, 42), "int16"),
     log_probs_feature=Array3D((100, 41, 6), "float16"),
+    token_vocab=6,
+    task_key=lambda task: tuple(int(value) for value in task),
+    criterion=lambda task: float(task_entropy(torch.tensor(task))),
+    criterion_label="entropy of the normalised task vector",
 )
 
 SEQ_MNIST = ZooSpec(
@@ -74,6 +98,10 @@ SEQ_MNIST = ZooSpec(
     extra_columns=("weight_decay", "train_loss", "val_loss", "generalization_gap"),
     inputs_feature=Array3D((100, 50, 16), "float16"),
     log_probs_feature=Array3D((100, 50, 10), "float16"),
+    token_vocab=None,
+    task_key=float,
+    criterion=float,
+    criterion_label="rotation angle (degrees)",
 )
 
 ZOO_SPECS = {spec.name: spec for spec in (FORMAL_LANG, SEQ_MNIST)}

@@ -6,38 +6,28 @@ interrupted write never leaves a truncated file under a real name.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import string
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 from datasets import Features
 from datasets.arrow_writer import ParquetWriter
 
 from .errors import ZooError
-from .format import CARD_PATH, DATA_DIR, INFO_PATH, SPLITS, ZooInfo
+from .files import atomic_write
+from .format import CARD_PATH, DATA_DIR, FORMAT_VERSION, INFO_PATH, SPLITS, SplitInfo, ZooInfo, ZooSpec, file_sha256
+from .plots import card_plots
+from .splits import split_tasks
 
 ROWS_PER_SHARD = 1000
 """Rows per data file: about 110 MB for the formal-language zoo."""
 ROW_GROUP_SIZE = 100
 """Rows per Parquet row group: the unit a streaming reader fetches."""
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def write_parquet(path: str | Path, features: Features, batches: Iterable[dict[str, Any] | pa.Table]) -> int:
@@ -147,3 +137,83 @@ def write_card(folder: Path, template: Path, fields: dict[str, Any]) -> None:
         raise ZooError(f"card template {template} uses ${error.args[0]}, which the builder does not fill in") from None
     with atomic_write(folder / CARD_PATH) as temporary:
         temporary.write_text(text)
+
+
+@dataclass
+class SplitPlan:
+    """The tasks (as task keys) and runs of one split."""
+
+    tasks: list[Hashable]
+    runs: list[int]
+
+
+def plan_splits(spec: ZooSpec, run_tasks: dict[int, Any], seed: int) -> dict[str, SplitPlan]:
+    """Assign every run to a split by its task (see :func:`rnn_zoos.splits.split_tasks`)."""
+    keys = {run: spec.task_key(task) for run, task in run_tasks.items()}
+    assignment = split_tasks(list(keys.values()), spec.criterion, seed)
+    return {
+        split: SplitPlan(tasks, sorted(run for run, key in keys.items() if key in set(tasks)))
+        for split, tasks in assignment.items()
+    }
+
+
+LIGHT_COLUMNS = ["run", "step", "task", "accuracy", "weight_decay"]
+
+
+def write_zoo_layout(
+    folder: Path,
+    spec: ZooSpec,
+    plan: dict[str, SplitPlan],
+    rows_of: Callable[[list[int]], Iterable[pa.Table]],
+    rows_per_split: dict[str, int],
+    info_fields: dict[str, Any],
+    template: Path,
+    card_fields: dict[str, Any],
+) -> ZooInfo:
+    """Write a zoo folder's data files, ``meta/info.json``, plots and card; returns the info record.
+
+    Args:
+        plan: the runs of each split.
+        rows_of: the rows of the given runs as Arrow tables of ``spec.features``, ordered by (run, step).
+        rows_per_split: how many rows each split has.
+        info_fields: ``builder``, ``snapshot_steps`` and ``notes`` of the :class:`ZooInfo`.
+        template: the card template; ``card_fields`` fill its zoo-specific ``$placeholders``.
+    """
+    splits = {}
+    for split in SPLITS:
+        runs = plan[split].runs
+        files, num_bytes = write_split(folder, split, spec.features, rows_of(runs), rows_per_split[split])
+        tasks = [list(task) if isinstance(task, tuple) else task for task in plan[split].tasks]
+        splits[split] = SplitInfo(tasks=tasks, runs=runs, num_rows=rows_per_split[split], num_bytes=num_bytes, files=files)
+    all_files = [path for split in splits.values() for path in split.files]
+    remove_stale_data(folder, all_files)
+    info = ZooInfo(
+        zoo=spec.name,
+        architecture=spec.architecture,
+        splits=splits,
+        checksums={path: file_sha256(folder / path) for path in all_files},
+        **info_fields,
+    )
+    light = {split: _read_columns(folder, entry.files, LIGHT_COLUMNS) for split, entry in splits.items()}
+    plots = card_plots(folder, spec, light)
+    fields = {
+        "metadata": card_metadata(info, spec.features, folder),
+        "format_version": FORMAT_VERSION,
+        "runs": sum(len(entry.runs) for entry in splits.values()),
+        "num_rows": info.num_rows,
+        "snapshot_steps": ", ".join(map(str, info.snapshot_steps)),
+        "split_table": "\n".join(
+            f"| `{name}` | {len(entry.tasks)} | {len(entry.runs)} | {entry.num_rows} |" for name, entry in splits.items()
+        ),
+        "plots": "\n\n".join(f"![{caption}]({path})" for caption, path in plots),
+        "notes": "\n".join(f"- {note}" for note in info.notes) or "- none",
+        **card_fields,
+    }
+    write_card(folder, template, fields)
+    write_info(folder, info)
+    return info
+
+
+def _read_columns(folder: Path, files: list[str], columns: list[str]) -> pa.Table | None:
+    tables = [pq.read_table(folder / path, columns=columns) for path in files]
+    return pa.concat_tables(tables) if tables else None

@@ -22,7 +22,7 @@ from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, Repo
 
 from .errors import ZooError
 from .format import INFO_PATH, SPLITS, ZooInfo, decode_weights, file_sha256, weights_architecture, zoo_spec
-from .hub import atomic_write
+from .files import atomic_write
 from .lstm import LSTMWithHead, Params
 
 Zoo = datasets.Dataset | datasets.IterableDataset | datasets.DatasetDict | datasets.IterableDatasetDict
