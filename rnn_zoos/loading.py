@@ -66,13 +66,17 @@ def load_zoo(name_or_path: str | Path, split: str | None = None, streaming: bool
     loaded: dict[str, Any] = {}
     if present:
         source = str(Path(name_or_path).resolve()) if local else str(name_or_path)
-        kwargs: dict[str, Any] = {"streaming": streaming, "features": features}
+        kwargs: dict[str, Any] = {"streaming": streaming}
         if not local:
             kwargs["revision"] = revision
         elif changed and not streaming:
             kwargs["download_mode"] = "force_redownload"
         result = datasets.load_dataset(source, **kwargs)
         loaded = {name: result[name] for name in present}
+        for name, split in loaded.items():
+            if split.features is not None and split.features != features:
+                raise ZooError(f"{name_or_path}: split {name} has the columns {split.features}, not those of a {info.zoo} zoo; "
+                               "the zoo is damaged: rebuild it or download it again")
     for name in wanted:
         if name not in loaded:
             if streaming:

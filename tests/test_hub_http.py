@@ -1,0 +1,117 @@
+"""A zoo served over real HTTP by a local Hub mirror (olah) loads like the folder; offline, the cache serves it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hub_mirror import client_env, serve_datasets
+
+REPO_ID = "rnn-zoos/formal-lang"
+ROOT = Path(__file__).resolve().parent.parent
+
+ONLINE_CLIENT = """
+import hashlib, json, os
+import datasets, huggingface_hub, rnn_zoos
+from rnn_zoos.verify import verify_zoo
+
+rows = datasets.load_dataset("rnn-zoos/formal-lang")
+folder = huggingface_hub.snapshot_download("rnn-zoos/formal-lang", repo_type="dataset")
+files = {}
+for base, _, names in os.walk(folder):
+    for name in names:
+        path = os.path.join(base, name)
+        files[os.path.relpath(path, folder)] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+print(json.dumps({
+    "rows": {split: [[r["run"], r["step"], r["seed"], hashlib.sha256(r["weights"]).hexdigest()] for r in rows[split]] for split in rows},
+    "files": files,
+    "load_zoo_train": len(rnn_zoos.load_zoo("rnn-zoos/formal-lang", split="train")),
+    "problems": verify_zoo("rnn-zoos/formal-lang"),
+}))
+"""
+
+OFFLINE_CLIENT = """
+import json, rnn_zoos
+zoo = rnn_zoos.load_zoo("rnn-zoos/formal-lang")
+try:
+    rnn_zoos.load_zoo("rnn-zoos/never-loaded")
+    error = None
+except rnn_zoos.ZooError as caught:
+    error = str(caught)
+print(json.dumps({"sizes": {split: len(zoo[split]) for split in zoo}, "error": error}))
+"""
+
+
+def run_client(code: str, env: dict[str, str]) -> dict:
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def card_example(card: str) -> str:
+    """The card's loading example, as written."""
+    return re.search(r"## Loading\n\n```python\n(.*?)```", card, re.S).group(1)
+
+
+@pytest.fixture(scope="module")
+def served(formal_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
+    """Serve the tiny zoo as rnn-zoos/formal-lang, load it once over HTTP, run the card's example; then stop serving."""
+    work = tmp_path_factory.mktemp("olah")
+    hf_home = work / "hf_home"
+    with serve_datasets({REPO_ID: formal_zoo}, work / "server") as endpoint:
+        online = run_client(ONLINE_CLIENT, client_env(hf_home, endpoint))
+        example = card_example((formal_zoo / "README.md").read_text())
+        check = "\nimport torch\ntorch.testing.assert_close(log_probs, row['log_probs'], rtol=2**-10, atol=1e-5)\nprint('{}')\n"
+        run_client(example + check, client_env(work / "hf_home_example", endpoint))
+    return online, hf_home, example
+
+
+def local_rows(folder: Path) -> dict[str, list]:
+    info = json.loads((folder / "meta" / "info.json").read_text())
+    rows = {}
+    for split, entry in info["splits"].items():
+        if entry["files"]:
+            table = pa.concat_tables([pq.read_table(folder / path) for path in entry["files"]]).to_pydict()
+            rows[split] = [[run, step, seed, hashlib.sha256(blob).hexdigest()]
+                           for run, step, seed, blob in zip(table["run"], table["step"], table["seed"], table["weights"])]
+    return rows
+
+
+def test_load_dataset_over_http_gives_the_folders_rows(served, formal_zoo: Path) -> None:
+    online, _, _ = served
+    assert online["rows"] == local_rows(formal_zoo)
+    assert online["load_zoo_train"] == len(online["rows"]["train"])
+
+
+def test_snapshot_download_gives_the_folders_files(served, formal_zoo: Path) -> None:
+    online, _, _ = served
+    expected = {path.relative_to(formal_zoo).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+                for path in formal_zoo.rglob("*") if path.is_file()}
+    assert online["files"] == expected
+    assert any(name.startswith("assets/") for name in expected)
+
+
+def test_verify_passes_on_a_hub_repo(served) -> None:
+    online, _, _ = served
+    assert online["problems"] == []
+
+
+def test_card_example_runs_as_written(served) -> None:
+    _, _, example = served
+    assert 'load_dataset("rnn-zoos/formal-lang")' in example  # the example ran above, unchanged, against the mirror
+
+
+def test_offline_the_cache_serves_a_loaded_zoo_and_names_a_missing_one(served) -> None:
+    online, hf_home, _ = served
+    offline = run_client(OFFLINE_CLIENT, client_env(hf_home, offline=True))
+    assert offline["sizes"] == {split: len(rows) for split, rows in online["rows"].items()}
+    assert offline["error"].startswith("rnn-zoos/never-loaded is not in the local cache and the Hub cannot be reached")
