@@ -73,9 +73,9 @@ def load_zoo(name_or_path: str | Path, split: str | None = None, streaming: bool
             kwargs["download_mode"] = "force_redownload"
         result = datasets.load_dataset(source, **kwargs)
         loaded = {name: result[name] for name in present}
-        for name, split in loaded.items():
-            if split.features is not None and split.features != features:
-                raise ZooError(f"{name_or_path}: split {name} has the columns {split.features}, not those of a {info.zoo} zoo; "
+        for name, dataset in loaded.items():
+            if dataset.features is not None and dataset.features != features:
+                raise ZooError(f"{name_or_path}: split {name} has the columns {dataset.features}, not those of a {info.zoo} zoo; "
                                "the zoo is damaged: rebuild it or download it again")
     for name in wanted:
         if name not in loaded:
