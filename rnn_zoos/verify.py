@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 import yaml
@@ -53,22 +54,25 @@ def verify_zoo(source: str | Path, sample_rows: int = 8, revision: str | None = 
         spec = zoo_spec(info.zoo)
     except ZooError as error:
         return problems + [str(error)]
-    readable = _check_files(folder, info, spec, problems)
+    light = _check_files(folder, info, spec, problems)
     _check_card(folder, info, problems)
-    _check_splits(folder, info, spec, readable, problems)
-    _check_rows(folder, spec, readable, sample_rows, problems)
+    _check_splits(info, spec, light, problems)
+    _check_rows(folder, spec, light, sample_rows, problems)
     return problems
 
 
-def _check_files(folder: Path, info: ZooInfo, spec: ZooSpec, problems: list[str]) -> list[str]:
-    """Existence, names, checksums, schemas and row counts of the data files; returns the readable ones."""
+def _check_files(folder: Path, info: ZooInfo, spec: ZooSpec, problems: list[str]) -> dict[str, pa.Table]:
+    """Existence, names, checksums, schemas and row counts of the data files.
+
+    Returns the ``run``, ``step`` and ``task`` columns of every readable file, by path.
+    """
     listed = [path for split in SPLITS for path in info.splits[split].files]
     on_disk = {path.relative_to(folder).as_posix() for path in (folder / DATA_DIR).glob("*.parquet")}
     for path in sorted(on_disk - set(listed)):
         problems.append(f"{path} is not listed in {INFO_PATH}")
     if set(info.checksums) != set(listed):
         problems.append(f"{INFO_PATH} lists checksums for {sorted(info.checksums)} but data files {sorted(listed)}")
-    readable = []
+    readable: dict[str, pa.Table] = {}
     for split in SPLITS:
         entry = info.splits[split]
         if entry.files != shard_paths(split, entry.num_rows):
@@ -81,16 +85,15 @@ def _check_files(folder: Path, info: ZooInfo, spec: ZooSpec, problems: list[str]
             if info.checksums.get(path) != file_sha256(folder / path):
                 problems.append(f"{path} does not match its checksum in {INFO_PATH} (corrupt, truncated or modified)")
             try:
-                parquet = pq.ParquetFile(folder / path)
-                found = Features.from_arrow_schema(parquet.schema_arrow)
+                found = Features.from_arrow_schema(pq.read_schema(folder / path))
+                if found != spec.features:
+                    problems.append(f"{path} has the schema {found}, expected the {spec.name} schema {spec.features}")
+                    continue
+                readable[path] = pq.read_table(folder / path, columns=["run", "step", "task"])
             except Exception as error:  # pyarrow raises several types for a damaged file
                 problems.append(f"{path} is not a readable Parquet file ({type(error).__name__}: {error})")
                 continue
-            if found != spec.features:
-                problems.append(f"{path} has the schema {found}, expected the {spec.name} schema {spec.features}")
-                continue
-            rows += parquet.metadata.num_rows
-            readable.append(path)
+            rows += readable[path].num_rows
         if rows != entry.num_rows and all(path in readable for path in entry.files):
             problems.append(f"split {split} has {rows} rows in its files, {INFO_PATH} says {entry.num_rows}")
     return readable
@@ -114,14 +117,13 @@ def _check_card(folder: Path, info: ZooInfo, problems: list[str]) -> None:
             problems.append(f"{CARD_PATH} maps split {split} to {configs.get(split)!r}, expected {wanted!r}")
 
 
-def _check_splits(folder: Path, info: ZooInfo, spec: ZooSpec, readable: list[str], problems: list[str]) -> None:
+def _check_splits(info: ZooInfo, spec: ZooSpec, light: dict[str, pa.Table], problems: list[str]) -> None:
     """Splits are disjoint by task and by run, every run has every snapshot, and they match ``meta/info.json``."""
     tasks_of, runs_of = {}, {}
     for split in SPLITS:
-        files = [path for path in info.splits[split].files if path in readable]
-        if len(files) != len(info.splits[split].files):
+        if not all(path in light for path in info.splits[split].files):
             continue
-        tables = [pq.read_table(folder / path, columns=["run", "step", "task"]) for path in files]
+        tables = [light[path] for path in info.splits[split].files]
         runs = [run for table in tables for run in table.column("run").to_pylist()]
         steps = [step for table in tables for step in table.column("step").to_pylist()]
         tasks = [spec.task_key(task) for table in tables for task in table.column("task").to_pylist()]
@@ -144,9 +146,10 @@ def _check_splits(folder: Path, info: ZooInfo, spec: ZooSpec, readable: list[str
                 problems.append(f"splits {first} and {second} share the runs {sorted(shared)[:5]}")
 
 
-def _check_rows(folder: Path, spec: ZooSpec, readable: list[str], sample_rows: int, problems: list[str]) -> None:
+def _check_rows(folder: Path, spec: ZooSpec, light: dict[str, pa.Table], sample_rows: int, problems: list[str]) -> None:
     """On rows spread evenly over the readable files, the decoded weights reproduce ``log_probs``."""
-    counts = [pq.ParquetFile(folder / path).metadata.num_rows for path in readable]
+    readable = list(light)
+    counts = [light[path].num_rows for path in readable]
     total = sum(counts)
     if total == 0 or sample_rows <= 0:
         return
@@ -157,7 +160,11 @@ def _check_rows(folder: Path, spec: ZooSpec, readable: list[str], sample_rows: i
         local = [pick - start for pick in picks if start <= pick < start + count]
         if not local:
             continue
-        rows = pq.read_table(folder / path).take(local).to_pydict()
+        try:
+            rows = pq.read_table(folder / path).take(local).to_pydict()
+        except Exception as error:  # a damaged page in a column the light read did not touch
+            problems.append(f"{path} is not a readable Parquet file ({type(error).__name__}: {error})")
+            continue
         for position, index in enumerate(local):
             label = f"{path} row {index} (run {rows['run'][position]}, step {rows['step'][position]})"
             try:
