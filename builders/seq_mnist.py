@@ -118,10 +118,9 @@ class SeqMnistRecipe(ZooRecipe):
 
     def card_fields(self) -> dict[str, Any]:
         return {
-            "mnist_source": self.mnist.source,
-            "mnist_images": len(self.mnist.labels),
-            "mnist_train": len(self.train_index),
-            "mnist_validation": len(self.validation_index),
+            "images": f"{len(self.mnist.labels)} MNIST training images from `{self.mnist.source}`, split by a fixed hash of the "
+            f"image index into {len(self.train_index)} for training and {len(self.validation_index)} for validation "
+            "(the same for every run)",
         }
 
     def notes(self) -> list[str]:
