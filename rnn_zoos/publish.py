@@ -1,0 +1,111 @@
+"""Pushing a zoo folder to the Hub: verify, create the repo, upload, update the card, tag the version.
+
+The upload goes through ``HfApi.upload_folder``, which (with ``hf_xet``, a dependency of
+``huggingface_hub``) splits large folders into several commits and resumes an interrupted upload
+when run again. The card is uploaded last, merged into the card already on the Hub, so that
+metadata the Hub or the repo's owners added there is kept. The pushed commit is tagged
+``v{FORMAT_VERSION}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import DatasetCard, HfApi
+from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+from huggingface_hub.utils import get_token
+
+from .errors import ZooError
+from .format import CARD_PATH, FORMAT_VERSION, INFO_PATH, ZooInfo
+from .plots import ASSETS_DIR
+from .verify import verify_zoo
+
+LOGIN_HELP = "log in with `hf auth login` (or set HF_TOKEN) and check that the Hub is reachable"
+
+
+def upload_plan(folder: Path) -> list[str]:
+    """The files a push uploads, relative to ``folder``: the card, ``meta/info.json``, the data files and the plots."""
+    info = ZooInfo.load(folder)
+    data = [path for split in info.splits.values() for path in split.files]
+    assets = sorted(path.relative_to(folder).as_posix() for path in (folder / ASSETS_DIR).glob("*.png"))
+    return [CARD_PATH, INFO_PATH, *data, *assets]
+
+
+def version_tag() -> str:
+    """The tag a push puts on its commit: ``v`` and the format version."""
+    return f"v{FORMAT_VERSION}"
+
+
+def merge_card(local: str, remote: str | None, repo_id: str, zoo: str) -> str:
+    """Our card, with the YAML keys only the remote card has kept, and the loading example pointing at ``repo_id``."""
+    card = DatasetCard(local.replace(f'"rnn-zoos/{zoo}"', f'"{repo_id}"'))
+    if remote:
+        ours = card.data.to_dict()
+        merged = {**DatasetCard(remote).data.to_dict(), **ours}
+        card = DatasetCard(f"---\n{type(card.data)(**merged).to_yaml()}\n---\n{card.text}")
+    return str(card)
+
+
+def publish_zoo(
+    folder: str | Path,
+    repo_id: str,
+    revision: str | None = None,
+    private: bool = False,
+    dry_run: bool = False,
+    api: HfApi | None = None,
+) -> list[str]:
+    """Verify ``folder`` and push it to the dataset repo ``repo_id``; returns the uploaded paths.
+
+    With ``dry_run`` nothing is sent: the files that a push would upload are returned. Without a
+    token, or when the Hub cannot be reached, it fails before anything is uploaded, and nothing
+    local changes.
+    """
+    folder = Path(folder)
+    api = api or HfApi()
+    if not dry_run:
+        if not (api.token or get_token()):
+            raise ZooError(f"no Hugging Face token found: {LOGIN_HELP}")
+        try:
+            api.whoami()
+        except Exception as error:  # offline mode, no network, a refused token: all mean "cannot push now"
+            raise ZooError(f"cannot reach the Hub as a logged-in user ({type(error).__name__}): {LOGIN_HELP}") from None
+    problems = verify_zoo(folder)
+    if problems:
+        raise ZooError(f"{folder} is not a sound zoo, so it is not published: " + "; ".join(problems))
+    files = upload_plan(folder)
+    if dry_run:
+        return files
+    info = ZooInfo.load(folder)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    if revision:
+        api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
+    api.upload_folder(
+        repo_id=repo_id,
+        folder_path=folder,
+        repo_type="dataset",
+        revision=revision,
+        allow_patterns=[path for path in files if path != CARD_PATH],
+        delete_patterns=["data/*.parquet", f"{ASSETS_DIR}/*.png"],
+        commit_message=f"Upload {info.zoo} zoo ({info.num_rows} rows, format {FORMAT_VERSION})",
+    )
+    commit = api.upload_file(
+        path_or_fileobj=merge_card((folder / CARD_PATH).read_text(), _remote_card(api, repo_id, revision), repo_id, info.zoo).encode(),
+        path_in_repo=CARD_PATH,
+        repo_id=repo_id,
+        repo_type="dataset",
+        revision=revision,
+        commit_message="Update dataset card",
+    )
+    tag = version_tag()
+    if tag in {ref.name for ref in api.list_repo_refs(repo_id, repo_type="dataset").tags}:
+        api.delete_tag(repo_id, tag=tag, repo_type="dataset")
+    api.create_tag(repo_id, tag=tag, revision=commit.oid, repo_type="dataset", tag_message=f"rnn-zoos format {FORMAT_VERSION}")
+    return files
+
+
+def _remote_card(api: HfApi, repo_id: str, revision: str | None) -> str | None:
+    """The card on the Hub, or None if the repo has none yet."""
+    try:
+        return Path(api.hf_hub_download(repo_id, CARD_PATH, repo_type="dataset", revision=revision)).read_text()
+    except (EntryNotFoundError, RepositoryNotFoundError):
+        return None
