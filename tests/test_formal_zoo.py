@@ -167,3 +167,16 @@ def test_info_json_is_plain_json(formal_zoo) -> None:
     raw = json.loads((formal_zoo / "meta" / "info.json").read_text())
     assert raw["format_version"] == "1.0" and raw["zoo"] == "formal-lang"
     assert raw["snapshot_steps"] == TrainingSchedule(TINY["steps"]).snapshot_steps()
+
+
+def test_card_shows_its_plots(formal_zoo) -> None:
+    import re
+
+    import matplotlib.image
+
+    card = (formal_zoo / "README.md").read_text()
+    images = re.findall(r"!\[[^\]]+\]\((assets/[^)]+\.png)\)", card)
+    assert sorted(images) == ["assets/accuracy_by_step.png", "assets/tasks_per_split.png"]
+    for image in images:
+        pixels = matplotlib.image.imread(formal_zoo / image)
+        assert pixels.shape[0] > 200 and pixels.shape[1] > 300 and pixels.std() > 0.05  # a real picture, not blank

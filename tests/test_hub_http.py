@@ -63,16 +63,18 @@ def card_example(card: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(formal_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
-    """Serve the tiny zoo as rnn-zoos/formal-lang, load it once over HTTP, run the card's example; then stop serving."""
+def served(formal_zoo: Path, mnist_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, list[str]]:
+    """Serve the tiny zoos as rnn-zoos/formal-lang and rnn-zoos/seq-mnist, load one over HTTP, run both cards' examples."""
     work = tmp_path_factory.mktemp("olah")
     hf_home = work / "hf_home"
-    with serve_datasets({REPO_ID: formal_zoo}, work / "server") as endpoint:
+    zoos = {REPO_ID: formal_zoo, "rnn-zoos/seq-mnist": mnist_zoo}
+    with serve_datasets(zoos, work / "server") as endpoint:
         online = run_client(ONLINE_CLIENT, client_env(hf_home, endpoint))
-        example = card_example((formal_zoo / "README.md").read_text())
+        examples = [card_example((folder / "README.md").read_text()) for folder in zoos.values()]
         check = "\nimport torch\ntorch.testing.assert_close(log_probs, row['log_probs'], rtol=2**-10, atol=1e-5)\nprint('{}')\n"
-        run_client(example + check, client_env(work / "hf_home_example", endpoint))
-    return online, hf_home, example
+        for index, example in enumerate(examples):
+            run_client(example + check, client_env(work / f"hf_home_example_{index}", endpoint))
+    return online, hf_home, examples
 
 
 def local_rows(folder: Path) -> dict[str, list]:
@@ -105,9 +107,9 @@ def test_verify_passes_on_a_hub_repo(served) -> None:
     assert online["problems"] == []
 
 
-def test_card_example_runs_as_written(served) -> None:
-    _, _, example = served
-    assert 'load_dataset("rnn-zoos/formal-lang")' in example  # the example ran above, unchanged, against the mirror
+def test_card_examples_run_as_written(served) -> None:
+    _, _, examples = served  # both ran above, unchanged, against the mirror, and reproduced log_probs
+    assert 'load_dataset("rnn-zoos/formal-lang")' in examples[0] and 'load_dataset("rnn-zoos/seq-mnist")' in examples[1]
 
 
 def test_offline_the_cache_serves_a_loaded_zoo_and_names_a_missing_one(served) -> None:
