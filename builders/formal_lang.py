@@ -20,7 +20,7 @@ from builders import CARDS_DIR
 from rnn_zoos.build import BuildConfig, ZooRecipe, build_zoo, parse_build_args, recorded_log_probs
 from rnn_zoos.errors import ZooError, report
 from rnn_zoos.format import FORMAL_LANG
-from rnn_zoos.lstm import Params, lstm_forward
+from rnn_zoos.lstm import Params, lstm_forward, lstm_step
 from rnn_zoos.streams import stream_uniform
 from rnn_zoos.tasks import formal_lang as fl
 from rnn_zoos.training import TrainingSchedule
@@ -59,7 +59,7 @@ class FormalLangRecipe(ZooRecipe):
 
     def snapshot(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> dict[str, Any]:
         uniforms = stream_uniform(seeds, (STREAM_SAMPLE, step), (SAMPLES, fl.SEQUENCE_LENGTH - 1))
-        strings = fl.sample_strings(params, uniforms)
+        strings = fl.sample_strings(lambda tokens, state: lstm_step(params, tokens, state), uniforms)
         accuracy = fl.accepts(strings, runs["task"].unsqueeze(1)).float().mean(dim=1)
         inputs = strings[:, :RECORDED]
         return {

@@ -11,10 +11,11 @@ Everything here works on batches of tensors (any leading dimensions), on any dev
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
-from ..lstm import Params, lstm_step
 
 A, B, C, D, BOS, EOS = range(6)
 VOCAB_SIZE = 6
@@ -83,11 +84,16 @@ def one_hot(tokens: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.one_hot(tokens.long(), VOCAB_SIZE).float()
 
 
-def sample_strings(params: Params, uniforms: torch.Tensor) -> torch.Tensor:
-    """Sample strings from M RNNs autoregressively, starting from ``BOS``.
+StepFunction = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
+"""One step of M generative models: one-hot tokens ``[M, S, 6]`` and a state -> logits ``[M, S, 6]`` and the new state."""
+
+
+def sample_strings(step: StepFunction, uniforms: torch.Tensor) -> torch.Tensor:
+    """Sample strings autoregressively from M models, starting from ``BOS``.
 
     Args:
-        params: batched RNN parameters ``[M, ...]`` (see :mod:`rnn_zoos.lstm`).
+        step: advances the models by one token (for RNN weights: ``lambda x, s: lstm_step(params, x, s)``);
+            it receives ``None`` as the state of the first step.
         uniforms: ``[M, S, 41]`` numbers in [0, 1); position t of string s takes the first token whose
             cumulative probability exceeds ``uniforms[m, s, t]`` (inverse-CDF sampling).
 
@@ -98,7 +104,7 @@ def sample_strings(params: Params, uniforms: torch.Tensor) -> torch.Tensor:
     token = torch.full((models, count), BOS, dtype=torch.int64, device=uniforms.device)
     strings, state = [token], None
     for position in range(length):
-        logits, state = lstm_step(params, one_hot(token), state)
+        logits, state = step(one_hot(token), state)
         cumulative = torch.softmax(logits, dim=-1).cumsum(dim=-1)
         token = (cumulative < uniforms[..., position : position + 1]).sum(dim=-1).clamp(max=VOCAB_SIZE - 1)
         strings.append(token)

@@ -1,0 +1,87 @@
+"""A zoo split held as tensors on the training device, so that batches cost an index, not a decode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import rnn_zoos
+from rnn_zoos.format import ZooSpec, zoo_spec
+from rnn_zoos.lstm import Params
+from rnn_zoos.symmetry import permute_hidden, random_permutations
+
+LIGHT = ("run", "step", "accuracy")
+READ_ROWS = 500
+"""Rows decoded at a time while loading (bounds the memory of the conversion)."""
+
+
+@dataclass
+class ZooTensors:
+    """The rows of one split: batched weights, recorded inputs and log-probs (as stored: int16 / float16), and light columns."""
+
+    spec: ZooSpec
+    weights: Params
+    inputs: torch.Tensor
+    log_probs: torch.Tensor
+    columns: dict[str, torch.Tensor]
+    tasks: list
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def to(self, device: str | torch.device) -> ZooTensors:
+        """The same rows on ``device``."""
+        return ZooTensors(
+            self.spec,
+            {name: tensor.to(device) for name, tensor in self.weights.items()},
+            self.inputs.to(device),
+            self.log_probs.to(device),
+            {name: tensor.to(device) for name, tensor in self.columns.items()},
+            self.tasks,
+        )
+
+    def params(self, index: torch.Tensor, generator: torch.Generator | None = None, permute: bool = False) -> Params:
+        """The weights of rows ``index``; with ``permute``, each with its hidden neurons randomly permuted (same function)."""
+        params = {name: tensor[index] for name, tensor in self.weights.items()}
+        if permute:
+            params = permute_hidden(params, random_permutations(params, generator))
+        return params
+
+    def sequences(self, index: torch.Tensor, sequence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model inputs ``[B * k, T, I]`` and target log-probs ``[B * k, T, O]`` of sequences ``[B, k]`` of rows ``index [B]``."""
+        rows = index.unsqueeze(1).expand_as(sequence)
+        inputs = self.spec.model_inputs(self.inputs[rows, sequence].flatten(0, 1))
+        return inputs, self.log_probs[rows, sequence].flatten(0, 1).float()
+
+
+def load_split(zoo: str | Path, split: str, device: str | torch.device = "cpu") -> ZooTensors:
+    """Load one split of a zoo (folder or Hub id) into tensors on ``device``."""
+    info = rnn_zoos.read_info(zoo)
+    spec = zoo_spec(info.zoo)
+    dataset = rnn_zoos.load_zoo(zoo, split=split).with_format("numpy")
+    weights: dict[str, list[torch.Tensor]] = {name: [] for name in spec.architecture.parameter_shapes()}
+    inputs, log_probs, tasks = [], [], []
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in (*LIGHT, *spec.extra_columns)}
+    for start in range(0, len(dataset), READ_ROWS):
+        rows = dataset[start : start + READ_ROWS]
+        decoded = rnn_zoos.decode_batch(list(rows["weights"]))
+        for name in weights:
+            weights[name].append(decoded[name])
+        inputs.append(torch.from_numpy(np.asarray(rows["inputs"])))
+        log_probs.append(torch.from_numpy(np.asarray(rows["log_probs"])))
+        tasks += [spec.task_key(task) for task in rows["task"]]
+        for name in columns:
+            columns[name].append(np.asarray(rows[name]))
+    shapes = spec.architecture.parameter_shapes()
+    empty = lambda shape, dtype: torch.zeros((0, *shape), dtype=dtype)  # noqa: E731
+    return ZooTensors(
+        spec,
+        {name: torch.cat(parts) if parts else empty(shapes[name], torch.float32) for name, parts in weights.items()},
+        torch.cat(inputs) if inputs else empty(spec.inputs_feature.shape, torch.float32),
+        torch.cat(log_probs) if log_probs else empty(spec.log_probs_feature.shape, torch.float16),
+        {name: torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros(0) for name, parts in columns.items()},
+        tasks,
+    ).to(device)

@@ -1,0 +1,170 @@
+"""Shareable models: the weight encoder and the emulator as ``transformers`` ``PreTrainedModel``\\ s.
+
+``save_pretrained``/``from_pretrained`` (a folder or a Hub id) and ``push_to_hub`` work as for any
+``transformers`` model; ``save_pretrained`` also writes a model card (``README.md``) recording the
+zoo, the encoder, the training steps and the emulation losses kept in ``config.training``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+
+from rnn_zoos.format import ZooSpec
+from rnn_zoos.lstm import LSTMArchitecture, Params
+
+from .encoders import EncoderShape, build_encoder
+
+
+class RNNEncoderConfig(PretrainedConfig):
+    """Which encoder, for which RNNs, and how it was trained."""
+
+    model_type = "rnn_zoos_encoder"
+
+    def __init__(
+        self,
+        encoder: str = "layerwise_statistics",
+        zoo: str = "formal-lang",
+        rnn_architecture: dict[str, int] | None = None,
+        token_vocab: int | None = 6,
+        embedding_dim: int = 16,
+        training: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.encoder = encoder
+        self.zoo = zoo
+        self.rnn_architecture = rnn_architecture or {"input_size": 6, "hidden_size": 32, "num_layers": 2, "output_size": 6}
+        self.token_vocab = token_vocab
+        self.embedding_dim = embedding_dim
+        self.training = training or {}
+        super().__init__(**kwargs)
+
+    @classmethod
+    def for_zoo(cls, encoder: str, spec: ZooSpec, **kwargs: Any) -> RNNEncoderConfig:
+        """The config of an encoder for the RNNs of a zoo."""
+        return cls(encoder=encoder, zoo=spec.name, rnn_architecture=spec.architecture.to_dict(), token_vocab=spec.token_vocab, **kwargs)
+
+    @property
+    def shape(self) -> EncoderShape:
+        return EncoderShape(LSTMArchitecture(**self.rnn_architecture), self.token_vocab, self.embedding_dim)
+
+
+class EmulatorConfig(PretrainedConfig):
+    """The emulator: an LSTM that reproduces an RNN's outputs given that RNN's embedding."""
+
+    model_type = "rnn_zoos_emulator"
+
+    def __init__(
+        self,
+        zoo: str = "formal-lang",
+        input_size: int = 6,
+        output_size: int = 6,
+        embedding_dim: int = 16,
+        hidden_size: int = 256,
+        num_layers: int = 2,
+        training: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.zoo = zoo
+        self.input_size = input_size
+        self.output_size = output_size
+        self.embedding_dim = embedding_dim
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.training = training or {}
+        super().__init__(**kwargs)
+
+    @classmethod
+    def for_zoo(cls, spec: ZooSpec, **kwargs: Any) -> EmulatorConfig:
+        """The config of an emulator of a zoo's RNNs."""
+        arch = spec.architecture
+        return cls(zoo=spec.name, input_size=arch.input_size, output_size=arch.output_size, **kwargs)
+
+
+class _CardMixin:
+    """Writes a model card next to the weights on ``save_pretrained`` (and so on ``push_to_hub``)."""
+
+    config: RNNEncoderConfig | EmulatorConfig
+
+    def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+        result = super().save_pretrained(save_directory, *args, **kwargs)  # type: ignore[misc]
+        (Path(save_directory) / "README.md").write_text(self.model_card())
+        return result
+
+    def model_card(self) -> str:
+        """A model card from the config: what the model is, which zoo, and the training record."""
+        config = self.config
+        what = f"`{config.encoder}` RNN weight encoder" if isinstance(config, RNNEncoderConfig) else "emulator (LSTM conditioned on an RNN embedding)"
+        record = json.dumps(config.training, indent=2, sort_keys=True)
+        return (
+            f"---\nlibrary_name: transformers\ntags:\n- rnn-zoos\n- weight-space-learning\n- {config.zoo}\n---\n\n"
+            f"# rnn-zoos {what}\n\n"
+            f"Pretrained by emulation on the `{config.zoo}` zoo with `python -m baselines.pretrain` from rnn-zoos, following "
+            "*Learning Useful Representations of Recurrent Neural Network Weight Matrices* (Herrmann, Faccio, Schmidhuber, ICML 2024).\n\n"
+            f"## Training record\n\n```json\n{record}\n```\n\n"
+            "## Use\n\n```python\nfrom baselines.modeling import RNNEncoderModel, EmulatorModel\n"
+            "encoder = RNNEncoderModel.from_pretrained(PATH_OR_HUB_ID)\n"
+            "embedding = encoder(params)   # params: {name: [M, ...]} as given by rnn_zoos.collate_rows(...)['weights']\n```\n"
+        )
+
+
+class RNNEncoderModel(_CardMixin, PreTrainedModel):
+    """A weight encoder: batched LSTM parameters ``{name: [M, ...]}`` to embeddings ``[M, embedding_dim]``."""
+
+    config_class = RNNEncoderConfig
+    base_model_prefix = "rnn_encoder"
+
+    def __init__(self, config: RNNEncoderConfig) -> None:
+        super().__init__(config)
+        self.encoder = build_encoder(config.encoder, config.shape)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Keep PyTorch's default initialisation of every layer."""
+
+    @property
+    def needs_augmentation(self) -> bool:
+        """Whether training should show it randomly permuted RNNs (the encoder is not invariant)."""
+        return self.encoder.needs_augmentation
+
+    def forward(self, params: Params) -> torch.Tensor:
+        """Embeddings ``[M, embedding_dim]``."""
+        return self.encoder(params)
+
+
+class EmulatorModel(_CardMixin, PreTrainedModel):
+    """A 2-layer LSTM that, given an RNN's unit-normalised embedding, reproduces that RNN's outputs.
+
+    The embedding enters through a linear projection added to the first input of the sequence.
+    """
+
+    config_class = EmulatorConfig
+    base_model_prefix = "emulator"
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        super().__init__(config)
+        self.read = nn.Linear(config.input_size, config.hidden_size)
+        self.condition = nn.Linear(config.embedding_dim, config.hidden_size)
+        self.lstm = nn.LSTM(config.hidden_size, config.hidden_size, config.num_layers, batch_first=True)
+        self.head = nn.Linear(config.hidden_size, config.output_size)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Keep PyTorch's default initialisation of every layer."""
+
+    def forward(self, inputs: torch.Tensor, embedding: torch.Tensor, state: Any = None, first: bool = True) -> tuple[torch.Tensor, Any]:
+        """Logits ``[N, T, output_size]`` for inputs ``[N, T, input_size]`` of N sequences, each with its RNN's embedding ``[N, D]``.
+
+        ``state``/``first`` continue a sequence step by step (the embedding enters only at its first input).
+        """
+        read = self.read(inputs)
+        if first:
+            conditioned = read[:, :1] + self.condition(nn.functional.normalize(embedding, dim=-1)).unsqueeze(1)
+            read = torch.cat([conditioned, read[:, 1:]], dim=1)
+        hidden, state = self.lstm(read, state)
+        return self.head(hidden), state
