@@ -43,6 +43,22 @@ class ZooTensors:
             self.tasks,
         )
 
+    def select(self, mask: torch.Tensor) -> ZooTensors:
+        """The rows where ``mask`` is true."""
+        index = torch.nonzero(mask.to(self.inputs.device)).flatten()
+        return ZooTensors(self.spec, {name: tensor[index] for name, tensor in self.weights.items()}, self.inputs[index],
+                          self.log_probs[index], {name: tensor[index.to(tensor.device)] for name, tensor in self.columns.items()},
+                          [self.tasks[i] for i in index.tolist()])
+
+    @staticmethod
+    def concat(parts: list[ZooTensors]) -> ZooTensors:
+        """The rows of several parts, one after the other."""
+        first = parts[0]
+        return ZooTensors(first.spec, {name: torch.cat([part.weights[name] for part in parts]) for name in first.weights},
+                          torch.cat([part.inputs for part in parts]), torch.cat([part.log_probs for part in parts]),
+                          {name: torch.cat([part.columns[name] for part in parts]) for name in first.columns},
+                          [task for part in parts for task in part.tasks])
+
     def params(self, index: torch.Tensor, generator: torch.Generator | None = None, permute: bool = False) -> Params:
         """The weights of rows ``index``; with ``permute``, each with its hidden neurons randomly permuted (same function)."""
         params = {name: tensor[index] for name, tensor in self.weights.items()}

@@ -29,3 +29,15 @@ def split_tasks(tasks: Sequence[Hashable], criterion: Callable[[Hashable], float
     shuffled = [rest[index] for index in order]
     train, validation = shuffled[: sizes["train"]], shuffled[sizes["train"] :]
     return {"train": sorted(train), "validation": sorted(validation), "ood": sorted(ood)}
+
+
+def downstream_tasks(ood_tasks: Sequence[Hashable], seed: int = 0) -> tuple[list[Hashable], list[Hashable]]:
+    """The paper's downstream protocol over the ``ood`` split: (tasks moved into training, tasks reported).
+
+    A fixed, seeded half (rounded down) of the ``ood`` tasks joins the training data of a property
+    predictor; the other half stays out and is where ``ood`` results are reported.
+    """
+    tasks = sorted(set(ood_tasks))
+    order = np.random.default_rng(seed).permutation(len(tasks))
+    moved = {tasks[index] for index in order[: len(tasks) // 2]}
+    return sorted(moved), sorted(task for task in tasks if task not in moved)

@@ -1,0 +1,96 @@
+"""Emulation-pretraining speed per encoder: training steps/s at 64 RNNs per step on the formal-language zoo.
+
+    python -m benchmarks.pretrain [--zoo DIR] [--device cpu|cuda] [--steps 10] [--batch-rnns 64]
+
+Ours keeps the zoo resident on the device as tensors (a batch is an index). The baseline is the
+same models fed the usual way: a ``DataLoader`` over the zoo's rows with ``rnn_zoos.collate_rows``
+(safetensors decoded every step), moved to the device. Both are timed in this run; the paper's
+figures (its code on one H100) are printed for reference only, as they come from another machine.
+Without ``--zoo`` a small zoo (16 runs, about 100 training rows) is built in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import rnn_zoos
+from baselines.emulation import emulation_loss
+from baselines.encoders import ENCODERS
+from baselines.pretrain import PretrainConfig, Pretraining
+from benchmarks.builder_speed import synchronize
+from builders.formal_lang import FormalLangRecipe
+from rnn_zoos.build import BuildConfig, build_zoo
+from rnn_zoos.symmetry import permute_hidden, random_permutations
+
+PAPER_H100 = {"interactive_probing": 7.9, "noninteractive_probing": 7.7, "dws": 15.2, "parameter_transformer": 26.5,
+              "flat": 52.5, "layerwise_statistics": 54.6}
+
+
+def loader_step(run: Pretraining, batches) -> None:
+    """One training step of ``run``'s models on a batch from a DataLoader (the baseline pipeline)."""
+    batch = next(batches)
+    device, config = run.device, run.config
+    params = {name: tensor.to(device) for name, tensor in batch["weights"].items()}
+    if run.encoder.needs_augmentation:
+        params = permute_hidden(params, random_permutations(params))
+    sequence = torch.randint(batch["inputs"].shape[1], (len(batch["inputs"]), config.sequences_per_rnn))
+    rows = torch.arange(len(batch["inputs"])).unsqueeze(1).expand_as(sequence)
+    spec = run.splits["train"].spec
+    inputs = spec.model_inputs(batch["inputs"][rows, sequence].flatten(0, 1)).to(device)
+    targets = batch["log_probs"][rows, sequence].flatten(0, 1).float().to(device)
+    embedding = run.encoder(params).repeat_interleave(config.sequences_per_rnn, dim=0)
+    loss = emulation_loss(run.emulator(inputs, embedding)[0], targets, config.loss)
+    run.optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.parameters(), config.clip)
+    run.optimizer.step()
+
+
+def timed(step, steps: int, device: str) -> float:
+    """Steps per second of ``step()`` after one warm-up call."""
+    step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    return steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--zoo", default=None)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch-rnns", type=int, default=64)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        zoo = args.zoo or str(build_zoo(FormalLangRecipe(), BuildConfig(out=str(Path(scratch) / "zoo"), runs=16, steps=20, device=args.device)))
+        dataset = rnn_zoos.load_zoo(zoo, split="train")
+        if len(dataset) < args.batch_rnns:
+            raise SystemExit(f"the zoo's train split has {len(dataset)} rows, fewer than --batch-rnns {args.batch_rnns}")
+        device = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+        print(f"emulation pretraining, {args.batch_rnns} RNNs per step, on {device}, torch {torch.__version__}")
+        print(f"{'encoder':24s} {'ours steps/s':>12s} {'DataLoader':>12s} {'ratio':>7s} {'paper, H100':>12s}")
+        for name in ENCODERS:
+            config = PretrainConfig(zoo=zoo, encoder=name, out=str(Path(scratch) / name), batch_rnns=args.batch_rnns, device=args.device)
+            run = Pretraining(config)
+            ours = timed(run.train_step, args.steps, args.device)
+            loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_rnns, shuffle=True, collate_fn=rnn_zoos.collate_rows, drop_last=True)
+
+            def batches():
+                while True:
+                    yield from loader
+
+            stream = batches()
+            baseline = timed(lambda: loader_step(run, stream), args.steps, args.device)
+            print(f"{name:24s} {ours:12.2f} {baseline:12.2f} {ours / baseline:6.2f}x {PAPER_H100[name]:12.1f}")
+
+
+if __name__ == "__main__":
+    main()
