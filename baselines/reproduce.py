@@ -1,0 +1,206 @@
+"""The whole study in one command: pretrain the six encoders, run every downstream target, write a report.
+
+    python -m baselines.reproduce --zoo DIR_OR_REPO --scale tiny|small|paper --out DIR [--device cpu|cuda]
+
+Writes ``DIR/REPORT.md`` (emulation loss per encoder as in the paper's Table 2; downstream metrics
+per encoder, target and split with 95 % confidence intervals, for pretrained encoders, the same
+architectures trained end to end, and the trivial floor; cloned performance; PCA plots of the
+embeddings coloured by task and by accuracy), ``DIR/results.json`` with every number of the report,
+and the runs themselves (``DIR/pretrain/<encoder>``, ``DIR/predictions.pt``). Every pretraining run
+resumes where it stopped, so an interrupted reproduction continues when run again. The report
+lists every setting that differs from the paper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+import rnn_zoos  # noqa: E402
+from rnn_zoos.errors import ZooError, report  # noqa: E402
+from rnn_zoos.files import atomic_write  # noqa: E402
+from rnn_zoos.format import SPLITS  # noqa: E402
+
+from .data import ZooTensors, load_split  # noqa: E402
+from .downstream import embedder, run_downstream  # noqa: E402
+from .encoders import ENCODERS  # noqa: E402
+from .modeling import RNNEncoderModel  # noqa: E402
+from .pretrain import PretrainConfig, pretrain  # noqa: E402
+
+PAPER_EMULATION_LOSS = {
+    "formal-lang": {"interactive_probing": 0.015, "noninteractive_probing": 0.023, "parameter_transformer": 0.043, "flat": 0.045,
+                    "dws": 0.046, "layerwise_statistics": 0.051},
+    "seq-mnist": {"interactive_probing": 0.017, "noninteractive_probing": 0.017, "flat": 0.024, "dws": 0.024, "layerwise_statistics": 0.039,
+                  "parameter_transformer": 0.067},
+}
+"""Validation emulation loss (total variation) of the paper's Table 2."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much compute a reproduction spends."""
+
+    pretrain_steps: int
+    batch_rnns: int
+    sequences_per_rnn: int
+    eval_every: int
+    eval_rnns: int
+    cloned_rnns: int
+    lr: float
+    seeds: int
+    probe_steps: int
+    supervised_steps: int
+
+
+SCALES = {
+    "tiny": Scale(30, 8, 4, 15, 8, 2, 1e-3, 2, 200, 20),
+    "small": Scale(3000, 32, 8, 500, 128, 32, 1e-4, 3, 1000, 1000),
+    "paper": Scale(100_000, 64, 8, 1000, 256, 256, 1e-4, 15, 5000, 20_000),
+}
+ALWAYS_DIFFERENT = [
+    "Emulation loss of the paper's code (total variation); the emulator is conditioned by adding a projection of the embedding to its first input.",
+    "Downstream predictors: an MLP (64, 64) on standardised frozen embeddings, AdamW lr 1e-3, selected on validation; "
+    "the supervised comparison uses the same encoder with an MLP head trained end to end. The paper's exact probe settings may differ.",
+    "Confidence intervals: bootstrap over seeds of the per-seed metrics.",
+]
+
+
+def differences(scale_name: str) -> list[str]:
+    """The settings of a scale that differ from the paper's, and what always differs."""
+    chosen, paper = asdict(SCALES[scale_name]), asdict(SCALES["paper"])
+    changed = [f"{key} = {chosen[key]} (paper: {paper[key]})" for key in chosen if chosen[key] != paper[key]]
+    return changed + ALWAYS_DIFFERENT
+
+
+def fmt(value: float) -> str:
+    """How every number appears in the report."""
+    return f"{value:.4g}"
+
+
+def cell(entry: dict[str, Any], metric: str) -> str:
+    """``mean [low, high]`` of a metric of one method on one part."""
+    low, high = entry["ci95"][metric]
+    return f"{fmt(entry['mean'][metric])} [{fmt(low)}, {fmt(high)}]"
+
+
+def pca_plots(out: Path, zoo: str, encoders: dict[str, RNNEncoderModel], device: torch.device) -> list[str]:
+    """2-D PCA of every encoder's embeddings of all RNNs, coloured by task and by accuracy (the paper's figures 6 and 7)."""
+    rows = ZooTensors.concat([part for part in (load_split(zoo, split, device) for split in SPLITS) if len(part)])
+    spec = rows.spec
+    if spec.scalar_task:
+        colour_by_task, task_map, task_label = torch.tensor(rows.tasks), "twilight", spec.criterion_label
+    else:
+        unique = sorted(set(rows.tasks))
+        colour_by_task, task_map, task_label = torch.tensor([unique.index(task) for task in rows.tasks]), "tab20", "task (index)"
+    paths = []
+    for name, colour, cmap, label in (("pca_task.png", colour_by_task, task_map, task_label),
+                                      ("pca_accuracy.png", rows.columns["accuracy"].cpu(), "viridis", "accuracy")):
+        figure, axes = plt.subplots(2, 3, figsize=(12, 7.5), dpi=90)
+        for axis, (encoder, model) in zip(axes.flat, encoders.items()):
+            embedding = embedder(model)(rows).cpu()
+            centred = embedding - embedding.mean(0)
+            _, _, basis = torch.linalg.svd(centred, full_matrices=False)
+            points = centred @ basis[:2].T
+            scatter = axis.scatter(points[:, 0], points[:, 1], c=colour, cmap=cmap, s=6)
+            axis.set_title(encoder)
+            axis.set_xticks([])
+            axis.set_yticks([])
+        figure.colorbar(scatter, ax=axes, label=label, shrink=0.8)
+        with atomic_write(out / name) as temporary:
+            figure.savefig(temporary, format="png")
+        plt.close(figure)
+        paths.append(name)
+    return paths
+
+
+def write_report(out: Path, results: dict[str, Any]) -> None:
+    """``REPORT.md``, every number taken from ``results``."""
+    zoo = results["zoo_name"]
+    lines = [f"# Reproduction report: {zoo}", "",
+             f"Zoo `{results['zoo']}`, scale `{results['scale']}`, device `{results['device']}`. Every number below is in `results.json`.", "",
+             "## Settings that differ from the paper", "", *[f"- {item}" for item in results["differences_from_paper"]], "",
+             "## Emulation loss (Table 2)", "", "| encoder | validation | ood | steps | paper (validation) |", "|---|---|---|---|---|"]
+    for encoder, entry in results["emulation"].items():
+        paper = PAPER_EMULATION_LOSS[zoo].get(encoder)
+        lines.append(f"| {encoder} | {fmt(entry['validation_loss'])} | {fmt(entry['ood_loss'])} | {entry['steps']} | {fmt(paper) if paper else '-'} |")
+    lines += ["", "## Downstream prediction", "",
+              "Mean over seeds and bootstrapped 95 % confidence interval. `pretrained:` MLP on frozen embeddings; "
+              "`supervised:` the same encoder trained end to end; `trivial`: the floor from the training targets.", ""]
+    for target, entry in results["downstream"]["targets"].items():
+        metric = entry["primary_metric"]
+        better = "higher" if entry["higher_is_better"] else "lower"
+        lines += [f"### {target} ({metric}, {better} is better)", "", "| method | validation | ood |", "|---|---|---|"]
+        for method, parts in entry["methods"].items():
+            lines.append(f"| {method} | {cell(parts['validation'], metric) if 'validation' in parts else '-'} | {cell(parts['ood'], metric) if 'ood' in parts else '-'} |")
+        lines.append("")
+    lines += ["## Cloned performance", "", "Mean absolute difference between the accuracy of the RNN and of the emulator standing in for it.", "",
+              "| encoder | validation | ood |", "|---|---|---|"]
+    for encoder, entry in results["cloned"].items():
+        lines.append(f"| {encoder} | {fmt(entry['validation']) if 'validation' in entry else '-'} | {fmt(entry['ood']) if 'ood' in entry else '-'} |")
+    lines += ["", *[f"![cloned performance of {encoder}](pretrain/{encoder}/cloned.png)" for encoder in results["cloned"]], "",
+              "## Embeddings", "", *[f"![{name}]({name})" for name in results["plots"]], ""]
+    with atomic_write(out / "REPORT.md") as temporary:
+        temporary.write_text("\n".join(lines))
+
+
+def reproduce(zoo: str, scale_name: str, out: Path, device: str, encoders: list[str] | None = None) -> dict[str, Any]:
+    """Run the study; returns the results (also in ``out/results.json``)."""
+    if scale_name not in SCALES:
+        raise ZooError(f"--scale {scale_name!r} is unknown; choose tiny, small or paper")
+    scale = SCALES[scale_name]
+    names = encoders or list(ENCODERS)
+    out.mkdir(parents=True, exist_ok=True)
+    info = rnn_zoos.read_info(zoo)
+    emulation, cloned, models = {}, {}, {}
+    for encoder in names:
+        run = out / "pretrain" / encoder
+        summary = pretrain(PretrainConfig(zoo=zoo, encoder=encoder, out=str(run), steps=scale.pretrain_steps, batch_rnns=scale.batch_rnns,
+                                          sequences_per_rnn=scale.sequences_per_rnn, eval_every=scale.eval_every, eval_rnns=scale.eval_rnns,
+                                          cloned_rnns=scale.cloned_rnns, lr=scale.lr, device=device))
+        model = RNNEncoderModel.from_pretrained(run / "encoder").to(device)
+        models[encoder] = model
+        emulation[encoder] = {"validation_loss": model.config.training["validation_loss"], "ood_loss": model.config.training["ood_loss"],
+                              "steps": model.config.training["steps"], "trained_steps": summary["steps"]}
+        cloned[encoder] = {split: entry["mean_abs_difference"] for split, entry in summary.get("cloned", {}).items()}
+    downstream, outputs = run_downstream(zoo, {name: embedder(model) for name, model in models.items()}, names, seeds=scale.seeds,
+                                         probe_steps=scale.probe_steps, supervised_steps=scale.supervised_steps, device=device)
+    with atomic_write(out / "predictions.pt") as temporary:
+        torch.save(outputs, temporary)
+    results = {"zoo": zoo, "zoo_name": info.zoo, "scale": scale_name, "settings": asdict(scale), "device": device,
+               "differences_from_paper": differences(scale_name), "emulation": emulation, "downstream": downstream, "cloned": cloned,
+               "paper_emulation_loss": PAPER_EMULATION_LOSS[info.zoo], "plots": pca_plots(out, zoo, models, torch.device(device))}
+    with atomic_write(out / "results.json") as temporary:
+        temporary.write_text(json.dumps(results, indent=1))
+    write_report(out, results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m baselines.reproduce", description=__doc__.split("\n")[0])
+    parser.add_argument("--zoo", required=True)
+    parser.add_argument("--scale", default="tiny", help="tiny (CI, minutes on a CPU), small, or paper (the paper's settings)")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--encoders", nargs="*", default=None, help="a subset of the six encoders (default: all)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    try:
+        reproduce(args.zoo, args.scale, args.out, args.device, args.encoders)
+    except ZooError as error:
+        return report(error)
+    print(f"wrote {args.out / 'REPORT.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
