@@ -35,7 +35,7 @@ from rnn_zoos.tasks import seq_mnist as sm
 from rnn_zoos.tasks.mnist_sources import load_mnist
 
 from .data import ZooTensors, load_split
-from .emulation import LossKind, cloned_accuracy, emulation_loss, evaluate_emulation, scatter_plot
+from .emulation import cloned_accuracy, emulation_loss, evaluate_emulation, scatter_plot
 from .encoders import ENCODERS
 from .modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.builder_speed import arguments, report, time_baseline, time_ours
+from benchmarks.builder_speed import arguments, one_run_loop, report, time_baseline, time_ours
 from builders.formal_lang import WEIGHT_DECAY, FormalLangRecipe
 from rnn_zoos.format import FORMAL_LANG
 from rnn_zoos.lstm import LSTMWithHead
@@ -19,21 +19,14 @@ def baseline_step(device: str):
     """One run of the recipe the usual way: nn.LSTM + nn.Linear, torch.optim.AdamW, strings drawn per step."""
     torch.manual_seed(0)
     model = LSTMWithHead(FORMAL_LANG.architecture).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=WEIGHT_DECAY)
-    schedule = TrainingSchedule()
     task = fl.TASKS[17].to(device)
 
-    def train_step(step: int) -> None:
-        strings = fl.training_strings(task, torch.rand(schedule.batch_size, device=device))
+    def loss(step: int) -> torch.Tensor:
+        strings = fl.training_strings(task, torch.rand(TrainingSchedule.batch_size, device=device))
         logits = model(fl.one_hot(strings[:, :-1]))
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), strings[:, 1:].flatten())
-        optimizer.zero_grad()
-        loss.backward()
-        for group in optimizer.param_groups:
-            group["lr"] = schedule.learning_rate(step)
-        optimizer.step()
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), strings[:, 1:].flatten())
 
-    return train_step
+    return one_run_loop(model, WEIGHT_DECAY, loss)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.builder_speed import arguments, report, time_baseline, time_ours
+from benchmarks.builder_speed import arguments, one_run_loop, report, time_baseline, time_ours
 from builders.seq_mnist import SeqMnistRecipe
 from rnn_zoos.format import SEQ_MNIST
 from rnn_zoos.lstm import LSTMWithHead
@@ -23,23 +23,16 @@ def baseline_step(recipe: SeqMnistRecipe, device: str):
     """One run of the recipe the usual way: nn.LSTM + nn.Linear, torch.optim.AdamW, a rotated batch per step."""
     torch.manual_seed(0)
     model = LSTMWithHead(SEQ_MNIST.architecture).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.01)
-    schedule = TrainingSchedule()
     images, labels = recipe.images_on(torch.device(device))
     train_index = recipe.train_index.to(device)
     angle = torch.tensor([123.0], device=device)
 
-    def train_step(step: int) -> None:
-        index = train_index[torch.randint(len(train_index), (schedule.batch_size,), device=device)]
+    def loss(step: int) -> torch.Tensor:
+        index = train_index[torch.randint(len(train_index), (TrainingSchedule.batch_size,), device=device)]
         logits = model(sm.model_inputs(images[index].unsqueeze(0), angle)[0])
-        loss = sm.sequence_loss(logits, labels[index]).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        for group in optimizer.param_groups:
-            group["lr"] = schedule.learning_rate(step)
-        optimizer.step()
+        return sm.sequence_loss(logits, labels[index]).mean()
 
-    return train_step
+    return one_run_loop(model, 0.01, loss)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from rnn_zoos.build import BuildConfig, Chunk, ChunkTrainer, ZooRecipe
-from rnn_zoos.training import PAPER_SNAPSHOT_STEPS, PAPER_STEPS
+from rnn_zoos.training import PAPER_SNAPSHOT_STEPS, PAPER_STEPS, TrainingSchedule
 
 
 def synchronize(device: str) -> None:
@@ -44,6 +44,22 @@ def time_ours(recipe: ZooRecipe, runs_per_batch: int, steps: int, device: str) -
         synchronize(device)
         per_snapshot = time.perf_counter() - start
     return per_step, per_snapshot
+
+
+def one_run_loop(model: torch.nn.Module, weight_decay: float, loss_of_step: Callable[[int], torch.Tensor]) -> Callable[[int], None]:
+    """The usual training step of one run: ``torch.optim.AdamW`` on ``loss_of_step(step)`` with the paper's learning rate."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=weight_decay)
+    schedule = TrainingSchedule()
+
+    def train_step(step: int) -> None:
+        loss = loss_of_step(step)
+        optimizer.zero_grad()
+        loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = schedule.learning_rate(step)
+        optimizer.step()
+
+    return train_step
 
 
 def time_baseline(train_step: Callable[[int], None], steps: int, device: str) -> float:

@@ -18,6 +18,7 @@ import re
 import shutil
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -317,7 +318,7 @@ def _run_tasks(chunk_folders: list[Path]) -> dict[int, Any]:
     return tasks
 
 
-def _split_tables(chunk_folders: list[Path], runs: set[int], group: int = 100) -> Any:
+def _split_tables(chunk_folders: list[Path], runs: set[int], group: int = 100) -> Iterator[pa.Table]:
     """The rows of ``runs`` as Arrow tables ordered by (run, step), reading a bounded group of runs at a time."""
     for folder in chunk_folders:
         parts = sorted(folder.glob("step-*.parquet"))

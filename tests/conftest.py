@@ -40,6 +40,27 @@ def assert_same_zoo(a: Path, b: Path) -> None:
         assert (tables_a[split] is None and tables_b[split] is None) or tables_a[split].equals(tables_b[split]), split
 
 
+def build_with_kills(command: list[str], first_delay: float, increment: float) -> int:
+    """Run a build command, SIGKILL it after ``first_delay`` seconds, rerun with a longer delay each time, until it
+    finishes by itself; returns how many times it was killed."""
+    import signal
+    import subprocess
+
+    kills, delay = 0, first_delay
+    for _ in range(30):
+        process = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            process.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills, delay = kills + 1, delay + increment
+            continue
+        assert process.returncode == 0
+        return kills
+    raise AssertionError("the build did not finish within 30 attempts")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_hf_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep ``datasets``' cache out of the user's home: every session gets an empty one."""

