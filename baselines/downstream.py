@@ -26,6 +26,7 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -297,11 +298,11 @@ def run_downstream(
         target = available[name]
         truth = {part: target_values(target, rows, steps) for part, rows in parts.items()}
         methods: dict[str, Callable[[int], Predict]] = {
-            f"pretrained:{method}": (lambda seed, embed=embed: probe_predictor(target, embed, parts, truth, steps, seed, probe_steps, torch_device))
+            f"pretrained:{method}": partial(probe_predictor, target, embed, parts, truth, steps, train_steps=probe_steps, device=torch_device)
             for method, embed in pretrained.items()
         }
-        methods.update({f"supervised:{encoder}": (lambda seed, encoder=encoder: supervised_predictor(
-            target, encoder, parts, truth, steps, seed, supervised_steps, torch_device)) for encoder in supervised})
+        methods.update({f"supervised:{encoder}": partial(supervised_predictor, target, encoder, parts, truth, steps,
+                                                         train_steps=supervised_steps, device=torch_device) for encoder in supervised})
         entry: dict[str, Any] = {"kind": target.kind, "primary_metric": target.primary[0], "higher_is_better": target.primary[1], "methods": {}}
         trivial = {part: metrics(target, trivial_predictions(target, truth["fit"], len(truth[part])), truth[part])
                    for part in REPORTED if len(truth[part])}
@@ -309,7 +310,7 @@ def run_downstream(
         for method, make in methods.items():
             per_part: dict[str, list[dict[str, float]]] = {part: [] for part in REPORTED if len(truth[part])}
             for seed in range(seeds):
-                predict = make(seed)
+                predict = make(seed=seed)
                 for part in per_part:
                     predicted = predict(parts[part])
                     per_part[part].append(metrics(target, predicted, truth[part]))

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -51,6 +53,12 @@ def loader_step(run: Pretraining, batches) -> None:
     run.optimizer.step()
 
 
+def endless(loader: torch.utils.data.DataLoader) -> Iterator[dict]:
+    """The loader's batches, epoch after epoch."""
+    while True:
+        yield from loader
+
+
 def timed(step, steps: int, device: str) -> float:
     """Steps per second of ``step()`` after one warm-up call."""
     step()
@@ -82,13 +90,8 @@ def main() -> None:
             run = Pretraining(config)
             ours = timed(run.train_step, args.steps, args.device)
             loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_rnns, shuffle=True, collate_fn=rnn_zoos.collate_rows, drop_last=True)
-
-            def batches():
-                while True:
-                    yield from loader
-
-            stream = batches()
-            baseline = timed(lambda: loader_step(run, stream), args.steps, args.device)
+            stream = endless(loader)
+            baseline = timed(partial(loader_step, run, stream), args.steps, args.device)
             print(f"{name:24s} {ours:12.2f} {baseline:12.2f} {ours / baseline:6.2f}x {PAPER_H100[name]:12.1f}")
 
 
