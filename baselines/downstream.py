@@ -291,7 +291,7 @@ def run_downstream(
     steps = sorted(info.snapshot_steps)
     results: dict[str, Any] = {"zoo": str(zoo), "zoo_name": spec.name, "seeds": seeds, "split_seed": split_seed,
                                "rows": {part: len(rows) for part, rows in parts.items()},
-                               "ood_tasks": {"moved_into_training": [_plain(task) for task in moved], "reported": [_plain(task) for task in kept]},
+                               "ood_tasks": {"moved_into_training": [spec.task_cell(task) for task in moved], "reported": [spec.task_cell(task) for task in kept]},
                                "targets": {}}
     outputs: dict[str, Any] = {}
     for name in chosen:
@@ -319,10 +319,6 @@ def run_downstream(
             entry["methods"][method] = {part: summarise(scores) for part, scores in per_part.items()}
         results["targets"][name] = entry
     return results, outputs
-
-
-def _plain(task: Any) -> Any:
-    return list(task) if isinstance(task, tuple) else task
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,10 @@ class ZooSpec:
     """The split criterion of a task key: the highest tasks form the ``ood`` split."""
     criterion_label: str
 
+    def task_cell(self, key: Hashable) -> Any:
+        """A task key back in the form of a ``task`` cell (and of JSON): a list for vector tasks."""
+        return list(key) if isinstance(key, tuple) else key
+
     @property
     def scalar_task(self) -> bool:
         """Whether a task is one number (an angle) rather than a vector."""

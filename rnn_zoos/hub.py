@@ -183,7 +183,7 @@ def write_zoo_layout(
     for split in SPLITS:
         runs = plan[split].runs
         files, num_bytes = write_split(folder, split, spec.features, rows_of(runs), rows_per_split[split])
-        tasks = [list(task) if isinstance(task, tuple) else task for task in plan[split].tasks]
+        tasks = [spec.task_cell(task) for task in plan[split].tasks]
         splits[split] = SplitInfo(tasks=tasks, runs=runs, num_rows=rows_per_split[split], num_bytes=num_bytes, files=files)
     all_files = [path for split in splits.values() for path in split.files]
     remove_stale_data(folder, all_files)

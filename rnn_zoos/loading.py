@@ -23,7 +23,7 @@ from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, Repo
 from .errors import ZooError
 from .format import INFO_PATH, SPLITS, ZooInfo, decode_weights, file_sha256, weights_architecture, zoo_spec
 from .files import atomic_write
-from .lstm import LSTMWithHead, Params
+from .lstm import LSTMWithHead, Params, stack_params
 
 Zoo = datasets.Dataset | datasets.IterableDataset | datasets.DatasetDict | datasets.IterableDatasetDict
 
@@ -152,5 +152,4 @@ def collate_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def decode_batch(weights: Sequence[bytes]) -> Params:
     """Decode many ``weights`` cells into batched parameters ``{name: [B, ...]}``."""
-    decoded = [decode_weights(blob) for blob in weights]
-    return {name: torch.stack([params[name] for params in decoded]) for name in decoded[0]}
+    return stack_params([decode_weights(blob) for blob in weights])
