@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 import rnn_zoos
-from rnn_zoos.format import ZooSpec, zoo_spec
+from rnn_zoos.format import SPLITS, ZooSpec, zoo_spec
 from rnn_zoos.lstm import Params
 from rnn_zoos.symmetry import permute_hidden, random_permutations
 
@@ -71,6 +71,11 @@ class ZooTensors:
         rows = index.unsqueeze(1).expand_as(sequence)
         inputs = self.spec.model_inputs(self.inputs[rows, sequence].flatten(0, 1))
         return inputs, self.log_probs[rows, sequence].flatten(0, 1).float()
+
+
+def load_splits(zoo: str | Path, device: str | torch.device = "cpu") -> dict[str, ZooTensors]:
+    """Every split of a zoo, as tensors on ``device``: load once, share between runs."""
+    return {split: load_split(zoo, split, device) for split in SPLITS}
 
 
 def load_split(zoo: str | Path, split: str, device: str | torch.device = "cpu") -> ZooTensors:

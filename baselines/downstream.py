@@ -37,10 +37,10 @@ from torch import nn
 import rnn_zoos
 from rnn_zoos.errors import ZooError, report
 from rnn_zoos.files import atomic_write
-from rnn_zoos.format import SPLITS, zoo_spec
+from rnn_zoos.format import zoo_spec
 from rnn_zoos.splits import downstream_tasks
 
-from .data import ZooTensors, load_split
+from .data import ZooTensors, load_splits
 from .encoders.base import mlp
 from .modeling import RNNEncoderConfig, RNNEncoderModel
 
@@ -271,16 +271,17 @@ def run_downstream(
     supervised_steps: int = 2000,
     device: str = "cpu",
     split_seed: int = 0,
+    splits: dict[str, ZooTensors] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Score every method on every target; returns the results and seed 0's predictions on the reported parts.
 
     ``pretrained`` maps a method name to a function giving embeddings of rows (for a pretrained
-    encoder: :func:`embedder`; tests pass synthetic ones).
+    encoder: :func:`embedder`; tests pass synthetic ones). ``splits``: the zoo already loaded on ``device``.
     """
     info = rnn_zoos.read_info(zoo)
     spec = zoo_spec(info.zoo)
     torch_device = torch.device(device)
-    parts, moved, kept = protocol_parts({split: load_split(zoo, split, torch_device) for split in SPLITS}, split_seed)
+    parts, moved, kept = protocol_parts(splits or load_splits(zoo, torch_device), split_seed)
     if len(parts["fit"]) == 0:
         raise ZooError(f"{zoo} has no rows to train a predictor on")
     available = TARGETS[spec.name]

@@ -34,7 +34,7 @@ from rnn_zoos.files import atomic_write
 from rnn_zoos.tasks import seq_mnist as sm
 from rnn_zoos.tasks.mnist_sources import load_mnist
 
-from .data import ZooTensors, load_split
+from .data import ZooTensors, load_splits
 from .emulation import cloned_accuracy, emulation_loss, evaluate_emulation, scatter_plot
 from .encoders import ENCODERS
 from .modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
@@ -77,12 +77,12 @@ class PretrainConfig:
 class Pretraining:
     """The state of one pretraining run: models, optimiser, data on the device, the log."""
 
-    def __init__(self, config: PretrainConfig) -> None:
+    def __init__(self, config: PretrainConfig, splits: dict[str, ZooTensors] | None = None) -> None:
         self.config = config
         self.out = Path(config.out)
         self.device = torch.device(config.device)
         self.info = rnn_zoos.read_info(config.zoo)
-        self.splits: dict[str, ZooTensors] = {split: load_split(config.zoo, split, self.device) for split in rnn_zoos.format.SPLITS}
+        self.splits = splits or load_splits(config.zoo, self.device)
         if len(self.splits["train"]) == 0:
             raise ZooError(f"{config.zoo} has no train rows to pretrain on")
         spec = self.splits["train"].spec
@@ -240,8 +240,11 @@ def _truncate_log(path: Path, step: int) -> None:
             temporary.write_text("".join(line + "\n" for line in lines))
 
 
-def pretrain(config: PretrainConfig) -> dict[str, Any]:
-    """Run (or resume, or find finished) a pretraining run; returns its summary (also written to ``OUT/summary.json``)."""
+def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None) -> dict[str, Any]:
+    """Run (or resume, or find finished) a pretraining run; returns its summary (also written to ``OUT/summary.json``).
+
+    ``splits``: the zoo already loaded on ``config.device`` (:func:`baselines.data.load_splits`), to share it between runs.
+    """
     config.validate()
     out = Path(config.out)
     options = asdict(config)
@@ -260,7 +263,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(config_path) as temporary:
         temporary.write_text(json.dumps(options, indent=1))
-    run = Pretraining(config)
+    run = Pretraining(config, splits)
     run.restore()
     started = time.perf_counter()
     run.run()

@@ -29,9 +29,8 @@ import torch  # noqa: E402
 import rnn_zoos  # noqa: E402
 from rnn_zoos.errors import ZooError, report  # noqa: E402
 from rnn_zoos.files import atomic_write  # noqa: E402
-from rnn_zoos.format import SPLITS  # noqa: E402
 
-from .data import ZooTensors, load_split  # noqa: E402
+from .data import ZooTensors, load_splits  # noqa: E402
 from .downstream import embedder, run_downstream  # noqa: E402
 from .encoders import ENCODERS  # noqa: E402
 from .modeling import RNNEncoderModel  # noqa: E402
@@ -93,9 +92,9 @@ def cell(entry: dict[str, Any], metric: str) -> str:
     return f"{fmt(entry['mean'][metric])} [{fmt(low)}, {fmt(high)}]"
 
 
-def pca_plots(out: Path, zoo: str, encoders: dict[str, RNNEncoderModel], device: torch.device) -> list[str]:
+def pca_plots(out: Path, splits: dict[str, ZooTensors], encoders: dict[str, RNNEncoderModel]) -> list[str]:
     """2-D PCA of every encoder's embeddings of all RNNs, coloured by task and by accuracy (the paper's figures 6 and 7)."""
-    rows = ZooTensors.concat([part for part in (load_split(zoo, split, device) for split in SPLITS) if len(part)])
+    rows = ZooTensors.concat([part for part in splits.values() if len(part)])
     spec = rows.spec
     if spec.scalar_task:
         colour_by_task, task_map, task_label = torch.tensor(rows.tasks), "twilight", spec.criterion_label
@@ -161,24 +160,25 @@ def reproduce(zoo: str, scale_name: str, out: Path, device: str, encoders: list[
     names = encoders or list(ENCODERS)
     out.mkdir(parents=True, exist_ok=True)
     info = rnn_zoos.read_info(zoo)
+    splits = load_splits(zoo, device)  # once, shared by every run below
     emulation, cloned, models = {}, {}, {}
     for encoder in names:
         run = out / "pretrain" / encoder
         summary = pretrain(PretrainConfig(zoo=zoo, encoder=encoder, out=str(run), steps=scale.pretrain_steps, batch_rnns=scale.batch_rnns,
                                           sequences_per_rnn=scale.sequences_per_rnn, eval_every=scale.eval_every, eval_rnns=scale.eval_rnns,
-                                          cloned_rnns=scale.cloned_rnns, lr=scale.lr, device=device))
+                                          cloned_rnns=scale.cloned_rnns, lr=scale.lr, device=device), splits)
         model = RNNEncoderModel.from_pretrained(run / "encoder").to(device)
         models[encoder] = model
         emulation[encoder] = {"validation_loss": model.config.training["validation_loss"], "ood_loss": model.config.training["ood_loss"],
                               "steps": model.config.training["steps"], "trained_steps": summary["steps"]}
         cloned[encoder] = {split: entry["mean_abs_difference"] for split, entry in summary.get("cloned", {}).items()}
     downstream, outputs = run_downstream(zoo, {name: embedder(model) for name, model in models.items()}, names, seeds=scale.seeds,
-                                         probe_steps=scale.probe_steps, supervised_steps=scale.supervised_steps, device=device)
+                                         probe_steps=scale.probe_steps, supervised_steps=scale.supervised_steps, device=device, splits=splits)
     with atomic_write(out / "predictions.pt") as temporary:
         torch.save(outputs, temporary)
     results = {"zoo": zoo, "zoo_name": info.zoo, "scale": scale_name, "settings": asdict(scale), "device": device,
                "differences_from_paper": differences(scale_name), "emulation": emulation, "downstream": downstream, "cloned": cloned,
-               "paper_emulation_loss": PAPER_EMULATION_LOSS[info.zoo], "plots": pca_plots(out, zoo, models, torch.device(device))}
+               "paper_emulation_loss": PAPER_EMULATION_LOSS[info.zoo], "plots": pca_plots(out, splits, models)}
     with atomic_write(out / "results.json") as temporary:
         temporary.write_text(json.dumps(results, indent=1))
     write_report(out, results)
