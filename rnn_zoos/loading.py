@@ -71,8 +71,11 @@ def load_zoo(name_or_path: str | Path, split: str | None = None, streaming: bool
             kwargs["revision"] = revision
         elif changed and not streaming:
             kwargs["download_mode"] = "force_redownload"
-        result = datasets.load_dataset(source, **kwargs)
-        loaded = {name: result[name] for name in present}
+        if split:  # only that split's files are read
+            loaded = {split: datasets.load_dataset(source, split=split, **kwargs)}
+        else:
+            result = datasets.load_dataset(source, **kwargs)
+            loaded = {name: result[name] for name in present}
         for name, dataset in loaded.items():
             if dataset.features is not None and dataset.features != features:
                 raise ZooError(f"{name_or_path}: split {name} has the columns {dataset.features}, not those of a {info.zoo} zoo; "

@@ -161,7 +161,7 @@ def _check_rows(folder: Path, spec: ZooSpec, light: dict[str, pa.Table], sample_
         if not local:
             continue
         try:
-            rows = pq.read_table(folder / path).take(local).to_pydict()
+            rows = _read_rows(folder / path, local)
         except Exception as error:  # a damaged page in a column the light read did not touch
             problems.append(f"{path} is not a readable Parquet file ({type(error).__name__}: {error})")
             continue
@@ -180,3 +180,15 @@ def _check_rows(folder: Path, spec: ZooSpec, light: dict[str, pa.Table], sample_
             error = (recomputed - stored).abs()
             if not bool((error <= atol + rtol * stored.abs()).all()):
                 problems.append(f"{label}: the weights do not reproduce log_probs from inputs (largest error {error.max().item():.3g})")
+
+
+def _read_rows(path: Path, rows: list[int]) -> dict[str, list]:
+    """Rows of a Parquet file by index, reading only the row groups that hold them."""
+    parquet = pq.ParquetFile(path)
+    sizes = [parquet.metadata.row_group(group).num_rows for group in range(parquet.num_row_groups)]
+    starts = np.cumsum([0, *sizes])
+    group_of = {row: int(np.searchsorted(starts, row, side="right")) - 1 for row in rows}
+    groups = sorted(set(group_of.values()))
+    first_in_read = dict(zip(groups, np.cumsum([0, *[sizes[group] for group in groups]])))
+    positions = [int(first_in_read[group_of[row]] + row - starts[group_of[row]]) for row in rows]
+    return parquet.read_row_groups(groups).take(positions).to_pydict()
