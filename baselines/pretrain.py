@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
 import rnn_zoos
-from rnn_zoos.errors import ZooError, report
+from rnn_zoos.errors import ZooError, describe_difference, report
 from rnn_zoos.files import atomic_write
 from rnn_zoos.tasks import seq_mnist as sm
 from rnn_zoos.tasks.mnist_sources import load_mnist
@@ -255,8 +255,8 @@ def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None
             raise ZooError(f"--out {out} exists and is not a pretraining run; choose a new or empty folder")
         found = json.loads(config_path.read_text())
         if found != options:
-            changed = ", ".join(f"{key}={found.get(key)!r} there vs {options.get(key)!r} now" for key in sorted(options) if found.get(key) != options.get(key))
-            raise ZooError(f"--out {out} holds a run with other options ({changed}); rerun with its options or choose another --out")
+            raise ZooError(f"--out {out} holds a run with other options ({describe_difference(found, options)}); "
+                           "rerun with its options or choose another --out")
         if (out / "summary.json").is_file():
             print(f"{out}: this run is already complete")
             return json.loads((out / "summary.json").read_text())

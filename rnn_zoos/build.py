@@ -30,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
-from .errors import ZooError
+from .errors import ZooError, describe_difference
 from .format import FORMAT_VERSION, ZooInfo, ZooSpec, encode_weights
 from .files import atomic_write
 from .hub import plan_splits, write_parquet, write_zoo_layout
@@ -144,18 +144,13 @@ def zoo_identity(recipe: ZooRecipe, config: BuildConfig) -> dict[str, Any]:
     }
 
 
-def _describe_difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:
-    keys = sorted(set(found) | set(wanted))
-    return ", ".join(f"{key}={found.get(key)!r} there vs {wanted.get(key)!r} now" for key in keys if found.get(key) != wanted.get(key))
-
-
 def _prepare_output(out: Path, identity: dict[str, Any]) -> bool:
     """Check ``out`` and start or continue a build there; returns False if the zoo is already complete."""
     work = out / WORK_DIR
     if (out / "meta" / "info.json").is_file() and not work.exists():
         info = ZooInfo.load(out)
         if info.builder != identity:
-            raise ZooError(f"--out {out} holds a different zoo ({_describe_difference(info.builder, identity)}); choose another --out or delete it")
+            raise ZooError(f"--out {out} holds a different zoo ({describe_difference(info.builder, identity)}); choose another --out or delete it")
         shutil.rmtree(out / TRASH_DIR, ignore_errors=True)
         return False
     if work.is_dir():
@@ -165,7 +160,7 @@ def _prepare_output(out: Path, identity: dict[str, Any]) -> bool:
         except (OSError, ValueError):
             raise ZooError(f"{config_path} is missing or unreadable; delete {out} and build again") from None
         if found != identity:
-            raise ZooError(f"--out {out} holds an unfinished build of a different zoo ({_describe_difference(found, identity)}); "
+            raise ZooError(f"--out {out} holds an unfinished build of a different zoo ({describe_difference(found, identity)}); "
                            "rerun with its options, or choose another --out")
         return True
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
