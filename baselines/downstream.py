@@ -70,11 +70,13 @@ TARGETS = {
 }
 
 
-def protocol_parts(splits: dict[str, ZooTensors], seed: int = 0) -> tuple[dict[str, ZooTensors], list, list]:
+def protocol_parts(splits: dict[str, ZooTensors]) -> tuple[dict[str, ZooTensors], list, list]:
     """The rows of ``fit``, ``validation`` and ``ood`` (the reported half) under the paper's protocol,
-    with the ood tasks moved into training and those reported."""
+    with the ood tasks moved into training and those reported (:func:`rnn_zoos.splits.downstream_tasks`)."""
     ood = splits["ood"]
-    moved, kept = downstream_tasks(ood.tasks, seed)
+    spec = ood.spec
+    every_task = spec.task_array([task for part in splits.values() for task in part.tasks])
+    moved, kept = (spec.task_keys(vectors) for vectors in downstream_tasks(every_task, spec.criterion))
     moved_mask = torch.tensor([task in set(moved) for task in ood.tasks], dtype=torch.bool)
     parts = {"fit": ZooTensors.concat([splits["train"], ood.select(moved_mask)]), "validation": splits["validation"], "ood": ood.select(~moved_mask)}
     return parts, moved, kept
@@ -270,7 +272,6 @@ def run_downstream(
     probe_steps: int = 2000,
     supervised_steps: int = 2000,
     device: str = "cpu",
-    split_seed: int = 0,
     splits: dict[str, ZooTensors] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Score every method on every target; returns the results and seed 0's predictions on the reported parts.
@@ -281,7 +282,7 @@ def run_downstream(
     info = rnn_zoos.read_info(zoo)
     spec = zoo_spec(info.zoo)
     torch_device = torch.device(device)
-    parts, moved, kept = protocol_parts(splits or load_splits(zoo, torch_device), split_seed)
+    parts, moved, kept = protocol_parts(splits or load_splits(zoo, torch_device))
     if len(parts["fit"]) == 0:
         raise ZooError(f"{zoo} has no rows to train a predictor on")
     available = TARGETS[spec.name]
@@ -290,7 +291,7 @@ def run_downstream(
     if unknown:
         raise ZooError(f"unknown target(s) {unknown} for a {spec.name} zoo; choose from {', '.join(available)}")
     steps = sorted(info.snapshot_steps)
-    results: dict[str, Any] = {"zoo": str(zoo), "zoo_name": spec.name, "seeds": seeds, "split_seed": split_seed,
+    results: dict[str, Any] = {"zoo": str(zoo), "zoo_name": spec.name, "seeds": seeds,
                                "rows": {part: len(rows) for part, rows in parts.items()},
                                "ood_tasks": {"moved_into_training": [spec.task_cell(task) for task in moved], "reported": [spec.task_cell(task) for task in kept]},
                                "targets": {}}

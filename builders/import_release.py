@@ -33,7 +33,6 @@ from rnn_zoos.hub import plan_splits, write_zoo_layout
 
 BLOCK_ROWS = 256
 """Release rows converted at a time."""
-SPLIT_SEED = 0
 NO_SEED = -1
 
 
@@ -202,7 +201,7 @@ def import_release(source: Path, out: Path) -> Path:
     spec = release.layout.spec
     staging = out.with_name(out.name + ".importing")
     shutil.rmtree(staging, ignore_errors=True)
-    plan = plan_splits(spec, release.run_tasks(), SPLIT_SEED)
+    plan = plan_splits(spec, release.run_tasks())
     snapshot_steps = sorted(set(release.step.tolist()))
     with tqdm(total=release.rows, desc=f"importing {source.name}", unit=" rows") as progress:
         write_zoo_layout(

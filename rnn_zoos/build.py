@@ -327,7 +327,7 @@ def _split_tables(chunk_folders: list[Path], runs: set[int], group: int = 100) -
 def _finalize(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], out: Path, chunk_folders: list[Path]) -> None:
     """Assign splits and write the Hub layout from the finished chunks."""
     spec = recipe.spec
-    plan = plan_splits(spec, _run_tasks(chunk_folders), config.seed)
+    plan = plan_splits(spec, _run_tasks(chunk_folders))
     snapshot_steps = TrainingSchedule(steps=config.steps).snapshot_steps()
     write_zoo_layout(
         out,

@@ -12,17 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import safetensors.torch
 import torch
 from datasets import Array2D, Array3D, Features, List, Value
 
 from .errors import ZooError
 from .lstm import LSTMArchitecture, Params
+from .splits import Criterion
 from .tasks.formal_lang import task_entropy
 
 FORMAT_VERSION = "1.0"
@@ -48,13 +50,30 @@ class ZooSpec:
     """If set, ``inputs`` are token ids: a model reads them one-hot, all but the last (next-token prediction)."""
     task_key: Callable[[Any], Hashable]
     """A hashable, sortable form of a ``task`` cell."""
-    criterion: Callable[[Hashable], float]
-    """The split criterion of a task key: the highest tasks form the ``ood`` split."""
+    criterion: Criterion
+    """The split criterion of task vectors ``[U, k]`` (:meth:`task_array`), as the paper's code computes it."""
     criterion_label: str
+    probing_length: int
+    """Default length of the probing encoders' probe sequences (the paper's configs: 22 for formal languages,
+    the sequence length plus one, 50, for sequential MNIST)."""
 
     def task_cell(self, key: Hashable) -> Any:
         """A task key back in the form of a ``task`` cell (and of JSON): a list for vector tasks."""
         return list(key) if isinstance(key, tuple) else key
+
+    def task_array(self, tasks: Sequence[Any]) -> np.ndarray:
+        """Task cells or keys as the task vectors ``[N, k]`` the paper's split code reads (int64 vectors, float64 angles)."""
+        if self.scalar_task:
+            return np.asarray(tasks, dtype=np.float64).reshape(-1, 1)
+        return np.asarray(tasks, dtype=np.int64).reshape(len(tasks), -1)
+
+    def task_keys(self, vectors: np.ndarray) -> list[Hashable]:
+        """Task vectors ``[N, k]`` (as :meth:`task_array` gives them) back as task keys."""
+        return [self.task_key(row[0] if self.scalar_task else row) for row in np.asarray(vectors)]
+
+    def task_criterion(self, tasks: Sequence[Any]) -> np.ndarray:
+        """The split criterion of each of ``tasks`` (cells or keys)."""
+        return self.criterion(self.task_array(tasks)) if len(tasks) else np.zeros(0)
 
     @property
     def scalar_task(self) -> bool:
@@ -91,8 +110,9 @@ FORMAL_LANG = ZooSpec(
     log_probs_feature=Array3D((100, 41, 6), "float16"),
     token_vocab=6,
     task_key=lambda task: tuple(int(value) for value in task),
-    criterion=lambda task: float(task_entropy(torch.tensor(task))),
+    criterion=task_entropy,
     criterion_label="entropy of the normalised task vector",
+    probing_length=22,
 )
 
 SEQ_MNIST = ZooSpec(
@@ -103,9 +123,10 @@ SEQ_MNIST = ZooSpec(
     inputs_feature=Array3D((100, 50, 16), "float16"),
     log_probs_feature=Array3D((100, 50, 10), "float16"),
     token_vocab=None,
-    task_key=float,
-    criterion=float,
+    task_key=lambda task: float(np.float32(task)),
+    criterion=lambda tasks: tasks.reshape(tasks.shape[0], -1).sum(-1),
     criterion_label="rotation angle (degrees)",
+    probing_length=50,
 )
 
 ZOO_SPECS = {spec.name: spec for spec in (FORMAL_LANG, SEQ_MNIST)}

@@ -22,7 +22,7 @@ from .errors import ZooError
 from .files import atomic_write
 from .format import CARD_PATH, DATA_DIR, FORMAT_VERSION, INFO_PATH, SPLITS, SplitInfo, ZooInfo, ZooSpec, file_sha256
 from .plots import card_plots
-from .splits import split_tasks
+from .splits import split_tasks, task_mask
 
 ROWS_PER_SHARD = 1000
 """Rows per data file: about 110 MB for the formal-language zoo."""
@@ -147,14 +147,20 @@ class SplitPlan:
     runs: list[int]
 
 
-def plan_splits(spec: ZooSpec, run_tasks: dict[int, Any], seed: int) -> dict[str, SplitPlan]:
-    """Assign every run to a split by its task (see :func:`rnn_zoos.splits.split_tasks`)."""
-    keys = {run: spec.task_key(task) for run, task in run_tasks.items()}
-    assignment = split_tasks(list(keys.values()), spec.criterion, seed)
-    return {
-        split: SplitPlan(tasks, sorted(run for run, key in keys.items() if key in set(tasks)))
-        for split, tasks in assignment.items()
-    }
+def plan_splits(spec: ZooSpec, run_tasks: dict[int, Any]) -> dict[str, SplitPlan]:
+    """Assign every run to a split by its task, as the paper's code does (see :func:`rnn_zoos.splits.split_tasks`).
+
+    ``run_tasks`` maps runs to task cells; a release's own values (float64 angles) may be given, so
+    that the criterion sees exactly what the paper's code saw.
+    """
+    runs = sorted(run_tasks)
+    vectors = spec.task_array([run_tasks[run] for run in runs])
+    plan = {}
+    for split, chosen in split_tasks(vectors, spec.criterion).items():
+        member = task_mask(vectors, chosen)
+        keys = sorted({spec.task_key(run_tasks[run]) for run, inside in zip(runs, member) if inside})
+        plan[split] = SplitPlan(keys, [run for run, inside in zip(runs, member) if inside])
+    return plan
 
 
 LIGHT_COLUMNS = ["run", "step", "task", "accuracy", "weight_decay"]

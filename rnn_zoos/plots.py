@@ -68,7 +68,7 @@ def _tasks_per_split(axes: plt.Axes, spec: ZooSpec, rows: dict[str, pa.Table]) -
     values = {}
     for split, table in rows.items():
         first = table.filter(pc.equal(table.column("step"), pc.min(table.column("step"))))
-        values[split] = [spec.criterion(spec.task_key(task)) for task in first.column("task").to_pylist()]
+        values[split] = spec.task_criterion(first.column("task").to_pylist())
     everything = np.concatenate([np.asarray(v) for v in values.values()])
     bins = np.linspace(everything.min(), everything.max() + 1e-9, 25)
     axes.hist(list(values.values()), bins=bins, stacked=True, color=[SPLIT_COLOURS[s] for s in values], label=list(values))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,13 +16,18 @@ from rnn_zoos.format import SPLITS
 from rnn_zoos.splits import downstream_tasks
 
 
-def test_downstream_split_is_deterministic_and_disjoint() -> None:
-    tasks = [(0, m, 1, 2) for m in range(-3, 3)] + [(0, 1, m, 0) for m in range(-3, 3)]
-    moved, kept = downstream_tasks(tasks, seed=0)
-    assert (moved, kept) == downstream_tasks(list(reversed(tasks)), seed=0)
-    assert not set(moved) & set(kept) and sorted(set(moved) | set(kept)) == sorted(set(tasks))
-    assert len(moved) == len(set(tasks)) // 2
-    assert downstream_tasks(tasks, seed=1) != (moved, kept)
+def test_downstream_halves_are_the_ood_tasks_split_larger_half_into_training() -> None:
+    from rnn_zoos.format import FORMAL_LANG
+    from rnn_zoos.splits import split_tasks
+    from rnn_zoos.tasks import formal_lang as fl
+
+    tasks = fl.TASKS.numpy()
+    moved, kept = downstream_tasks(tasks, FORMAL_LANG.criterion)
+    ood = split_tasks(tasks, FORMAL_LANG.criterion)["ood"]
+    assert len(moved) == (len(ood) + 1) // 2 and len(kept) == len(ood) // 2
+    assert sorted(map(tuple, moved.tolist() + kept.tolist())) == sorted(map(tuple, ood.tolist()))
+    shuffled = tasks[np.random.default_rng(0).permutation(len(tasks))]
+    assert all(np.array_equal(a, b) for a, b in zip(downstream_tasks(shuffled, FORMAL_LANG.criterion), (moved, kept)))
 
 
 def test_reported_ood_half_shares_no_task_with_the_training_rows(formal_zoo: Path) -> None:

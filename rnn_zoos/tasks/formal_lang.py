@@ -11,9 +11,11 @@ Everything here works on batches of tensors (any leading dimensions), on any dev
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -72,11 +74,20 @@ def accepts(strings: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
     return has_eos & letters_only & ordered & fits
 
 
-def task_entropy(tasks: torch.Tensor) -> torch.Tensor:
-    """The split criterion: entropy of the normalised shifted task vector ``(t - min t + 1) / sum``."""
-    shifted = (tasks - tasks.min(dim=-1, keepdim=True).values + 1).double()
-    p = shifted / shifted.sum(dim=-1, keepdim=True)
-    return -(p * p.log()).sum(dim=-1)
+def task_entropy(tasks: np.ndarray) -> np.ndarray:
+    """The split criterion of task vectors ``[U, 4]`` -> ``[U]``, as the paper's ``task_entropy_criterion``.
+
+    The entropy of the shifted task vector ``t - min t + 1`` normalised to sum 1, with the paper's
+    epsilon: ``-sum p log(p + 1e-6)``, in float64 as NumPy promotes the paper's expression. Many tasks
+    tie in exact arithmetic, so the last bit of each logarithm decides their order: the logarithm is
+    the C library's (``math.log``), which NumPy 1.23 used on CPUs without AVX-512 and NumPy >= 2 uses
+    everywhere (NumPy 1.23 on AVX-512 CPUs used SVML, which differs in the last bit for some values).
+    """
+    tasks = np.asarray(tasks, dtype=np.int64)
+    shifted = 1 + tasks - tasks.min(axis=-1, keepdims=True)
+    p = shifted.astype(np.float32) / shifted.sum(axis=-1, keepdims=True)
+    log = np.array([math.log(value) for value in (p + 1e-6).ravel().tolist()], dtype=np.float64).reshape(p.shape)
+    return -(p * log).sum(axis=-1)
 
 
 def one_hot(tokens: torch.Tensor) -> torch.Tensor:
