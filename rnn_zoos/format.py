@@ -5,15 +5,19 @@ This module is the one place that fixes the format (DESIGN.md section 3). A zoo 
     README.md                       dataset card; its YAML ``configs`` map splits to data files
     data/{split}-0000i-of-0000N.parquet
     meta/info.json                  :class:`ZooInfo`
+
+A minor version only adds optional fields to ``meta/info.json`` (1.1: ``log_probs_reproduction``), so
+this library reads every 1.x record and ignores the fields of later minor versions it does not know.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +31,13 @@ from .lstm import LSTMArchitecture, Params
 from .splits import Criterion
 from .tasks.formal_lang import task_entropy
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 SPLITS = ("train", "validation", "ood")
 INFO_PATH = "meta/info.json"
 DATA_DIR = "data"
 CARD_PATH = "README.md"
+RELEASE_SOURCE = "paper-release"
+"""``builder["source"]`` of a zoo imported from the paper's original release (``python -m builders.import_release``)."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,41 @@ class SplitInfo:
 
 
 @dataclass
+class LogProbsReproduction:
+    """How exactly an imported release's weights reproduce its stored ``log_probs`` from its stored ``inputs``.
+
+    Measured over every row at import (float32, ``rnn_zoos.lstm``, as :mod:`rnn_zoos.verify` recomputes them).
+    Only a zoo imported from the paper's release carries it; ``verify`` then accepts a row whose largest error
+    is within ``max_abs_error`` (plus a margin for float32 rounding across machines).
+    """
+
+    max_abs_error: float
+    """The largest absolute difference between recomputed and stored log-probabilities, over all rows."""
+    mean_abs_error: float
+    """The mean absolute difference over all rows, sequences, positions and classes."""
+    rows: int
+    """The rows measured (all of them)."""
+    worst_run: int
+    worst_step: int
+    """The row holding ``max_abs_error``."""
+    reason: str
+    """Why the weights reproduce the stored log-probabilities only approximately."""
+
+    def __post_init__(self) -> None:
+        """Coerce the numbers read from JSON; errors must be finite and non-negative (else ``ValueError``)."""
+        self.max_abs_error, self.mean_abs_error = float(self.max_abs_error), float(self.mean_abs_error)
+        self.rows, self.worst_run, self.worst_step = int(self.rows), int(self.worst_run), int(self.worst_step)
+        if not all(math.isfinite(value) and value >= 0 for value in (self.max_abs_error, self.mean_abs_error)):
+            raise ValueError(f"log_probs_reproduction errors must be finite and >= 0, not {self.max_abs_error}, {self.mean_abs_error}")
+
+
+def known_fields(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``raw`` that are fields of the dataclass ``cls``: a later minor version's additions are dropped."""
+    names = {entry.name for entry in fields(cls)}
+    return {key: value for key, value in raw.items() if key in names}
+
+
+@dataclass
 class ZooInfo:
     """The typed record stored as ``meta/info.json``."""
 
@@ -226,6 +267,8 @@ class ZooInfo:
     """``sha256`` of every data file, by path relative to the zoo folder."""
     notes: list[str] = field(default_factory=list)
     format_version: str = FORMAT_VERSION
+    log_probs_reproduction: LogProbsReproduction | None = None
+    """Set only by the import of the paper's release (format 1.1): see :class:`LogProbsReproduction`."""
 
     @property
     def num_rows(self) -> int:
@@ -238,7 +281,10 @@ class ZooInfo:
 
     @classmethod
     def from_json(cls, text: str, source: str = "meta/info.json") -> ZooInfo:
-        """Parse a record, refusing a format major version this library does not read."""
+        """Parse a record, refusing a format major version this library does not read.
+
+        Fields this library does not know (added by a later minor version) are ignored.
+        """
         try:
             raw = json.loads(text)
             version = str(raw["format_version"])
@@ -246,10 +292,13 @@ class ZooInfo:
             raise ZooError(f"{source} is not a zoo info record ({error}); rebuild the zoo or download it again") from None
         check_format_version(version, source)
         try:
+            raw = known_fields(cls, raw)
             raw["architecture"] = LSTMArchitecture(**raw["architecture"])
-            raw["splits"] = {name: SplitInfo(**split) for name, split in raw["splits"].items()}
+            raw["splits"] = {name: SplitInfo(**known_fields(SplitInfo, split)) for name, split in raw["splits"].items()}
+            if (record := raw.get("log_probs_reproduction")) is not None:
+                raw["log_probs_reproduction"] = LogProbsReproduction(**known_fields(LogProbsReproduction, record))
             return cls(**raw)
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ZooError(f"{source} is missing or has malformed fields ({error}); rebuild the zoo or download it again") from None
 
     @classmethod

@@ -180,7 +180,7 @@ def test_missing_shard_is_named(zoo_copy: Path) -> None:
 
 def test_unknown_format_version_is_refused(zoo_copy: Path) -> None:
     path = zoo_copy / "meta" / "info.json"
-    path.write_text(path.read_text().replace('"format_version": "1.0"', '"format_version": "2.0"'))
+    path.write_text(path.read_text().replace('"format_version": "1.1"', '"format_version": "2.0"'))
     with pytest.raises(ZooError, match=r"format version 2\.0; this rnn_zoos reads format version 1\.x"):
         rnn_zoos.load_zoo(zoo_copy)
 

@@ -86,7 +86,7 @@ def test_ood_holds_the_highest_entropy_tasks(zoo) -> None:
 def test_info_counts_and_checksums(formal_zoo, zoo) -> None:
     info = ZooInfo.load(formal_zoo)
     assert info.format_version == rnn_zoos.FORMAT_VERSION
-    assert info.builder == {"zoo": "formal-lang", "format_version": "1.0", "runs": TINY["runs"], "steps": TINY["steps"], "seed": TINY["seed"]}
+    assert info.builder == {"zoo": "formal-lang", "format_version": "1.1", "runs": TINY["runs"], "steps": TINY["steps"], "seed": TINY["seed"]}
     for split in zoo:
         assert info.splits[split].num_rows == len(zoo[split])
     assert sorted(info.checksums) == sorted(p.relative_to(formal_zoo).as_posix() for p in (formal_zoo / "data").glob("*.parquet"))
@@ -165,7 +165,7 @@ def test_to_module_is_a_ready_nn_module(zoo) -> None:
 
 def test_info_json_is_plain_json(formal_zoo) -> None:
     raw = json.loads((formal_zoo / "meta" / "info.json").read_text())
-    assert raw["format_version"] == "1.0" and raw["zoo"] == "formal-lang"
+    assert raw["format_version"] == "1.1" and raw["zoo"] == "formal-lang"
     assert raw["snapshot_steps"] == TrainingSchedule(TINY["steps"]).snapshot_steps()
 
 

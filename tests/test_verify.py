@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from builders import verify
-from rnn_zoos.format import file_sha256
+from rnn_zoos.format import ZooInfo, file_sha256
 from rnn_zoos.verify import verify_zoo
 
 
@@ -81,6 +81,20 @@ def test_row_whose_weights_do_not_match_its_log_probs(damaged: Path) -> None:
     problems = verify_zoo(damaged, sample_rows=10_000)
     assert len(problems) == 1
     assert problems[0].startswith(f"data/{path.name} row 5 (run {rows[5]['run']}, step {rows[5]['step']}): the weights do not reproduce log_probs")
+
+
+def test_other_minor_versions_are_read(damaged: Path) -> None:
+    info_path = damaged / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    older = {key: value for key, value in info.items() if key != "log_probs_reproduction"}
+    info_path.write_text(json.dumps({**older, "format_version": "1.0"}))
+    assert ZooInfo.load(damaged).log_probs_reproduction is None
+    assert verify_zoo(damaged) == []
+    later = {**info, "format_version": "1.9", "added_in_1_9": {"x": 1}}
+    later["splits"]["train"]["added_in_1_9"] = 2
+    info_path.write_text(json.dumps(later))
+    assert ZooInfo.load(damaged).format_version == "1.9"
+    assert verify_zoo(damaged) == []
 
 
 def test_split_sharing_a_task(damaged: Path) -> None:
