@@ -60,10 +60,11 @@ class ZooTensors:
                           [task for part in parts for task in part.tasks])
 
     def params(self, index: torch.Tensor, generator: torch.Generator | None = None, permute: bool = False) -> Params:
-        """The weights of rows ``index``; with ``permute``, each with its hidden neurons randomly permuted (same function)."""
+        """The weights of rows ``index``; with ``permute``, their hidden neurons permuted (same functions) by one
+        random permutation per layer for the whole batch, as the paper's augmentation does."""
         params = {name: tensor[index] for name, tensor in self.weights.items()}
         if permute:
-            params = permute_hidden(params, random_permutations(params, generator))
+            params = permute_hidden(params, random_permutations(params, generator, shared=True))
         return params
 
     def sequences(self, index: torch.Tensor, sequence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

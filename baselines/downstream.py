@@ -232,7 +232,7 @@ class EndToEnd(nn.Module):
 
 
 def supervised_predictor(target: Target, encoder: str, parts: dict[str, ZooTensors], truth: dict[str, torch.Tensor],
-                         steps: list[int], seed: int, train_steps: int, device: torch.device) -> Predict:
+                         steps: list[int], seed: int, train_steps: int, batch: int, device: torch.device) -> Predict:
     """The encoder architecture with an MLP head, trained end to end on the target from the weights (no pretraining).
 
     Encoders that are not permutation-invariant see randomly permuted RNNs in training, as in pretraining.
@@ -245,7 +245,7 @@ def supervised_predictor(target: Target, encoder: str, parts: dict[str, ZooTenso
     def features(rows: ZooTensors, index: torch.Tensor) -> dict[str, torch.Tensor]:
         return rows.params(index.to(rows.inputs.device), permutations, permute=model.training and network.needs_augmentation)
 
-    return _fit(target, model, features, parts, truth, Scaler(target, truth["fit"]), train_steps, 64, 1e-3, seed, max(1, train_steps // 10))
+    return _fit(target, model, features, parts, truth, Scaler(target, truth["fit"]), train_steps, batch, 1e-3, seed, max(1, train_steps // 10))
 
 
 # --- the study ----------------------------------------------------------------------------------
@@ -271,6 +271,7 @@ def run_downstream(
     seeds: int = 5,
     probe_steps: int = 2000,
     supervised_steps: int = 2000,
+    supervised_batch: int = 64,
     device: str = "cpu",
     splits: dict[str, ZooTensors] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -304,7 +305,8 @@ def run_downstream(
             for method, embed in pretrained.items()
         }
         methods.update({f"supervised:{encoder}": partial(supervised_predictor, target, encoder, parts, truth, steps,
-                                                         train_steps=supervised_steps, device=torch_device) for encoder in supervised})
+                                                         train_steps=supervised_steps, batch=supervised_batch, device=torch_device)
+                        for encoder in supervised})
         entry: dict[str, Any] = {"kind": target.kind, "primary_metric": target.primary[0], "higher_is_better": target.primary[1], "methods": {}}
         trivial = {part: metrics(target, trivial_predictions(target, truth["fit"], len(truth[part])), truth[part])
                    for part in REPORTED if len(truth[part])}

@@ -33,6 +33,9 @@ class RNNEncoderConfig(PretrainedConfig):
         rnn_architecture: dict[str, int] | None = None,
         token_vocab: int | None = 6,
         embedding_dim: int = 16,
+        probing_sequences: int = 1,
+        probing_length: int = 22,
+        probing_static_weight: float = 0.0,
         training: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -41,17 +44,24 @@ class RNNEncoderConfig(PretrainedConfig):
         self.rnn_architecture = rnn_architecture or {"input_size": 6, "hidden_size": 32, "num_layers": 2, "output_size": 6}
         self.token_vocab = token_vocab
         self.embedding_dim = embedding_dim
+        self.probing_sequences = probing_sequences
+        self.probing_length = probing_length
+        self.probing_static_weight = probing_static_weight
         self.training = training or {}
         super().__init__(**kwargs)
 
     @classmethod
-    def for_zoo(cls, encoder: str, spec: ZooSpec, **kwargs: Any) -> RNNEncoderConfig:
-        """The config of an encoder for the RNNs of a zoo."""
-        return cls(encoder=encoder, zoo=spec.name, rnn_architecture=spec.architecture.to_dict(), token_vocab=spec.token_vocab, **kwargs)
+    def for_zoo(cls, encoder: str, spec: ZooSpec, probing_sequences: int = 1, probing_length: int | None = None,
+                **kwargs: Any) -> RNNEncoderConfig:
+        """The config of an encoder for the RNNs of a zoo; the probing length defaults to the zoo's (the paper's config)."""
+        return cls(encoder=encoder, zoo=spec.name, rnn_architecture=spec.architecture.to_dict(), token_vocab=spec.token_vocab,
+                   probing_sequences=probing_sequences, probing_length=probing_length or spec.probing_length, **kwargs)
 
     @property
     def shape(self) -> EncoderShape:
-        return EncoderShape(LSTMArchitecture(**self.rnn_architecture), self.token_vocab, self.embedding_dim)
+        """The encoder's view of the RNNs and its probing options."""
+        return EncoderShape(LSTMArchitecture(**self.rnn_architecture), self.token_vocab, self.embedding_dim,
+                            self.probing_sequences, self.probing_length, self.probing_static_weight)
 
 
 class EmulatorConfig(PretrainedConfig):

@@ -29,12 +29,13 @@ import torch  # noqa: E402
 import rnn_zoos  # noqa: E402
 from rnn_zoos.errors import ZooError, report  # noqa: E402
 from rnn_zoos.files import atomic_write  # noqa: E402
+from rnn_zoos.format import SPLITS  # noqa: E402
 
 from .data import ZooTensors, load_splits  # noqa: E402
 from .downstream import embedder, run_downstream  # noqa: E402
 from .encoders import ENCODERS  # noqa: E402
 from .modeling import RNNEncoderModel  # noqa: E402
-from .pretrain import PretrainConfig, pretrain  # noqa: E402
+from .pretrain import PAPER_SETTINGS, PretrainConfig, pretrain  # noqa: E402
 
 PAPER_EMULATION_LOSS = {
     "formal-lang": {"interactive_probing": 0.015, "noninteractive_probing": 0.023, "parameter_transformer": 0.043, "flat": 0.045,
@@ -47,38 +48,62 @@ PAPER_EMULATION_LOSS = {
 
 @dataclass(frozen=True)
 class Scale:
-    """How much compute a reproduction spends."""
+    """How much compute a reproduction spends: the pretraining options it sets, and the downstream study's."""
 
-    pretrain_steps: int
-    batch_rnns: int
-    sequences_per_rnn: int
-    eval_every: int
-    eval_rnns: int
-    cloned_rnns: int
-    lr: float
+    pretraining: dict[str, Any]
+    """:class:`PretrainConfig` options; those left out keep the paper's values (the defaults)."""
     seeds: int
     probe_steps: int
     supervised_steps: int
+    supervised_batch: int
 
 
 SCALES = {
-    "tiny": Scale(30, 8, 4, 15, 8, 2, 1e-3, 2, 200, 20),
-    "small": Scale(3000, 32, 8, 500, 128, 32, 1e-4, 3, 1000, 1000),
-    "paper": Scale(100_000, 64, 8, 1000, 256, 256, 1e-4, 15, 5000, 20_000),
+    "tiny": Scale({"steps": 30, "batch_rnns": 8, "eval_every": 15, "eval_rnns": 8, "cloned_rnns": 1, "lr": 1e-3}, 2, 200, 10, 8),
+    "small": Scale({"steps": 3000, "batch_rnns": 32, "eval_every": 500}, 3, 1000, 1000, 64),
+    "paper": Scale({}, 5, 5000, 20_000, 64),
 }
-ALWAYS_DIFFERENT = [
-    "Emulation loss of the paper's code (total variation); the emulator is conditioned by adding a projection of the embedding to its first input.",
-    "Downstream predictors: an MLP (64, 64) on standardised frozen embeddings, AdamW lr 1e-3, selected on validation; "
-    "the supervised comparison uses the same encoder with an MLP head trained end to end. The paper's exact probe settings may differ.",
-    "Confidence intervals: bootstrap over seeds of the per-seed metrics.",
-]
+DOWNSTREAM_SETTINGS = ("seeds", "probe_steps", "supervised_steps", "supervised_batch")
+"""Settings of the downstream study; the paper's code has no downstream script, so none of them is known from it."""
 
 
-def differences(scale_name: str) -> list[str]:
-    """The settings of a scale that differ from the paper's, and what always differs."""
-    chosen, paper = asdict(SCALES[scale_name]), asdict(SCALES["paper"])
-    changed = [f"{key} = {chosen[key]} (paper: {paper[key]})" for key in chosen if chosen[key] != paper[key]]
-    return changed + ALWAYS_DIFFERENT
+def structural_differences(zoo_name: str) -> list[str]:
+    """What this reproduction does differently from the paper's code whatever the settings (keep in step with the code)."""
+    items = [
+        "The first evaluation is before the first update (the paper's loop evaluates after its first update and makes "
+        "steps + 1 updates).",
+        "Cloned performance is measured once, at the end, with the model best on validation (the paper's loop measures it "
+        "with the current model at every evaluation).",
+        "Sampling draws from counter-based uniform numbers by inverse CDF (the paper's code: torch.multinomial); the same "
+        "distribution, other random numbers.",
+        "The probing encoders leave out two parameter tensors that no computation of the paper's module reads (learned "
+        "initial reader states, one static code past the last step): 0.1 % fewer parameters.",
+        "Downstream predictors: an MLP (64, 64) on standardised frozen embeddings, AdamW lr 1e-3, selected on validation; "
+        "the supervised comparison trains the same encoder with an MLP head end to end. Not stated in the paper's code "
+        "(it has no downstream script).",
+        "Confidence intervals: bootstrap over the seeds' metrics (not stated in the paper's code).",
+        "PCA plots: fitted on the embeddings of all splits (the paper's code fits on the last split it embeds).",
+    ]
+    if zoo_name == "seq-mnist":
+        items.append("MNIST cloned performance: the first 1000 images of a fixed shuffle of the zoo's validation images "
+                     "(the paper's code: a fresh shuffle of the images its hash64 split calls validation).")
+    return items
+
+
+def describe(value: Any) -> str:
+    """A setting's value as the report shows it (``None``: the paper's "all" or the zoo's default)."""
+    return "all / the zoo's default" if value is None else str(value)
+
+
+def differences(scale_name: str, zoo_name: str) -> list[str]:
+    """Every setting of a scale that differs from the paper's code, every setting the code does not state, and the
+    structural differences."""
+    scale = SCALES[scale_name]
+    config = {**{key: value for key, (value, _) in PAPER_SETTINGS.items()}, **scale.pretraining}
+    changed = [f"{key} = {describe(config[key])} (paper: {describe(paper)}, `{source}`)"
+               for key, (paper, source) in PAPER_SETTINGS.items() if config[key] != paper]
+    unstated = [f"{key} = {getattr(scale, key)} (paper: not stated)" for key in DOWNSTREAM_SETTINGS]
+    return changed + unstated + structural_differences(zoo_name)
 
 
 def fmt(value: float) -> str:
@@ -128,6 +153,7 @@ def write_report(out: Path, results: dict[str, Any]) -> None:
     lines = [f"# Reproduction report: {zoo}", "",
              f"Zoo `{results['zoo']}`, scale `{results['scale']}`, device `{results['device']}`. Every number below is in `results.json`.", "",
              "## Settings that differ from the paper", "", *[f"- {item}" for item in results["differences_from_paper"]], "",
+             "## The zoo", "", "Notes recorded in its `meta/info.json`:", "", *[f"- {note}" for note in results["zoo_notes"]], "",
              "## Emulation loss (Table 2)", "", "| encoder | validation | ood | steps | paper (validation) |", "|---|---|---|---|---|"]
     for encoder, entry in results["emulation"].items():
         paper = PAPER_EMULATION_LOSS[zoo].get(encoder)
@@ -142,10 +168,16 @@ def write_report(out: Path, results: dict[str, Any]) -> None:
         for method, parts in entry["methods"].items():
             lines.append(f"| {method} | {cell(parts['validation'], metric) if 'validation' in parts else '-'} | {cell(parts['ood'], metric) if 'ood' in parts else '-'} |")
         lines.append("")
-    lines += ["## Cloned performance", "", "Mean absolute difference between the accuracy of the RNN and of the emulator standing in for it.", "",
-              "| encoder | validation | ood |", "|---|---|---|"]
+    lines += ["## Cloned performance", "",
+              "Mean absolute difference between the score of an RNN and of the emulator standing in for it, over RNNs spread "
+              "over each split. *paper*: as the paper's code measures it (formal languages: correct among finished strings of "
+              "64 samples each, the paper's acceptance check; MNIST: stored accuracy against one batch of 1000 validation "
+              "images). *rnn-zoos*: the stored `accuracy` against the emulator's accuracy measured the same way.", "",
+              "| encoder | " + " | ".join(f"{measure} {split}" for measure in ("paper", "rnn-zoos") for split in SPLITS) + " |",
+              "|---|" + "---|" * 2 * len(SPLITS)]
     for encoder, entry in results["cloned"].items():
-        lines.append(f"| {encoder} | {fmt(entry['validation']) if 'validation' in entry else '-'} | {fmt(entry['ood']) if 'ood' in entry else '-'} |")
+        cells = [fmt(entry[measure][split]) if split in entry[measure] else "-" for measure in ("paper", "rnn_zoos") for split in SPLITS]
+        lines.append(f"| {encoder} | " + " | ".join(cells) + " |")
     lines += ["", *[f"![cloned performance of {encoder}](pretrain/{encoder}/cloned.png)" for encoder in results["cloned"]], "",
               "## Embeddings", "", *[f"![{name}]({name})" for name in results["plots"]], ""]
     with atomic_write(out / "REPORT.md") as temporary:
@@ -164,20 +196,20 @@ def reproduce(zoo: str, scale_name: str, out: Path, device: str, encoders: list[
     emulation, cloned, models = {}, {}, {}
     for encoder in names:
         run = out / "pretrain" / encoder
-        summary = pretrain(PretrainConfig(zoo=zoo, encoder=encoder, out=str(run), steps=scale.pretrain_steps, batch_rnns=scale.batch_rnns,
-                                          sequences_per_rnn=scale.sequences_per_rnn, eval_every=scale.eval_every, eval_rnns=scale.eval_rnns,
-                                          cloned_rnns=scale.cloned_rnns, lr=scale.lr, device=device), splits)
+        summary = pretrain(PretrainConfig(zoo=zoo, encoder=encoder, out=str(run), device=device, **scale.pretraining), splits)
         model = RNNEncoderModel.from_pretrained(run / "encoder").to(device)
         models[encoder] = model
         emulation[encoder] = {"validation_loss": model.config.training["validation_loss"], "ood_loss": model.config.training["ood_loss"],
                               "steps": model.config.training["steps"], "trained_steps": summary["steps"]}
-        cloned[encoder] = {split: entry["mean_abs_difference"] for split, entry in summary.get("cloned", {}).items()}
+        cloned[encoder] = {measure: {split: entry[key] for split, entry in summary.get("cloned", {}).items()}
+                           for measure, key in (("paper", "mean_abs_difference"), ("rnn_zoos", "rnn_zoos_mean_abs_difference"))}
     downstream, outputs = run_downstream(zoo, {name: embedder(model) for name, model in models.items()}, names, seeds=scale.seeds,
-                                         probe_steps=scale.probe_steps, supervised_steps=scale.supervised_steps, device=device, splits=splits)
+                                         probe_steps=scale.probe_steps, supervised_steps=scale.supervised_steps,
+                                         supervised_batch=scale.supervised_batch, device=device, splits=splits)
     with atomic_write(out / "predictions.pt") as temporary:
         torch.save(outputs, temporary)
     results = {"zoo": zoo, "zoo_name": info.zoo, "scale": scale_name, "settings": asdict(scale), "device": device,
-               "differences_from_paper": differences(scale_name), "emulation": emulation, "downstream": downstream, "cloned": cloned,
+               "differences_from_paper": differences(scale_name, info.zoo), "zoo_notes": info.notes, "emulation": emulation, "downstream": downstream, "cloned": cloned,
                "paper_emulation_loss": PAPER_EMULATION_LOSS[info.zoo], "plots": pca_plots(out, splits, models)}
     with atomic_write(out / "results.json") as temporary:
         temporary.write_text(json.dumps(results, indent=1))

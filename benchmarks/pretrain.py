@@ -1,4 +1,4 @@
-"""Emulation-pretraining speed per encoder: training steps/s at 64 RNNs per step on the formal-language zoo.
+"""Emulation-pretraining speed per encoder (the paper's sizes): training steps/s at 64 RNNs per step on the formal-language zoo.
 
     python -m benchmarks.pretrain [--zoo DIR] [--device cpu|cuda] [--steps 10] [--batch-rnns 64]
 
@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 
 import rnn_zoos
-from baselines.emulation import emulation_loss
 from baselines.encoders import ENCODERS
 from baselines.pretrain import PretrainConfig, Pretraining
 from benchmarks.builder_speed import synchronize
@@ -33,24 +32,19 @@ PAPER_H100 = {"interactive_probing": 7.9, "noninteractive_probing": 7.7, "dws": 
               "flat": 52.5, "layerwise_statistics": 54.6}
 
 
-def loader_step(run: Pretraining, batches) -> None:
-    """One training step of ``run``'s models on a batch from a DataLoader (the baseline pipeline)."""
+def loader_step(run: Pretraining, batches: Iterator[dict]) -> None:
+    """One training step of ``run``'s models on a batch from a DataLoader (the baseline pipeline), the same optimisation."""
     batch = next(batches)
     device, config = run.device, run.config
     params = {name: tensor.to(device) for name, tensor in batch["weights"].items()}
     if run.encoder.needs_augmentation:
-        params = permute_hidden(params, random_permutations(params))
-    sequence = torch.randint(batch["inputs"].shape[1], (len(batch["inputs"]), config.sequences_per_rnn))
+        params = permute_hidden(params, random_permutations(params, shared=True))
+    sequence = torch.rand(len(batch["inputs"]), batch["inputs"].shape[1]).argsort(dim=1)[:, : config.sequences_per_rnn]
     rows = torch.arange(len(batch["inputs"])).unsqueeze(1).expand_as(sequence)
     spec = run.splits["train"].spec
     inputs = spec.model_inputs(batch["inputs"][rows, sequence].flatten(0, 1)).to(device)
     targets = batch["log_probs"][rows, sequence].flatten(0, 1).float().to(device)
-    embedding = run.encoder(params).repeat_interleave(config.sequences_per_rnn, dim=0)
-    loss = emulation_loss(run.emulator(inputs, embedding)[0], targets, config.loss)
-    run.optimizer.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(run.parameters(), config.clip)
-    run.optimizer.step()
+    run.optimize(params, inputs, targets)
 
 
 def endless(loader: torch.utils.data.DataLoader) -> Iterator[dict]:

@@ -33,7 +33,8 @@ RECORDED = 100
 """Of those, how many are stored as ``inputs``."""
 ACCURACY_DEFINITION = (
     "fraction of 1000 strings sampled from the RNN that are in its language: a string counts only if it contains "
-    "EOS and, before it, the letters come in order with counts n, n + m_b, n + m_c, n + m_d for one n >= 0"
+    "EOS and, before it, the letters come in order with counts n, n + m_b, n + m_c, n + m_d for one n >= 0 "
+    "(the paper's release counts the letters without checking their order)"
 )
 
 

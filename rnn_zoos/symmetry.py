@@ -51,12 +51,17 @@ def permute_hidden(params: Params, perms: list[torch.Tensor]) -> Params:
     return out
 
 
-def random_permutations(params: Params, generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    """Independent uniformly random neuron permutations ``[M, hidden_size]`` for every layer and model."""
+def random_permutations(params: Params, generator: torch.Generator | None = None, shared: bool = False) -> list[torch.Tensor]:
+    """Uniformly random neuron permutations ``[M, hidden_size]`` for every layer.
+
+    Independent for every model, or with ``shared`` one permutation per layer for the whole batch
+    (what the paper's augmentation draws at each training step).
+    """
     architecture = architecture_of(params)
     models = params["head.weight"].shape[0]
     device = params["head.weight"].device
+    rows = 1 if shared else models
     return [
-        torch.argsort(torch.rand(models, architecture.hidden_size, generator=generator), dim=-1).to(device)
+        torch.argsort(torch.rand(rows, architecture.hidden_size, generator=generator), dim=-1).expand(models, -1).to(device)
         for _ in range(architecture.num_layers)
     ]

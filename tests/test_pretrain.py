@@ -1,4 +1,5 @@
-"""Emulation pretraining on tiny zoos: every encoder learns, augmentation is applied, runs resume, cloned performance."""
+"""Emulation pretraining on tiny zoos, as the paper's loop: every encoder learns, passes over the training RNNs,
+one sequence per RNN, per-batch augmentation, separate clipping, fixed evaluation, resuming, cloned performance."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ from pathlib import Path
 import pytest
 import torch
 
-import baselines.pretrain as pretrain_module
 from baselines.data import ZooTensors
+import baselines.pretrain as pretrain_module
+from baselines.emulation import PAPER_SAMPLES, emulation_loss
 from baselines.encoders import ENCODERS
 from baselines.modeling import RNNEncoderModel
-from baselines.pretrain import PretrainConfig, Pretraining, main, pretrain
+from baselines.pretrain import PAPER_SETTINGS, PretrainConfig, Pretraining, main, pretrain
 from rnn_zoos import ZooError
-from rnn_zoos.lstm import lstm_forward
+from rnn_zoos.lstm import lstm_forward, lstm_step
+from rnn_zoos.streams import stream_uniform
+from rnn_zoos.tasks import formal_lang as fl
 
-QUICK = {"steps": 40, "batch_rnns": 8, "sequences_per_rnn": 4, "eval_every": 40, "eval_rnns": 4, "lr": 1e-3, "cloned_rnns": 0, "device": "cpu"}
+QUICK = {"steps": 40, "batch_rnns": 8, "eval_every": 40, "eval_rnns": 4, "lr": 1e-3, "cloned_rnns": 0, "device": "cpu"}
 
 
 def log(folder: Path) -> list[dict]:
@@ -34,25 +38,83 @@ def test_short_pretraining_lowers_the_validation_loss(formal_zoo: Path, tmp_path
     assert loaded.config.training["validation_loss"] == summary["best_validation_loss"]
 
 
-def test_augmentation_permutes_the_rnns_seen_in_training(formal_zoo: Path, tmp_path: Path, monkeypatch) -> None:
-    seen = []
-    original = ZooTensors.params
+def test_the_defaults_are_the_papers_settings() -> None:
+    """The values of the paper's ``training_configs.general_configs`` and ``training_script.py``, written out."""
+    config = PretrainConfig(zoo="z", encoder="dws", out="o")
+    assert set(PAPER_SETTINGS) <= set(vars(config))
+    assert (config.steps, config.batch_rnns, config.sequences_per_rnn, config.lr, config.weight_decay, config.clip) == (
+        100_000, 64, 1, 1e-4, 0.01, 0.1)  # training_configs.general_configs
+    assert (config.eval_every, config.eval_rnns, config.cloned_rnns) == (1000, None, 20)
 
-    def spy(self, index, generator=None, permute=False):
-        result = original(self, index, generator, permute)
-        seen.append((permute, original(self, index), result))
+
+def test_batches_pass_over_every_training_rnn_once_per_epoch(formal_zoo: Path, tmp_path: Path) -> None:
+    run = Pretraining(PretrainConfig(zoo=str(formal_zoo), encoder="layerwise_statistics", out=str(tmp_path), **QUICK))
+    rows = len(run.splits["train"])
+    per_pass = -(-rows // 8)
+    seen = []
+    for step in range(2 * per_pass):
+        run.step = step
+        seen.append(run.batch_index())
+    first, second = torch.cat(seen[:per_pass]), torch.cat(seen[per_pass:])
+    assert sorted(first.tolist()) == sorted(second.tolist()) == list(range(rows))  # each pass: every RNN exactly once
+    assert not torch.equal(first, second)  # reshuffled each pass
+    assert len(seen[per_pass - 1]) == rows - 8 * (per_pass - 1)  # the last batch of a pass is what remains
+
+
+def test_one_sequence_per_rnn_and_one_shared_permutation_per_batch(formal_zoo: Path, tmp_path: Path, monkeypatch) -> None:
+    seen = {}
+    params, sequences = ZooTensors.params, ZooTensors.sequences
+
+    def spy_params(self, index, generator=None, permute=False):
+        result = params(self, index, generator, permute)
+        seen["params"] = (permute, params(self, index), result)
         return result
 
-    monkeypatch.setattr(ZooTensors, "params", spy)
-    for encoder, expected in (("flat", True), ("dws", False)):
-        seen.clear()
-        run = Pretraining(PretrainConfig(zoo=str(formal_zoo), encoder=encoder, out=str(tmp_path / encoder), **QUICK))
+    def spy_sequences(self, index, sequence):
+        seen["sequence"] = sequence
+        return sequences(self, index, sequence)
+
+    monkeypatch.setattr(ZooTensors, "params", spy_params)
+    monkeypatch.setattr(ZooTensors, "sequences", spy_sequences)
+    for encoder, augmented in (("flat", True), ("dws", False)):
+        run = Pretraining(PretrainConfig(zoo=str(formal_zoo), encoder=encoder, out=str(tmp_path / encoder), **{**QUICK, "eval_rnns": None}))
         run.train_step()
-        permute, stored, used = seen[0]
-        assert permute is expected
-        assert (not torch.equal(stored["lstm.weight_hh_l0"], used["lstm.weight_hh_l0"])) is expected
+        assert seen["sequence"].shape == (8, 1)
+        permute, stored, used = seen["params"]
+        assert permute is augmented
         inputs = torch.randn(3, 5, 6)
         torch.testing.assert_close(lstm_forward(used, inputs)[0], lstm_forward(stored, inputs)[0], rtol=1e-4, atol=1e-5)
+        # where each neuron of layer 0 went, read off its input-gate bias: the same for every RNN of the batch
+        moved = (used["lstm.bias_ih_l0"][:, :32, None] == stored["lstm.bias_ih_l0"][:, None, :32]).float().argmax(-1)
+        assert (moved == moved[0]).all()
+        assert (not torch.equal(moved[0], torch.arange(32))) is augmented
+
+
+def test_gradients_are_clipped_for_the_emulator_and_the_encoder_separately(formal_zoo: Path, tmp_path: Path, monkeypatch) -> None:
+    run = Pretraining(PretrainConfig(zoo=str(formal_zoo), encoder="dws", out=str(tmp_path), **QUICK))
+    monkeypatch.setattr(pretrain_module, "emulation_loss", lambda *args: 1e6 * emulation_loss(*args))  # both norms far above 0.1
+    norms = {}
+
+    def record() -> None:
+        for name, model in (("encoder", run.encoder), ("emulator", run.emulator)):
+            norms[name] = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])).item()
+
+    monkeypatch.setattr(run.optimizer, "step", record)
+    run.train_step()
+    assert norms["encoder"] == pytest.approx(0.1, rel=1e-4) and norms["emulator"] == pytest.approx(0.1, rel=1e-4)
+    # clipped together, the two would share one norm of 0.1; separately, together they exceed it
+    assert (norms["encoder"] ** 2 + norms["emulator"] ** 2) ** 0.5 > 0.14
+
+
+def test_evaluation_reads_every_rnn_on_one_fixed_sequence(formal_zoo: Path, tmp_path: Path) -> None:
+    run = Pretraining(PretrainConfig(zoo=str(formal_zoo), encoder="flat", out=str(tmp_path), **{**QUICK, "eval_rnns": None}))
+    for split in ("validation", "ood"):
+        assert run.eval_index[split].tolist() == list(range(len(run.splits[split])))
+        assert run.eval_sequence[split].shape == (len(run.splits[split]), 1)
+    first = run.evaluate()
+    assert run.evaluate() == first  # the same sequences and the same permutations every time
+    run.train_step()
+    assert run.evaluate() != first
 
 
 def test_interrupted_run_resumes_to_the_same_result(formal_zoo: Path, tmp_path: Path, monkeypatch) -> None:
@@ -78,27 +140,78 @@ def test_interrupted_run_resumes_to_the_same_result(formal_zoo: Path, tmp_path: 
     assert again["history"] == reference["history"]  # a finished run is not redone
 
 
+def reference_release_score(strings: torch.Tensor, task: list[int]) -> float:
+    """Correct among finished strings, by the paper's rule (letter counts up to the first EOS, any order), in plain Python."""
+    correct = finished = 0
+    for string in strings.tolist():
+        if fl.EOS not in string:
+            continue
+        finished += 1
+        prefix = string[: string.index(fl.EOS)]
+        counts = [prefix.count(letter) - task[letter] for letter in range(4)]
+        correct += len(set(counts)) == 1
+    return correct / finished if finished else 0.0
+
+
 def test_cloned_performance_on_both_zoos(formal_zoo: Path, mnist_zoo: Path, tmp_path: Path) -> None:
     for name, zoo in (("formal", formal_zoo), ("mnist", mnist_zoo)):
         options = {**QUICK, "steps": 5, "eval_every": 5, "cloned_rnns": 3, "loss": "reverse_kl"}
         summary = pretrain(PretrainConfig(zoo=str(zoo), encoder="noninteractive_probing", out=str(tmp_path / name), **options))
         cloned = json.loads((tmp_path / name / "cloned.json").read_text())
-        for split in ("validation", "ood"):
-            entry = cloned[split]
-            assert entry["rnns"] == len(entry["original"]) == len(entry["cloned"]) >= 1
-            assert all(0 <= value <= 1 for value in entry["cloned"])
-            assert entry["mean_abs_difference"] == pytest.approx(
-                sum(abs(a - b) for a, b in zip(entry["original"], entry["cloned"])) / entry["rnns"])
+        run = Pretraining(PretrainConfig(zoo=str(zoo), encoder="noninteractive_probing", out=str(tmp_path / "scratch"), **options))
+        for split, entry in cloned.items():
+            rows = run.splits[split]
+            index = torch.linspace(0, len(rows) - 1, 3).long()  # spread over the split, as the paper's evaluation picks them
+            assert entry["rnns"] == len(entry["original"]) == len(entry["cloned"]) == 3
+            assert all(0 <= value <= 1 for value in entry["cloned"] + entry["rnn_zoos"]["cloned"])
+            assert entry["mean_abs_difference"] == pytest.approx(sum(abs(a - b) for a, b in zip(entry["original"], entry["cloned"])) / 3)
+            assert entry["rnn_zoos"]["original"] == pytest.approx(rows.columns["accuracy"][index].tolist())
             assert summary["cloned"][split]["mean_abs_difference"] == entry["mean_abs_difference"]
-        assert (tmp_path / name / "cloned.png").stat().st_size > 10_000
+            if name == "mnist":
+                assert entry["original"] == entry["rnn_zoos"]["original"]  # the stored accuracy, as the paper's code
+                continue
+            params = rows.params(index)  # the RNN's own score: its strings, checked by the paper's rule
+            uniforms = stream_uniform(index, (64,), (2, PAPER_SAMPLES, fl.SEQUENCE_LENGTH - 1))[:, 0]
+            strings = fl.sample_strings(lambda tokens, state: lstm_step(params, tokens, state), uniforms)
+            expected = [reference_release_score(strings[k], list(rows.tasks[row])) for k, row in enumerate(index.tolist())]
+            assert entry["original"] == pytest.approx(expected)
+        assert set(cloned) == {"train", "validation", "ood"}
+        assert (tmp_path / name / "cloned.png").stat().st_size > 10_000 and (tmp_path / name / "cloned_rnn_zoos.png").is_file()
+
+
+def test_probing_options_reach_the_encoder(formal_zoo: Path, tmp_path: Path) -> None:
+    options = {**QUICK, "steps": 1, "eval_every": 1, "probing_sequences": 2, "probing_length": 7}
+    pretrain(PretrainConfig(zoo=str(formal_zoo), encoder="interactive_probing", out=str(tmp_path), **options))
+    loaded = RNNEncoderModel.from_pretrained(tmp_path / "encoder")
+    assert (loaded.config.probing_sequences, loaded.config.probing_length) == (2, 7)
+    assert loaded.encoder.codes.shape == (7, 256)
 
 
 def test_bad_options(formal_zoo: Path, tmp_path: Path, capsys) -> None:
     assert main(["--zoo", str(formal_zoo), "--encoder", "dws", "--out", str(tmp_path / "x"), "--steps", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --steps must be at least 1, got 0"
+    for option, value, message in (("--lr", "-1", "--lr must be positive, got -1.0"), ("--clip", "-1", "--clip must not be negative, got -1.0"),
+                                   ("--cloned-rnns", "-1", "--cloned-rnns must not be negative, got -1"),
+                                   ("--eval-rnns", "0", "--eval-rnns must be at least 1 (or left out), got 0")):
+        assert main(["--zoo", str(formal_zoo), "--encoder", "dws", "--out", str(tmp_path / "x"), option, value]) == 2
+        assert capsys.readouterr().err.strip() == f"error: {message}"
+    assert not (tmp_path / "x").exists()
     pretrain(PretrainConfig(zoo=str(formal_zoo), encoder="flat", out=str(tmp_path / "run"), **{**QUICK, "steps": 2, "eval_every": 2}))
     with pytest.raises(ZooError, match=r"holds a run with other options \(encoder='flat' there vs 'dws' now\)"):
         pretrain(PretrainConfig(zoo=str(formal_zoo), encoder="dws", out=str(tmp_path / "run"), **{**QUICK, "steps": 2, "eval_every": 2}))
     with pytest.raises(SystemExit):
         main(["--zoo", str(formal_zoo), "--encoder", "lstm_whisperer", "--out", str(tmp_path / "y")])
-    assert pretrain_module.PretrainConfig.__dataclass_fields__["device"].default in ("cpu", "cuda")
+
+
+def test_the_command_saves_every_encoder_at_the_papers_size_on_the_mnist_zoo(mnist_zoo: Path, tmp_path: Path) -> None:
+    from test_encoders import OFFICIAL_PARAMETERS
+
+    for encoder in ENCODERS:
+        out = tmp_path / encoder
+        assert main(["--zoo", str(mnist_zoo), "--encoder", encoder, "--out", str(out), "--steps", "1", "--batch-rnns", "4",
+                     "--eval-rnns", "2", "--cloned-rnns", "0", "--device", "cpu"]) == 0
+        saved = RNNEncoderModel.from_pretrained(out / "encoder")
+        official = OFFICIAL_PARAMETERS[encoder][1]
+        assert abs(sum(p.numel() for p in saved.parameters()) - official) <= 0.01 * official
+        emulator = json.loads((out / "summary.json").read_text())["parameters"]["emulator"]
+        assert emulator == 1_063_946

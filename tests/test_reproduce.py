@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 import matplotlib.image
@@ -23,30 +25,80 @@ def study(formal_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
     return out, json.loads((out / "results.json").read_text())
 
 
+def table_rows(report: list[str], header: str) -> dict[str, list[str]]:
+    """The rows of the first Markdown table after ``header``: first cell -> the other cells."""
+    start = report.index(header)
+    rows, inside = {}, False
+    for line in report[start + 1 :]:
+        if line.startswith("|"):
+            inside = True
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            if not set(cells[1]) <= set("-"):
+                rows[cells[0]] = cells[1:]
+        elif inside:
+            break
+    return rows
+
+
+def close(shown: str, value: float) -> bool:
+    """A number as the report shows it (4 significant digits) is the JSON's value."""
+    return math.isclose(float(shown), value, rel_tol=1e-3, abs_tol=1e-12)
+
+
+def mean_and_interval(shown: str) -> tuple[float, float, float]:
+    mean, low, high = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", shown).groups()
+    return float(mean), float(low), float(high)
+
+
 def test_report_shows_the_json_numbers(study) -> None:
     out, results = study
     report = (out / "REPORT.md").read_text().splitlines()
+    emulation = table_rows(report, "## Emulation loss (Table 2)")
+    assert set(emulation) == {"encoder", *ENCODERS} and set(results["emulation"]) == set(ENCODERS)
     for encoder, entry in results["emulation"].items():
-        assert f"| {encoder} | {reproduce.fmt(entry['validation_loss'])} | {reproduce.fmt(entry['ood_loss'])} | {entry['steps']} |" in "\n".join(report)
+        validation, ood, steps, paper = emulation[encoder]
+        assert close(validation, entry["validation_loss"]) and close(ood, entry["ood_loss"]) and int(steps) == entry["steps"]
+        assert close(paper, {"formal-lang": {"interactive_probing": 0.015, "noninteractive_probing": 0.023, "parameter_transformer": 0.043,
+                                             "flat": 0.045, "dws": 0.046, "layerwise_statistics": 0.051}}["formal-lang"][encoder])
     for target, entry in results["downstream"]["targets"].items():
         metric = entry["primary_metric"]
+        rows = table_rows(report, f"### {target} ({metric}, {'higher' if entry['higher_is_better'] else 'lower'} is better)")
         for method, parts in entry["methods"].items():
-            assert f"| {method} | {reproduce.cell(parts['validation'], metric)} | {reproduce.cell(parts['ood'], metric)} |" in report
+            for shown, part in zip(rows[method], ("validation", "ood")):
+                mean, low, high = mean_and_interval(shown)
+                assert close(str(mean), parts[part]["mean"][metric])
+                assert close(str(low), parts[part]["ci95"][metric][0]) and close(str(high), parts[part]["ci95"][metric][1])
+    cloned = table_rows(report, "## Cloned performance")
     for encoder, entry in results["cloned"].items():
-        assert f"| {encoder} | {reproduce.fmt(entry['validation'])} | {reproduce.fmt(entry['ood'])} |" in report
-    assert set(results["emulation"]) == set(ENCODERS)
-    assert "- pretrain_steps = 30 (paper: 100000)" in report and "- seeds = 2 (paper: 15)" in report
+        values = [entry[measure][split] for measure in ("paper", "rnn_zoos") for split in ("train", "validation", "ood")]
+        assert all(close(shown, value) for shown, value in zip(cloned[encoder], values))
+
+
+def test_report_lists_every_setting_that_differs_with_the_papers_value(study) -> None:
+    out, _ = study
+    report = (out / "REPORT.md").read_text().splitlines()
+    listed = [line[2:] for line in report[report.index("## Settings that differ from the paper") + 2 :] if line.startswith("- ")]
+    settings = {line.split(" = ")[0]: line for line in listed if " = " in line.split(" (")[0]}
+    # the tiny scale's pretraining settings against the values of the paper's training_configs.py / training_script.py
+    expected = {"steps": ("30", "100000"), "batch_rnns": ("8", "64"), "eval_every": ("15", "1000"), "eval_rnns": ("8", "all"),
+                "cloned_rnns": ("1", "20"), "lr": ("0.001", "0.0001")}
+    for key, (ours, paper) in expected.items():
+        assert settings[key].startswith(f"{key} = {ours} (paper: {paper}"), settings[key]
+    for key in ("seeds", "probe_steps", "supervised_steps", "supervised_batch"):  # the paper's code has no downstream script
+        assert settings[key].endswith("(paper: not stated)")
+    assert set(settings) == set(expected) | {"seeds", "probe_steps", "supervised_steps", "supervised_batch"}
+    assert not reproduce.differences("paper", "formal-lang")[0].startswith(tuple(expected))  # at paper scale none of them differ
 
 
 def test_json_emulation_losses_are_those_of_the_saved_models(study, formal_zoo: Path) -> None:
     out, results = study
     scale = reproduce.SCALES["tiny"]
     for encoder in ("dws", "interactive_probing"):
-        run = Pretraining(PretrainConfig(zoo=str(formal_zoo), encoder=encoder, out=str(out / "scratch"), eval_rnns=scale.eval_rnns, device="cpu"))
+        run = Pretraining(PretrainConfig(zoo=str(formal_zoo), encoder=encoder, out=str(out / "scratch"), device="cpu", **scale.pretraining))
         model = RNNEncoderModel.from_pretrained(out / "pretrain" / encoder / "encoder").eval()
         emulator = EmulatorModel.from_pretrained(out / "pretrain" / encoder / "emulator").eval()
         for split, key in (("validation", "validation_loss"), ("ood", "ood_loss")):
-            loss = evaluate_emulation(model, emulator, run.splits[split], run.eval_index[split], "total_variation")
+            loss = evaluate_emulation(model, emulator, run.splits[split], run.eval_index[split], run.eval_sequence[split], "total_variation")
             assert loss == pytest.approx(results["emulation"][encoder][key], rel=1e-5)
 
 
@@ -63,12 +115,14 @@ def test_json_downstream_and_cloned_numbers_are_those_of_the_predictions(study) 
                 assert summary["seeds"][0] == downstream.metrics(target, saved["predicted"], saved["true"])
     for encoder, entry in results["cloned"].items():
         saved = json.loads((out / "pretrain" / encoder / "cloned.json").read_text())
-        assert entry == {split: saved[split]["mean_abs_difference"] for split in saved}
+        assert entry == {"paper": {split: saved[split]["mean_abs_difference"] for split in saved},
+                         "rnn_zoos": {split: saved[split]["rnn_zoos"]["mean_abs_difference"] for split in saved}}
 
 
 def test_plots_are_pictures(study) -> None:
     out, results = study
     assert results["plots"] == ["pca_task.png", "pca_accuracy.png"]
-    for path in [out / name for name in results["plots"]] + [out / "pretrain" / e / "cloned.png" for e in ENCODERS]:
+    runs = [out / "pretrain" / encoder for encoder in ENCODERS]
+    for path in [out / name for name in results["plots"]] + [run / name for run in runs for name in ("cloned.png", "cloned_rnn_zoos.png")]:
         pixels = matplotlib.image.imread(path)
         assert pixels.shape[0] > 300 and pixels.std() > 0.05

@@ -1,4 +1,4 @@
-"""What every weight encoder shares: its interface and a small MLP."""
+"""What every weight encoder shares: its interface, its shape record and the paper's MLP."""
 
 from __future__ import annotations
 
@@ -12,12 +12,19 @@ from rnn_zoos.lstm import LSTMArchitecture, Params
 
 @dataclass(frozen=True)
 class EncoderShape:
-    """What an encoder needs to know about the RNNs it reads and what it returns."""
+    """What an encoder needs to know about the RNNs it reads, what it returns, and the probing options."""
 
     architecture: LSTMArchitecture
     token_vocab: int | None
-    """Formal languages: RNN inputs are distributions over this many tokens; None: real-valued inputs (MNIST tiles)."""
+    """Formal languages: RNN inputs are distributions over this many tokens (probes are softmaxed);
+    None: real-valued inputs (MNIST tiles; probes pass a sigmoid)."""
     embedding_dim: int = 16
+    probing_sequences: int = 1
+    """Probe sequences run in parallel per RNN (the paper's ``num_parallel_probing_sequences``)."""
+    probing_length: int = 22
+    """Steps of each probe sequence (the paper's ``probing_sequence_length``)."""
+    probing_static_weight: float = 0.0
+    """Interactive probing: weight of the static codes added to the reader's output (the paper's ``static_weight``)."""
 
 
 class WeightEncoder(nn.Module):
@@ -25,7 +32,7 @@ class WeightEncoder(nn.Module):
 
     name: str = ""
     needs_augmentation: bool = False
-    """True for encoders that are not permutation-invariant: train them on randomly permuted RNNs."""
+    """True for encoders that are not permutation-invariant: the paper trains them on randomly permuted RNNs."""
 
     def __init__(self, shape: EncoderShape) -> None:
         super().__init__()
@@ -35,11 +42,21 @@ class WeightEncoder(nn.Module):
         raise NotImplementedError
 
 
-def mlp(*sizes: int) -> nn.Sequential:
-    """Linear layers with GELU between them (none after the last)."""
+def mlp(*sizes: int, output: nn.Module | None = None) -> nn.Sequential:
+    """Linear layers with ReLU between them, as the paper's MLPs; ``output`` is applied after the last layer."""
     layers: list[nn.Module] = []
     for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(fan_in, fan_out))
         if index < len(sizes) - 2:
-            layers.append(nn.GELU())
+            layers.append(nn.ReLU())
+    if output is not None:
+        layers.append(output)
     return nn.Sequential(*layers)
+
+
+def weight_pairs(architecture: LSTMArchitecture) -> list[tuple[str, str]]:
+    """Every weight matrix with its bias, in parameter order: ``(lstm.weight_ih_l0, lstm.bias_ih_l0)``, ..., ``(head.weight, head.bias)``."""
+    pairs = []
+    for layer in range(architecture.num_layers):
+        pairs += [(f"lstm.weight_{kind}_l{layer}", f"lstm.bias_{kind}_l{layer}") for kind in ("ih", "hh")]
+    return pairs + [("head.weight", "head.bias")]

@@ -1,17 +1,22 @@
-"""A deep-weight-space network for LSTMs: permutation-equivariant layers over neurons and weights, then pooling.
+"""The paper's permutation-equivariant deep-weight-space network for LSTMs (``NFLSTMParameterEncoder``).
 
-The weights are read as a graph. Nodes: the hidden neurons of each layer (sets whose order does
-not matter), the input units and the output units (fixed order). Edges, with channels:
-``weight_ih_l{l}`` from the layer's inputs to its neurons and ``weight_hh_l{l}`` among its neurons
-(4 channels: the gate blocks of a neuron move together), ``head.weight`` from the last layer to the
-outputs (1 channel). Node features start from the biases. Every layer updates an edge from itself,
-its two end nodes and the means over its row and column, and a node from itself, the mean of its
-set and the means of its incoming and outgoing edges: all shared across the neurons of a set, so
-permuting a layer's neurons permutes the outputs the same way (equivariance). Mean pooling over
-each neuron set makes the embedding invariant.
+The weights are read with the four gates as channels: ``weight_ih_l{l}`` and ``weight_hh_l{l}``
+become ``[M, H, fan_in, 4]`` (rows: the layer's neurons), the biases ``[M, H, 4]``, and the head
+``[M, O, H, 4]`` (its one channel repeated four times). Four :class:`NPLinearLSTM` layers of 48
+channels (ReLU between them) mix every matrix with its own row, column and overall means and with
+the means of the matrices that share its neurons, all shared across neurons, so permuting the
+hidden neurons of a layer permutes the outputs alike (equivariance). Learned embeddings of the
+input columns and output rows break the symmetry the RNN does not have. The mean of every output
+tensor over its neuron dimensions (invariant) feeds an MLP ``10 * 48 -> 128 -> 16``.
+
+Tensors here are channel-last; a 1x1 convolution of the paper's code is a :class:`torch.nn.Linear`
+over channels, initialised as the paper's ``set_init_`` does (uniform in +-sqrt(1 / fan-in summed
+over the terms that add up)).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -20,115 +25,142 @@ from rnn_zoos.lstm import LSTMArchitecture, Params
 
 from .base import EncoderShape, WeightEncoder, mlp
 
-Nodes = dict[str, torch.Tensor]
-"""Node features by set: ``[M, n, C]``."""
-Edges = dict[str, torch.Tensor]
-"""Edge features by type: ``[M, targets, sources, C]``."""
+GATES = 4
+Features = dict[str, torch.Tensor]
+"""Per parameter name: weights ``[M, rows, cols, C]``, biases ``[M, rows, C]``."""
 
 
-def graph_layout(architecture: LSTMArchitecture) -> dict[str, tuple[str, str]]:
-    """Edge types and their (target set, source set): ``ih{l}``, ``hh{l}`` for each layer, ``head``."""
-    edges = {}
-    for layer in range(architecture.num_layers):
-        edges[f"ih{layer}"] = (f"h{layer}", "in" if layer == 0 else f"h{layer - 1}")
-        edges[f"hh{layer}"] = (f"h{layer}", f"h{layer}")
-    edges["head"] = ("out", f"h{architecture.num_layers - 1}")
-    return edges
+def gate_channels(params: Params, architecture: LSTMArchitecture) -> Features:
+    """The weights with gates as channels (the paper's ``prepare_lstm_params_for_np``), channel-last."""
+    models, hidden = params["head.weight"].shape[0], architecture.hidden_size
+    features = {}
+    for name, tensor in params.items():
+        if name.startswith("lstm."):
+            split = tensor.reshape(models, GATES, hidden, *tensor.shape[2:])
+            features[name] = split.movedim(1, -1)
+        else:
+            features[name] = tensor.unsqueeze(-1).expand(*tensor.shape, GATES)
+    return features
 
 
-def weight_graph(params: Params, architecture: LSTMArchitecture) -> tuple[Nodes, Edges]:
-    """The weights as node and edge features (gates as channels)."""
-    models = params["head.weight"].shape[0]
-    size = architecture.hidden_size
-    nodes: Nodes = {"in": params["head.weight"].new_zeros(models, architecture.input_size, 1)}
-    edges: Edges = {}
-    for layer in range(architecture.num_layers):
-        biases = [params[f"lstm.bias_{kind}_l{layer}"].reshape(models, 4, size).transpose(1, 2) for kind in ("ih", "hh")]
-        nodes[f"h{layer}"] = torch.cat(biases, dim=-1)
-        for kind in ("ih", "hh"):
-            weight = params[f"lstm.weight_{kind}_l{layer}"]
-            edges[f"{kind}{layer}"] = weight.reshape(models, 4, size, weight.shape[-1]).permute(0, 2, 3, 1)
-    nodes["out"] = params["head.bias"].unsqueeze(-1)
-    edges["head"] = params["head.weight"].unsqueeze(-1)
-    return nodes, edges
+def _init_together(*layers: nn.Linear) -> None:
+    """The paper's ``set_init_``: uniform weights and biases in +-sqrt(1 / summed fan-in) of layers whose outputs add."""
+    bound = math.sqrt(1 / sum(layer.in_features for layer in layers))
+    for layer in layers:
+        nn.init.uniform_(layer.weight, -bound, bound)
+        nn.init.uniform_(layer.bias, -bound, bound)
 
 
-class EquivariantLayer(nn.Module):
-    """One permutation-equivariant layer over a weight graph with ``node_dim``/``edge_dim`` channels."""
+class MatrixTerms(nn.Module):
+    """The six linear maps that update one weight matrix and its bias from broadcast means."""
 
-    def __init__(self, layout: dict[str, tuple[str, str]], node_dim: int, edge_dim: int) -> None:
+    def __init__(self, channels_in: int, channels_out: int, summary_in: int, row_in: int, column_in: int) -> None:
         super().__init__()
-        self.layout = layout
-        sets = sorted({name for pair in layout.values() for name in pair})
-        linear = lambda fan_in, fan_out: nn.Linear(fan_in, fan_out)  # noqa: E731
-        self.edge_terms = nn.ModuleDict({
-            edge: nn.ModuleDict({"self": linear(edge_dim, edge_dim), "target": linear(node_dim, edge_dim), "source": linear(node_dim, edge_dim),
-                                 "row": linear(edge_dim, edge_dim), "column": linear(edge_dim, edge_dim)})
-            for edge in layout
-        })
-        self.node_terms = nn.ModuleDict({name: nn.ModuleDict({"self": linear(node_dim, node_dim), "set": linear(node_dim, node_dim)}) for name in sets})
-        self.incoming = nn.ModuleDict({edge: linear(edge_dim, node_dim) for edge in layout})
-        self.outgoing = nn.ModuleDict({edge: linear(edge_dim, node_dim) for edge in layout})
+        self.pointwise = nn.Linear(channels_in, channels_out)
+        self.summary = nn.Linear(summary_in, channels_out)
+        self.row = nn.Linear(row_in, channels_out)
+        self.column = nn.Linear(column_in, channels_out)
+        self.bias = nn.Linear(column_in, channels_out)
+        self.bias_summary = nn.Linear(summary_in, channels_out)
+        _init_together(self.pointwise, self.summary, self.row, self.column)
+        _init_together(self.bias, self.bias_summary)
 
-    def forward(self, nodes: Nodes, edges: Edges) -> tuple[Nodes, Edges]:
-        new_edges = {}
-        row_means = {edge: edges[edge].mean(dim=2) for edge in self.layout}  # [M, targets, C]: mean over sources
-        column_means = {edge: edges[edge].mean(dim=1) for edge in self.layout}  # [M, sources, C]: mean over targets
-        for edge, (target, source) in self.layout.items():
-            terms = self.edge_terms[edge]
-            new_edges[edge] = (terms["self"](edges[edge]) + terms["target"](nodes[target]).unsqueeze(2) + terms["source"](nodes[source]).unsqueeze(1)
-                               + terms["row"](row_means[edge]).unsqueeze(2) + terms["column"](column_means[edge]).unsqueeze(1))
-        new_nodes = {}
-        for name, features in nodes.items():
-            terms = self.node_terms[name]
-            value = terms["self"](features) + terms["set"](features.mean(dim=1, keepdim=True))
-            for edge, (target, source) in self.layout.items():
-                if target == name:
-                    value = value + self.incoming[edge](row_means[edge])
-                if source == name:
-                    value = value + self.outgoing[edge](column_means[edge])
-            new_nodes[name] = value
-        return new_nodes, new_edges
+    def forward(self, weight: torch.Tensor, summary: torch.Tensor, along_columns: torch.Tensor,
+                along_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """New weight ``[M, R, K, C']`` and bias ``[M, R, C']`` from the weight ``[M, R, K, C]``, the global
+        ``summary [M, S]``, features indexed by columns ``[M, K, ·]`` and by rows ``[M, R, ·]``."""
+        global_term = self.summary(summary)[:, None, None]
+        new_weight = self.pointwise(weight) + global_term + self.row(along_columns).unsqueeze(1) + self.column(along_rows).unsqueeze(2)
+        new_bias = self.bias(along_rows) + self.bias_summary(summary).unsqueeze(1)
+        return new_weight, new_bias
+
+
+class NPLinearLSTM(nn.Module):
+    """One equivariant layer over an LSTM's weights (the paper's ``NPLinearLSTM`` with ``io_embed=True``).
+
+    Matrices come in two streams: input-to-hidden ``ih`` (the LSTM layers' ``weight_ih`` and, last,
+    the head) and hidden-to-hidden ``hh``. Each matrix is updated from itself (pointwise), from the
+    overall means of every tensor, and from means broadcast along its rows and its columns: those of
+    the tensors whose rows or columns are the same neurons, with exactly the paper's choice of terms.
+    """
+
+    def __init__(self, architecture: LSTMArchitecture, channels_in: int, channels_out: int) -> None:
+        super().__init__()
+        layers = architecture.num_layers
+        self.layers = layers
+        summary = 2 * (2 * layers + 1) * channels_in
+        ih, hh = [], []
+        for index in range(layers + 1):  # the LSTM layers' weight_ih, then the head
+            row_in = channels_in * (1 + (5 if index > 0 else 0))
+            column_in = channels_in * (2 + (4 if index < layers else 0))
+            ih.append(MatrixTerms(channels_in, channels_out, summary, row_in, column_in))
+        for index in range(layers):
+            column_in = channels_in * (3 + (1 if index < layers - 1 else 0))
+            hh.append(MatrixTerms(channels_in, channels_out, summary, 5 * channels_in, column_in))
+        self.ih, self.hh = nn.ModuleList(ih), nn.ModuleList(hh)
+        self.in_embed = nn.Parameter(torch.randn(architecture.input_size, channels_in))
+        self.out_embed = nn.Parameter(torch.randn(architecture.output_size, 1, channels_in))
+        self.out_bias_embed = nn.Parameter(torch.randn(architecture.output_size, channels_in))
+
+    def forward(self, features: Features) -> Features:
+        layers = self.layers
+        weights_ih = [features[f"lstm.weight_ih_l{l}"] for l in range(layers)] + [features["head.weight"]]  # noqa: E741
+        biases_ih = [features[f"lstm.bias_ih_l{l}"] for l in range(layers)] + [features["head.bias"]]  # noqa: E741
+        weights_hh = [features[f"lstm.weight_hh_l{l}"] for l in range(layers)]  # noqa: E741
+        biases_hh = [features[f"lstm.bias_hh_l{l}"] for l in range(layers)]  # noqa: E741
+        weights_ih[0] = weights_ih[0] + self.in_embed
+        weights_ih[-1] = weights_ih[-1] + self.out_embed
+        biases_ih[-1] = biases_ih[-1] + self.out_bias_embed
+        over_rows = lambda weights: [w.mean(dim=1) for w in weights]  # noqa: E731  [M, cols, C]
+        over_columns = lambda weights: [w.mean(dim=2) for w in weights]  # noqa: E731  [M, rows, C]
+        rows_ih, rows_hh = over_rows(weights_ih), over_rows(weights_hh)
+        columns_ih, columns_hh = over_columns(weights_ih), over_columns(weights_hh)
+        ordered_weights = [w for pair in zip(weights_ih, weights_hh) for w in pair] + [weights_ih[-1]]
+        ordered_biases = [b for pair in zip(biases_ih, biases_hh) for b in pair] + [biases_ih[-1]]
+        summary = torch.cat([w.mean(dim=(1, 2)) for w in ordered_weights] + [b.mean(dim=1) for b in ordered_biases], dim=-1)
+        out: Features = {}
+        for index, terms in enumerate(self.ih):
+            along_columns = [rows_ih[index]]
+            along_rows = [columns_ih[index], biases_ih[index]]
+            if index > 0:
+                along_columns += [columns_ih[index - 1], biases_ih[index - 1], columns_hh[index - 1], biases_hh[index - 1], rows_hh[index - 1]]
+            if index < layers:
+                along_rows += [columns_hh[index], biases_hh[index], rows_hh[index], rows_ih[index + 1]]
+            weight, bias = terms(weights_ih[index], summary, torch.cat(along_columns, -1), torch.cat(along_rows, -1))
+            names = ("head.weight", "head.bias") if index == layers else (f"lstm.weight_ih_l{index}", f"lstm.bias_ih_l{index}")
+            out[names[0]], out[names[1]] = weight, bias
+        for index, terms in enumerate(self.hh):
+            along_columns = [rows_hh[index], columns_hh[index], biases_hh[index], columns_ih[index], biases_ih[index]]
+            along_rows = [columns_hh[index], biases_hh[index], rows_hh[index]]
+            if index < layers - 1:
+                along_rows.append(rows_ih[index + 1])
+            weight, bias = terms(weights_hh[index], summary, torch.cat(along_columns, -1), torch.cat(along_rows, -1))
+            out[f"lstm.weight_hh_l{index}"], out[f"lstm.bias_hh_l{index}"] = weight, bias
+        return out
 
 
 class DWSEncoder(WeightEncoder):
-    """Equivariant layers over the weight graph, mean pooling over each neuron set, then an MLP (invariant)."""
+    """Four equivariant layers (48 channels), mean over every tensor's neuron dimensions, an MLP to 16 (invariant)."""
 
     name = "dws"
 
-    def __init__(self, shape: EncoderShape, node_dim: int = 48, edge_dim: int = 16, layers: int = 3) -> None:
+    def __init__(self, shape: EncoderShape, channels: int = 48, layers: int = 4, hidden: int = 128) -> None:
         super().__init__(shape)
         arch = shape.architecture
-        self.layout = graph_layout(arch)
-        node_inputs = {"in": 1, "out": 1, **{f"h{layer}": 8 for layer in range(arch.num_layers)}}
-        self.node_in = nn.ModuleDict({name: nn.Linear(size, node_dim) for name, size in node_inputs.items()})
-        self.edge_in = nn.ModuleDict({edge: nn.Linear(1 if edge == "head" else 4, edge_dim) for edge in self.layout})
-        # the input and output units keep their order, so they may carry an identity
-        self.identity = nn.ParameterDict({
-            "in": nn.Parameter(torch.randn(arch.input_size, node_dim) * 0.1),
-            "out": nn.Parameter(torch.randn(arch.output_size, node_dim) * 0.1),
-        })
-        self.layers = nn.ModuleList(EquivariantLayer(self.layout, node_dim, edge_dim) for _ in range(layers))
-        pooled = arch.num_layers * node_dim + (arch.input_size + arch.output_size) * node_dim + len(self.layout) * edge_dim
-        self.readout = mlp(pooled, 2 * node_dim, shape.embedding_dim)
+        self.layers = nn.ModuleList(NPLinearLSTM(arch, GATES if index == 0 else channels, channels) for index in range(layers))
+        self.readout = mlp(len(arch.parameter_shapes()) * channels, hidden, shape.embedding_dim)
 
-    def equivariant_features(self, params: Params) -> tuple[Nodes, Edges]:
-        """Node and edge features after every equivariant layer (permuting neurons permutes them alike)."""
-        raw_nodes, raw_edges = weight_graph(params, self.shape.architecture)
-        nodes = {name: layer(raw_nodes[name]) for name, layer in self.node_in.items()}
-        for name, identity in self.identity.items():
-            nodes[name] = nodes[name] + identity
-        edges = {edge: layer(raw_edges[edge]) for edge, layer in self.edge_in.items()}
+    def equivariant_features(self, params: Params) -> Features:
+        """The output of the last equivariant layer (permuting neurons permutes it alike)."""
+        features = gate_channels(params, self.shape.architecture)
         for index, layer in enumerate(self.layers):
-            nodes, edges = layer(nodes, edges)
-            if index < len(self.layers) - 1:
-                nodes = {name: nn.functional.gelu(value) for name, value in nodes.items()}
-                edges = {name: nn.functional.gelu(value) for name, value in edges.items()}
-        return nodes, edges
+            if index > 0:
+                features = {name: torch.relu(value) for name, value in features.items()}
+            features = layer(features)
+        return features
 
     def forward(self, params: Params) -> torch.Tensor:
-        nodes, edges = self.equivariant_features(params)
-        pooled = [nodes[f"h{layer}"].mean(dim=1) for layer in range(self.shape.architecture.num_layers)]
-        pooled += [nodes["in"].flatten(1), nodes["out"].flatten(1)]
-        pooled += [edges[edge].mean(dim=(1, 2)) for edge in self.layout]
+        features = self.equivariant_features(params)
+        pooled = [features[name].flatten(1, -2).mean(dim=1) for name in self.shape.architecture.parameter_shapes()]
         return self.readout(torch.cat(pooled, dim=-1))
+

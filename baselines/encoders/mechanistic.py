@@ -1,60 +1,64 @@
-"""Mechanistic encoders that read the weights: layer-wise statistics and flattened weights."""
+"""Mechanistic encoders that read the weights directly: layer-wise statistics and flattened weights.
+
+Both as the paper's code builds them (``ParameterStatisticsEncoder`` with ``per_layer=True`` and
+``FlatParameterEncoder``, sized by ``define_encoder`` from ``training_configs.py``).
+"""
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from rnn_zoos.lstm import Params
 
 from .base import EncoderShape, WeightEncoder, mlp
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
-def gate_blocks(name: str, tensor: torch.Tensor) -> torch.Tensor:
-    """The entries of a parameter ``[M, ...]`` grouped per gate block ``[M, 4, n]`` (the head: one group ``[M, 1, n]``)."""
-    groups = 4 if name.startswith("lstm.") else 1
-    return tensor.reshape(tensor.shape[0], groups, -1)
+STATISTICS = 2 + len(QUANTILES)
+"""Per parameter tensor: mean, variance and the quantiles."""
 
 
 def layerwise_statistics(params: Params) -> torch.Tensor:
-    """Mean, standard deviation and the quantiles 0, .25, .5, .75, 1 of every gate block of every parameter: ``[M, F]``.
+    """Mean, variance (unbiased) and the quantiles 0, .25, .5, .75, 1 of every parameter tensor: ``[M, 7 * tensors]``.
 
-    Each statistic is taken over all entries of a block, so it does not change when hidden neurons are permuted.
+    Each statistic is taken over all entries of a tensor, so none changes when hidden neurons are permuted.
     """
+    quantiles = None
     features = []
-    for name, tensor in params.items():
-        blocks = gate_blocks(name, tensor)
-        quantiles = torch.quantile(blocks, torch.tensor(QUANTILES, dtype=blocks.dtype, device=blocks.device), dim=-1)
-        features += [blocks.mean(-1), blocks.std(-1), *quantiles]
-    return torch.cat(features, dim=-1)
+    for tensor in params.values():
+        flat = tensor.flatten(1)
+        if quantiles is None:
+            quantiles = torch.tensor(QUANTILES, dtype=flat.dtype, device=flat.device)
+        features += [flat.mean(1, keepdim=True), flat.var(1, keepdim=True), torch.quantile(flat, quantiles, dim=1).T]
+    return torch.cat(features, dim=1)
 
 
 class LayerwiseStatisticsEncoder(WeightEncoder):
-    """Statistics per weight matrix and bias, split by gate, then an MLP (permutation-invariant)."""
+    """Seven statistics of each weight matrix and bias, then an MLP ``70 -> 128 -> 16`` (permutation-invariant).
+
+    The paper's config names a 768-wide, 3-layer core for this encoder, but its ``define_encoder`` reads
+    ``encoder_mlp_hidden_size`` (128) and ``encoder_mlp_num_layers`` (1), which is what it trains.
+    """
 
     name = "layerwise_statistics"
 
-    def __init__(self, shape: EncoderShape, hidden: int = 320) -> None:
+    def __init__(self, shape: EncoderShape, hidden: int = 128) -> None:
         super().__init__(shape)
-        blocks = sum(4 if name.startswith("lstm.") else 1 for name in shape.architecture.parameter_shapes())
-        features = blocks * (2 + len(QUANTILES))
-        self.net = nn.Sequential(nn.LayerNorm(features), mlp(features, hidden, hidden, shape.embedding_dim))
+        features = len(shape.architecture.parameter_shapes()) * STATISTICS
+        self.net = mlp(features, hidden, shape.embedding_dim)
 
     def forward(self, params: Params) -> torch.Tensor:
         return self.net(layerwise_statistics(params))
 
 
 class FlatEncoder(WeightEncoder):
-    """All weights flattened into one vector, then an MLP (not invariant: trained on permuted RNNs)."""
+    """All weights flattened into one vector, then an MLP ``P -> 128 -> 128 -> 128 -> 16`` (not invariant: trained on permuted RNNs)."""
 
     name = "flat"
     needs_augmentation = True
 
-    def __init__(self, shape: EncoderShape, hidden: int = 16) -> None:
+    def __init__(self, shape: EncoderShape, hidden: int = 128, layers: int = 3) -> None:
         super().__init__(shape)
-        self.net = mlp(shape.architecture.num_parameters, hidden, hidden, shape.embedding_dim)
+        self.net = mlp(shape.architecture.num_parameters, *[hidden] * layers, shape.embedding_dim)
 
     def forward(self, params: Params) -> torch.Tensor:
         return self.net(torch.cat([tensor.flatten(1) for tensor in params.values()], dim=-1))

@@ -1,9 +1,19 @@
 """Functionalist encoders: they run the RNNs under study on probe inputs and read their answers.
 
-The RNNs run through :func:`rnn_zoos.lstm.lstm_forward` / :func:`rnn_zoos.lstm.lstm_step`, all of
-a batch at once and differentiable with respect to the probes. Probe inputs are distributions over
-the tokens (softmax of learned logits) for formal languages, real vectors (tiles) for MNIST. An
-RNN's answers depend only on its function, so both encoders are invariant to neuron permutations.
+As the paper's ``InteractiveEncoder`` (``noninteractive`` sets its interactive weight to 0 and its
+static weight to 1): a reader of two residual ``LSTMCell``\\ s of 256 starts from a learned BOS
+vector; at each of ``probing_length`` steps a probe input is decoded (``proj_up``: 256 -> 128 per
+probe sequence, ReLU; decoder 128 -> 128 -> input size) either from the reader's last output plus
+``probing_static_weight`` (the paper's ``static_weight``, default 0) times a learned static code of
+that step (interactive), or from the static code alone (non-interactive), passed through a
+softmax over tokens (formal languages) or a sigmoid (MNIST tiles), and fed to the RNN, which keeps
+its state across steps; the RNN's raw head outputs of all ``probing_sequences`` parallel probes,
+through a linear layer and a sigmoid, are the reader's next input. After a learned EOS input the
+reader's output passes an MLP 256 -> 128 -> 16. The RNNs run through :func:`rnn_zoos.lstm.lstm_step`
+(all of a batch at once, differentiable with respect to the probes); an RNN's answers depend only on
+its function, so both encoders are invariant to neuron permutations. Two parameters of the paper's
+module that no computation reads (learned initial reader states, a static code for one step past
+the last) are left out.
 """
 
 from __future__ import annotations
@@ -16,48 +26,69 @@ from rnn_zoos.lstm import Params, lstm_forward, lstm_step
 from .base import EncoderShape, WeightEncoder, mlp
 
 
-def probe_inputs(raw: torch.Tensor, token_vocab: int | None) -> torch.Tensor:
-    """What the RNN reads: a softmax over tokens for formal languages, the raw values otherwise."""
-    return torch.softmax(raw, dim=-1) if token_vocab else raw
+class ProbingEncoder(WeightEncoder):
+    """The reader, the probe decoder and the answer reader shared by both probing encoders."""
 
+    interactive: bool = True
 
-class NoninteractiveProbingEncoder(WeightEncoder):
-    """A learned set of probe sequences, the same for every RNN; the RNNs' output distributions feed an MLP."""
-
-    name = "noninteractive_probing"
-
-    def __init__(self, shape: EncoderShape, sequences: int = 4, steps: int = 20, hidden: int = 256) -> None:
+    def __init__(self, shape: EncoderShape, hidden: int = 256, layers: int = 2, encoding: int = 128, mlp_hidden: int = 128) -> None:
         super().__init__(shape)
         arch = shape.architecture
-        self.probes = nn.Parameter(torch.randn(sequences, steps, arch.input_size))
-        self.readout = mlp(sequences * steps * arch.output_size, hidden, hidden, shape.embedding_dim)
+        sequences, length = shape.probing_sequences, shape.probing_length
+        if sequences < 1 or length < 1:
+            raise ValueError(f"probing needs at least one sequence of at least one step, got {sequences} x {length}")
+        self.encoding = encoding
+        self.cells = nn.ModuleList(nn.LSTMCell(hidden, hidden) for _ in range(layers))
+        self.bos = nn.Parameter(torch.zeros(hidden))
+        self.eos = nn.Parameter(torch.zeros(hidden))
+        self.codes = nn.Parameter(torch.randn(length, hidden))
+        self.expand = mlp(hidden, encoding * sequences, output=nn.ReLU())
+        probe_activation = nn.Softmax(dim=-1) if shape.token_vocab else nn.Sigmoid()
+        self.decode = mlp(encoding, mlp_hidden, arch.input_size, output=probe_activation)
+        self.read = mlp(arch.output_size * sequences, hidden, output=nn.Sigmoid())
+        self.readout = mlp(hidden, mlp_hidden, shape.embedding_dim)
 
-    def forward(self, params: Params) -> torch.Tensor:
-        logits, _ = lstm_forward(params, probe_inputs(self.probes, self.shape.token_vocab))
-        return self.readout(torch.log_softmax(logits, dim=-1).flatten(1))
+    def probes(self, source: torch.Tensor) -> torch.Tensor:
+        """Probe inputs ``[..., sequences, input_size]`` from reader outputs or static codes ``[..., hidden]``."""
+        expanded = self.expand(source)
+        return self.decode(expanded.reshape(*expanded.shape[:-1], self.shape.probing_sequences, self.encoding))
 
-
-class InteractiveProbingEncoder(WeightEncoder):
-    """An LSTM that asks and listens: each probe input comes from its state, which reads the RNN's previous answer."""
-
-    name = "interactive_probing"
-
-    def __init__(self, shape: EncoderShape, streams: int = 4, steps: int = 20, hidden: int = 112) -> None:
-        super().__init__(shape)
-        arch = shape.architecture
-        self.steps = steps
-        self.initial = nn.Parameter(torch.randn(streams, 2, hidden) * 0.1)
-        self.cell = nn.LSTMCell(arch.output_size, hidden)
-        self.ask = nn.Linear(hidden, arch.input_size)
-        self.readout = mlp(streams * hidden, 2 * hidden, shape.embedding_dim)
+    def _advance(self, reader_input: torch.Tensor, states: list[tuple[torch.Tensor, torch.Tensor] | None]) -> torch.Tensor:
+        """One step of the residual reader; updates ``states`` in place and returns its last output."""
+        value = reader_input
+        for index, cell in enumerate(self.cells):
+            hidden, cell_state = cell(value, states[index])
+            states[index] = (hidden, cell_state)
+            value = hidden + value
+        return value
 
     def forward(self, params: Params) -> torch.Tensor:
         models = params["head.weight"].shape[0]
-        streams, _, hidden = self.initial.shape
-        state = (self.initial[:, 0].repeat(models, 1), self.initial[:, 1].repeat(models, 1))  # [M * streams, hidden]
+        states: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.cells)
+        output = self._advance(self.bos.expand(models, -1), states)
+        if not self.interactive:  # the probes do not depend on the answers: run every RNN over them at once
+            static = self.probes(self.codes).transpose(0, 1)  # [sequences, length, input_size]
+            all_answers, _ = lstm_forward(params, static)  # [M, sequences, length, output_size]
         rnn_state = None
-        for _ in range(self.steps):
-            question = probe_inputs(self.ask(state[0]), self.shape.token_vocab).view(models, streams, -1)
-            answer, rnn_state = lstm_step(params, question, rnn_state)
-            state = self.cell(torch.log_softmax(answer, dim=-1).reshape(models * streams, -1), state)
-        return self.readout(state[0].reshape(models, streams * hidden))
+        for step in range(self.shape.probing_length):
+            if self.interactive:
+                source = output + self.shape.probing_static_weight * self.codes[step]
+                answers, rnn_state = lstm_step(params, self.probes(source), rnn_state)
+            else:
+                answers = all_answers[:, :, step]
+            output = self._advance(self.read(answers.reshape(models, -1)), states)
+        return self.readout(self._advance(self.eos.expand(models, -1), states))
+
+
+class NoninteractiveProbingEncoder(ProbingEncoder):
+    """Learned static probe sequences, the same for every RNN; a recurrent reader of the RNN's answers."""
+
+    name = "noninteractive_probing"
+    interactive = False
+
+
+class InteractiveProbingEncoder(ProbingEncoder):
+    """Each probe input is decoded from the reader's state, which has read the RNN's earlier answers."""
+
+    name = "interactive_probing"
+    interactive = True

@@ -74,6 +74,23 @@ def accepts(strings: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
     return has_eos & letters_only & ordered & fits
 
 
+def release_accepts(strings: torch.Tensor, tasks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's own acceptance check (``RelativeOccurrenceLanguage.accept_sequence``): (correct, finished).
+
+    A string is finished if it contains ``EOS``; it is correct if, counting the letters up to its first
+    ``EOS`` in any order (other tokens ignored), the counts are ``n, n + m_b, n + m_c, n + m_d`` for some n.
+    Unlike :func:`accepts` it does not check the order of the letters. The paper's release counts its
+    accuracy with it, and its evaluation of cloned RNNs scores correct strings among the finished ones.
+    """
+    is_eos = strings == EOS
+    finished = is_eos.any(dim=-1)
+    first_eos = is_eos.long().argmax(dim=-1)
+    upto = torch.arange(strings.shape[-1], device=strings.device) <= first_eos.unsqueeze(-1)
+    counts = torch.stack([((strings == letter) & upto).sum(dim=-1) for letter in range(LETTERS)], dim=-1)
+    adjusted = counts - tasks
+    return (adjusted == adjusted[..., :1]).all(dim=-1) & finished, finished
+
+
 def task_entropy(tasks: np.ndarray) -> np.ndarray:
     """The split criterion of task vectors ``[U, 4]`` -> ``[U]``, as the paper's ``task_entropy_criterion``.
 
