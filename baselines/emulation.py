@@ -57,8 +57,16 @@ def emulation_loss(logits: torch.Tensor, target_log_probs: torch.Tensor, kind: L
 
 
 @torch.no_grad()
-def evaluate_emulation(encoder: RNNEncoderModel, emulator: EmulatorModel, rows: ZooTensors, index: torch.Tensor, sequence: torch.Tensor,
-                       kind: LossKind, chunk: int = 64, permutations: torch.Generator | None = None) -> float:
+def evaluate_emulation(
+    encoder: RNNEncoderModel,
+    emulator: EmulatorModel,
+    rows: ZooTensors,
+    index: torch.Tensor,
+    sequence: torch.Tensor,
+    kind: LossKind,
+    chunk: int = 64,
+    permutations: torch.Generator | None = None,
+) -> float:
     """Mean emulation loss of the rows ``index`` on their recorded sequences ``sequence [len(index), k]``.
 
     ``permutations``: for encoders trained on permuted RNNs, each chunk of RNNs is permuted (one
@@ -88,9 +96,10 @@ def evaluation_rows(count: int, wanted: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def paper_cloned_scores(encoder: RNNEncoderModel, emulator: EmulatorModel, rows: ZooTensors, index: torch.Tensor,
-                        images: Images | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The paper's cloned performance of the rows ``index``: (the RNNs' scores, their emulators' scores), each ``[len(index)]``."""
+def paper_cloned_scores(
+    encoder: RNNEncoderModel, emulator: EmulatorModel, rows: ZooTensors, index: torch.Tensor, images: Images | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's cloned performance of the rows ``index``: the RNNs' scores and their emulators', ``[len(index)]`` each."""
     embedding = encoder(rows.params(index))
     device = embedding.device
     if rows.spec.token_vocab:
@@ -107,8 +116,9 @@ def paper_cloned_scores(encoder: RNNEncoderModel, emulator: EmulatorModel, rows:
 
 
 @torch.no_grad()
-def rnn_zoos_cloned_scores(encoder: RNNEncoderModel, emulator: EmulatorModel, rows: ZooTensors, index: torch.Tensor,
-                           images: Images | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def rnn_zoos_cloned_scores(
+    encoder: RNNEncoderModel, emulator: EmulatorModel, rows: ZooTensors, index: torch.Tensor, images: Images | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """rnn-zoos' cloned performance: (stored ``accuracy``, the emulator's accuracy measured the same way), each ``[len(index)]``.
 
     Formal languages: 1000 strings sampled from the emulator, accepted only with their letters in order.
@@ -133,7 +143,9 @@ def _release_score(strings: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
     return torch.where(finished.any(-1), correct.sum(-1) / finished.sum(-1).clamp(min=1), 0.0)
 
 
-def _mnist_accuracy(emulator: EmulatorModel, embedding: torch.Tensor, rows: ZooTensors, index: torch.Tensor, images: Images) -> torch.Tensor:
+def _mnist_accuracy(
+    emulator: EmulatorModel, embedding: torch.Tensor, rows: ZooTensors, index: torch.Tensor, images: Images
+) -> torch.Tensor:
     """Last-position accuracy of the emulator conditioned on each embedding, on ``images`` rotated by each RNN's angle."""
     pixels, labels = images
     accuracies = []

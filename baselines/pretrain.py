@@ -41,11 +41,21 @@ from rnn_zoos.tasks import seq_mnist as sm
 from rnn_zoos.tasks.mnist_sources import load_mnist
 
 from .data import ZooTensors, load_splits
-from .emulation import Images, emulation_loss, evaluate_emulation, evaluation_rows, paper_cloned_scores, rnn_zoos_cloned_scores, scatter_plot
+from .emulation import (
+    Images,
+    emulation_loss,
+    evaluate_emulation,
+    evaluation_rows,
+    paper_cloned_scores,
+    rnn_zoos_cloned_scores,
+    scatter_plot,
+)
 from .encoders import ENCODERS
 from .modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
 
-EncoderName = Literal["layerwise_statistics", "flat", "parameter_transformer", "dws", "noninteractive_probing", "interactive_probing"]
+EncoderName = Literal[
+    "layerwise_statistics", "flat", "parameter_transformer", "dws", "noninteractive_probing", "interactive_probing"
+]
 EVALUATION_SEED = 1234
 """Seed of the fixed evaluation sequences and permutations (the paper's ``fix_seed`` default)."""
 
@@ -77,19 +87,45 @@ class PretrainConfig:
     out: str = field(metadata={"help": "output folder (an unfinished run there with the same options is resumed)"})
     steps: int = field(default=PAPER_SETTINGS["steps"][0], metadata={"help": "training steps"})
     batch_rnns: int = field(default=PAPER_SETTINGS["batch_rnns"][0], metadata={"help": "RNNs per step"})
-    sequences_per_rnn: int = field(default=PAPER_SETTINGS["sequences_per_rnn"][0], metadata={"help": "recorded sequences emulated per RNN and step"})
+    sequences_per_rnn: int = field(
+        default=PAPER_SETTINGS["sequences_per_rnn"][0], metadata={"help": "recorded sequences emulated per RNN and step"}
+    )
     loss: Literal["total_variation", "reverse_kl"] = field(default=PAPER_SETTINGS["loss"][0], metadata={"help": "emulation loss"})
     lr: float = field(default=PAPER_SETTINGS["lr"][0], metadata={"help": "AdamW learning rate"})
     weight_decay: float = field(default=PAPER_SETTINGS["weight_decay"][0], metadata={"help": "AdamW weight decay"})
-    clip: float = field(default=PAPER_SETTINGS["clip"][0], metadata={"help": "gradient-norm clipping, for the emulator and the encoder separately (0: none)"})
-    eval_every: int = field(default=PAPER_SETTINGS["eval_every"][0], metadata={"help": "steps between evaluations (logged losses, best checkpoint)"})
-    eval_rnns: Optional[int] = field(default=PAPER_SETTINGS["eval_rnns"][0], metadata={"help": "RNNs of validation and of ood evaluated, spread over the split (default: all)"})
-    cloned_rnns: int = field(default=PAPER_SETTINGS["cloned_rnns"][0], metadata={"help": "RNNs per split for the cloned performance at the end (0: skip)"})
-    probing_sequences: int = field(default=PAPER_SETTINGS["probing_sequences"][0], metadata={"help": "probing encoders: parallel probe sequences (the paper's ablation: 1, 2, 4, 8)"})
-    probing_length: Optional[int] = field(default=PAPER_SETTINGS["probing_length"][0], metadata={"help": "probing encoders: probe steps (default: the zoo's, 22 formal, 50 MNIST)"})
-    probing_static_weight: float = field(default=PAPER_SETTINGS["probing_static_weight"][0], metadata={"help": "interactive probing: weight of learned static codes added to its probes' source"})
-    mnist: Optional[str] = field(default=None, metadata={"help": "MNIST source for the cloned performance of a seq-mnist zoo (default: the zoo's)"})
-    device: Literal["cpu", "cuda"] = field(default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "training device"})
+    clip: float = field(
+        default=PAPER_SETTINGS["clip"][0],
+        metadata={"help": "gradient-norm clipping, for the emulator and the encoder separately (0: none)"},
+    )
+    eval_every: int = field(
+        default=PAPER_SETTINGS["eval_every"][0], metadata={"help": "steps between evaluations (logged losses, best checkpoint)"}
+    )
+    eval_rnns: Optional[int] = field(
+        default=PAPER_SETTINGS["eval_rnns"][0],
+        metadata={"help": "RNNs of validation and of ood evaluated, spread over the split (default: all)"},
+    )
+    cloned_rnns: int = field(
+        default=PAPER_SETTINGS["cloned_rnns"][0],
+        metadata={"help": "RNNs per split for the cloned performance at the end (0: skip)"},
+    )
+    probing_sequences: int = field(
+        default=PAPER_SETTINGS["probing_sequences"][0],
+        metadata={"help": "probing encoders: parallel probe sequences (the paper's ablation: 1, 2, 4, 8)"},
+    )
+    probing_length: Optional[int] = field(
+        default=PAPER_SETTINGS["probing_length"][0],
+        metadata={"help": "probing encoders: probe steps (default: the zoo's, 22 formal, 50 MNIST)"},
+    )
+    probing_static_weight: float = field(
+        default=PAPER_SETTINGS["probing_static_weight"][0],
+        metadata={"help": "interactive probing: weight of learned static codes added to its probes' source"},
+    )
+    mnist: Optional[str] = field(
+        default=None, metadata={"help": "MNIST source for the cloned performance of a seq-mnist zoo (default: the zoo's)"}
+    )
+    device: Literal["cpu", "cuda"] = field(
+        default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "training device"}
+    )
     seed: int = field(default=0, metadata={"help": "seed of initialisation, batches and augmentation"})
 
     def validate(self) -> None:
@@ -124,11 +160,20 @@ class Pretraining:
         if len(train) == 0:
             raise ZooError(f"{config.zoo} has no train rows to pretrain on")
         if config.sequences_per_rnn > train.inputs.shape[1]:
-            raise ZooError(f"--sequences-per-rnn {config.sequences_per_rnn}: the zoo records only {train.inputs.shape[1]} sequences per RNN")
+            raise ZooError(
+                f"--sequences-per-rnn {config.sequences_per_rnn}: the zoo records only {train.inputs.shape[1]} sequences per RNN"
+            )
         spec = train.spec
         torch.manual_seed(config.seed)
-        self.encoder = RNNEncoderModel(RNNEncoderConfig.for_zoo(
-            config.encoder, spec, config.probing_sequences, config.probing_length, probing_static_weight=config.probing_static_weight)).to(self.device)
+        self.encoder = RNNEncoderModel(
+            RNNEncoderConfig.for_zoo(
+                config.encoder,
+                spec,
+                config.probing_sequences,
+                config.probing_length,
+                probing_static_weight=config.probing_static_weight,
+            )
+        ).to(self.device)
         self.emulator = EmulatorModel(EmulatorConfig.for_zoo(spec)).to(self.device)
         self.optimizer = torch.optim.AdamW(self.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
@@ -193,8 +238,16 @@ class Pretraining:
         losses = {}
         for split, index in self.eval_index.items():
             permutations = torch.Generator().manual_seed(EVALUATION_SEED) if self.encoder.needs_augmentation else None
-            losses[split] = evaluate_emulation(self.encoder, self.emulator, self.splits[split], index, self.eval_sequence[split],
-                                               self.config.loss, self.config.batch_rnns, permutations)
+            losses[split] = evaluate_emulation(
+                self.encoder,
+                self.emulator,
+                self.splits[split],
+                index,
+                self.eval_sequence[split],
+                self.config.loss,
+                self.config.batch_rnns,
+                permutations,
+            )
         return losses
 
     def run(self) -> None:
@@ -228,9 +281,17 @@ class Pretraining:
             log.write(json.dumps(entry) + "\n")
 
     def training_record(self, losses: dict[str, float]) -> dict[str, Any]:
-        return {"zoo": self.config.zoo, "zoo_name": self.info.zoo, "encoder": self.config.encoder, "steps": self.step,
-                "emulation_loss": self.config.loss, "validation_loss": losses["validation"], "ood_loss": losses["ood"],
-                "batch_rnns": self.config.batch_rnns, "seed": self.config.seed}
+        return {
+            "zoo": self.config.zoo,
+            "zoo_name": self.info.zoo,
+            "encoder": self.config.encoder,
+            "steps": self.step,
+            "emulation_loss": self.config.loss,
+            "validation_loss": losses["validation"],
+            "ood_loss": losses["ood"],
+            "batch_rnns": self.config.batch_rnns,
+            "seed": self.config.seed,
+        }
 
     def save_models(self, folder: Path, losses: dict[str, float]) -> None:
         record = self.training_record(losses)
@@ -246,9 +307,16 @@ class Pretraining:
             shutil.rmtree(old, ignore_errors=True)
 
     def save_checkpoint(self) -> None:
-        state = {"step": self.step, "best": self.best, "history": self.history, "encoder": self.encoder.state_dict(),
-                 "emulator": self.emulator.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "generator": self.generator.get_state(), "permutations": self.permutations.get_state()}
+        state = {
+            "step": self.step,
+            "best": self.best,
+            "history": self.history,
+            "encoder": self.encoder.state_dict(),
+            "emulator": self.emulator.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "permutations": self.permutations.get_state(),
+        }
         with atomic_write(self.out / "checkpoint.pt") as temporary:
             torch.save(state, temporary)
 
@@ -280,10 +348,17 @@ class Pretraining:
                 continue
             paper[split] = paper_cloned_scores(encoder, emulator, rows, index, images)
             ours[split] = rnn_zoos_cloned_scores(encoder, emulator, rows, index, images)
-            summary[split] = {"rnns": len(index), "mean_abs_difference": _mean_abs_difference(*paper[split]),
-                              "original": paper[split][0].tolist(), "cloned": paper[split][1].tolist(),
-                              "rnn_zoos": {"mean_abs_difference": _mean_abs_difference(*ours[split]),
-                                           "original": ours[split][0].tolist(), "cloned": ours[split][1].tolist()}}
+            summary[split] = {
+                "rnns": len(index),
+                "mean_abs_difference": _mean_abs_difference(*paper[split]),
+                "original": paper[split][0].tolist(),
+                "cloned": paper[split][1].tolist(),
+                "rnn_zoos": {
+                    "mean_abs_difference": _mean_abs_difference(*ours[split]),
+                    "original": ours[split][0].tolist(),
+                    "cloned": ours[split][1].tolist(),
+                },
+            }
         name = f"{self.config.encoder} on {self.info.zoo}"
         scatter_plot(self.out / "cloned.png", paper, f"{name}: cloned performance (the paper's measure)", "score")
         scatter_plot(self.out / "cloned_rnn_zoos.png", ours, f"{name}: rnn-zoos' measure", "accuracy")
@@ -328,8 +403,10 @@ def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None
             raise ZooError(f"--out {out} exists and is not a pretraining run; choose a new or empty folder")
         found = json.loads(config_path.read_text())
         if found != options:
-            raise ZooError(f"--out {out} holds a run with other options ({describe_difference(found, options)}); "
-                           "rerun with its options or choose another --out")
+            raise ZooError(
+                f"--out {out} holds a run with other options ({describe_difference(found, options)}); "
+                "rerun with its options or choose another --out"
+            )
         if (out / "summary.json").is_file():
             print(f"{out}: this run is already complete")
             return json.loads((out / "summary.json").read_text())
@@ -340,14 +417,25 @@ def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None
     run.restore()
     started = time.perf_counter()
     run.run()
-    summary = {"steps": run.step, "best_validation_loss": run.best, "history": run.history,
-               "parameters": {"encoder": sum(p.numel() for p in run.encoder.parameters()),
-                              "emulator": sum(p.numel() for p in run.emulator.parameters())},
-               "seconds_this_session": time.perf_counter() - started}
+    summary = {
+        "steps": run.step,
+        "best_validation_loss": run.best,
+        "history": run.history,
+        "parameters": {
+            "encoder": sum(p.numel() for p in run.encoder.parameters()),
+            "emulator": sum(p.numel() for p in run.emulator.parameters()),
+        },
+        "seconds_this_session": time.perf_counter() - started,
+    }
     if config.cloned_rnns:
-        summary["cloned"] = {split: {"rnns": entry["rnns"], "mean_abs_difference": entry["mean_abs_difference"],
-                                     "rnn_zoos_mean_abs_difference": entry["rnn_zoos"]["mean_abs_difference"]}
-                             for split, entry in run.cloned_performance().items()}
+        summary["cloned"] = {
+            split: {
+                "rnns": entry["rnns"],
+                "mean_abs_difference": entry["mean_abs_difference"],
+                "rnn_zoos_mean_abs_difference": entry["rnn_zoos"]["mean_abs_difference"],
+            }
+            for split, entry in run.cloned_performance().items()
+        }
     with atomic_write(out / "summary.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=1))
     return summary
@@ -361,7 +449,11 @@ def main(argv: list[str] | None = None) -> int:
         summary = pretrain(config)
     except ZooError as error:
         return report(error)
-    print(json.dumps({key: summary[key] for key in ("steps", "best_validation_loss", "parameters")} | {"cloned": summary.get("cloned")}))
+    print(
+        json.dumps(
+            {key: summary[key] for key in ("steps", "best_validation_loss", "parameters")} | {"cloned": summary.get("cloned")}
+        )
+    )
     return 0
 
 

@@ -38,10 +38,22 @@ from .modeling import RNNEncoderModel  # noqa: E402
 from .pretrain import PAPER_SETTINGS, PretrainConfig, pretrain  # noqa: E402
 
 PAPER_EMULATION_LOSS = {
-    "formal-lang": {"interactive_probing": 0.015, "noninteractive_probing": 0.023, "parameter_transformer": 0.043, "flat": 0.045,
-                    "dws": 0.046, "layerwise_statistics": 0.051},
-    "seq-mnist": {"interactive_probing": 0.017, "noninteractive_probing": 0.017, "flat": 0.024, "dws": 0.024, "layerwise_statistics": 0.039,
-                  "parameter_transformer": 0.067},
+    "formal-lang": {
+        "interactive_probing": 0.015,
+        "noninteractive_probing": 0.023,
+        "parameter_transformer": 0.043,
+        "flat": 0.045,
+        "dws": 0.046,
+        "layerwise_statistics": 0.051,
+    },
+    "seq-mnist": {
+        "interactive_probing": 0.017,
+        "noninteractive_probing": 0.017,
+        "flat": 0.024,
+        "dws": 0.024,
+        "layerwise_statistics": 0.039,
+        "parameter_transformer": 0.067,
+    },
 }
 """Validation emulation loss (total variation) of the paper's Table 2."""
 
@@ -85,14 +97,18 @@ def structural_differences(zoo_name: str) -> list[str]:
         "PCA plots: fitted on the embeddings of all splits (the paper's code fits on the last split it embeds).",
     ]
     if zoo_name == "seq-mnist":
-        items.append("MNIST cloned performance: the first 1000 images of a fixed shuffle of the zoo's validation images "
-                     "(the paper's code: a fresh shuffle of the images its hash64 split calls validation).")
+        items.append(
+            "MNIST cloned performance: the first 1000 images of a fixed shuffle of the zoo's validation images "
+            "(the paper's code: a fresh shuffle of the images its hash64 split calls validation)."
+        )
     return items
 
 
-def describe(value: Any) -> str:
-    """A setting's value as the report shows it (``None``: the paper's "all" or the zoo's default)."""
-    return "all / the zoo's default" if value is None else str(value)
+def describe(key: str, value: Any) -> str:
+    """A setting's value as the report shows it (``None``: all RNNs, or the zoo's default probing length)."""
+    if value is None:
+        return "the zoo's default" if key == "probing_length" else "all"
+    return str(value)
 
 
 def differences(scale_name: str, zoo_name: str) -> list[str]:
@@ -100,8 +116,11 @@ def differences(scale_name: str, zoo_name: str) -> list[str]:
     structural differences."""
     scale = SCALES[scale_name]
     config = {**{key: value for key, (value, _) in PAPER_SETTINGS.items()}, **scale.pretraining}
-    changed = [f"{key} = {describe(config[key])} (paper: {describe(paper)}, `{source}`)"
-               for key, (paper, source) in PAPER_SETTINGS.items() if config[key] != paper]
+    changed = [
+        f"{key} = {describe(key, config[key])} (paper: {describe(key, paper)}, `{source}`)"
+        for key, (paper, source) in PAPER_SETTINGS.items()
+        if config[key] != paper
+    ]
     unstated = [f"{key} = {getattr(scale, key)} (paper: not stated)" for key in DOWNSTREAM_SETTINGS]
     return changed + unstated + structural_differences(zoo_name)
 
@@ -127,8 +146,10 @@ def pca_plots(out: Path, splits: dict[str, ZooTensors], encoders: dict[str, RNNE
         unique = sorted(set(rows.tasks))
         colour_by_task, task_map, task_label = torch.tensor([unique.index(task) for task in rows.tasks]), "tab20", "task (index)"
     paths = []
-    for name, colour, cmap, label in (("pca_task.png", colour_by_task, task_map, task_label),
-                                      ("pca_accuracy.png", rows.columns["accuracy"].cpu(), "viridis", "accuracy")):
+    for name, colour, cmap, label in (
+        ("pca_task.png", colour_by_task, task_map, task_label),
+        ("pca_accuracy.png", rows.columns["accuracy"].cpu(), "viridis", "accuracy"),
+    ):
         figure, axes = plt.subplots(2, 3, figsize=(12, 7.5), dpi=90)
         for axis, (encoder, model) in zip(axes.flat, encoders.items()):
             embedding = embedder(model)(rows).cpu()
@@ -150,36 +171,74 @@ def pca_plots(out: Path, splits: dict[str, ZooTensors], encoders: dict[str, RNNE
 def write_report(out: Path, results: dict[str, Any]) -> None:
     """``REPORT.md``, every number taken from ``results``."""
     zoo = results["zoo_name"]
-    lines = [f"# Reproduction report: {zoo}", "",
-             f"Zoo `{results['zoo']}`, scale `{results['scale']}`, device `{results['device']}`. Every number below is in `results.json`.", "",
-             "## Settings that differ from the paper", "", *[f"- {item}" for item in results["differences_from_paper"]], "",
-             "## The zoo", "", "Notes recorded in its `meta/info.json`:", "", *[f"- {note}" for note in results["zoo_notes"]], "",
-             "## Emulation loss (Table 2)", "", "| encoder | validation | ood | steps | paper (validation) |", "|---|---|---|---|---|"]
+    lines = [
+        f"# Reproduction report: {zoo}",
+        "",
+        f"Zoo `{results['zoo']}`, scale `{results['scale']}`, device `{results['device']}`. "
+        "Every number below is in `results.json`.",
+        "",
+        "## Settings that differ from the paper",
+        "",
+        *[f"- {item}" for item in results["differences_from_paper"]],
+        "",
+        "## The zoo",
+        "",
+        "Notes recorded in its `meta/info.json`:",
+        "",
+        *[f"- {note}" for note in results["zoo_notes"]],
+        "",
+        "## Emulation loss (Table 2)",
+        "",
+        "| encoder | validation | ood | steps | paper (validation) |",
+        "|---|---|---|---|---|",
+    ]
     for encoder, entry in results["emulation"].items():
         paper = PAPER_EMULATION_LOSS[zoo].get(encoder)
-        lines.append(f"| {encoder} | {fmt(entry['validation_loss'])} | {fmt(entry['ood_loss'])} | {entry['steps']} | {fmt(paper) if paper else '-'} |")
-    lines += ["", "## Downstream prediction", "",
-              "Mean over seeds and bootstrapped 95 % confidence interval. `pretrained:` MLP on frozen embeddings; "
-              "`supervised:` the same encoder trained end to end; `trivial`: the floor from the training targets.", ""]
+        cells = [fmt(entry["validation_loss"]), fmt(entry["ood_loss"]), str(entry["steps"]), fmt(paper) if paper else "-"]
+        lines.append(f"| {encoder} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Downstream prediction",
+        "",
+        "Mean over seeds and bootstrapped 95 % confidence interval. `pretrained:` MLP on frozen embeddings; "
+        "`supervised:` the same encoder trained end to end; `trivial`: the floor from the training targets.",
+        "",
+    ]
     for target, entry in results["downstream"]["targets"].items():
         metric = entry["primary_metric"]
         better = "higher" if entry["higher_is_better"] else "lower"
         lines += [f"### {target} ({metric}, {better} is better)", "", "| method | validation | ood |", "|---|---|---|"]
         for method, parts in entry["methods"].items():
-            lines.append(f"| {method} | {cell(parts['validation'], metric) if 'validation' in parts else '-'} | {cell(parts['ood'], metric) if 'ood' in parts else '-'} |")
+            cells = [cell(parts[part], metric) if part in parts else "-" for part in ("validation", "ood")]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["## Cloned performance", "",
-              "Mean absolute difference between the score of an RNN and of the emulator standing in for it, over RNNs spread "
-              "over each split. *paper*: as the paper's code measures it (formal languages: correct among finished strings of "
-              "64 samples each, the paper's acceptance check; MNIST: stored accuracy against one batch of 1000 validation "
-              "images). *rnn-zoos*: the stored `accuracy` against the emulator's accuracy measured the same way.", "",
-              "| encoder | " + " | ".join(f"{measure} {split}" for measure in ("paper", "rnn-zoos") for split in SPLITS) + " |",
-              "|---|" + "---|" * 2 * len(SPLITS)]
+    lines += [
+        "## Cloned performance",
+        "",
+        "Mean absolute difference between the score of an RNN and of the emulator standing in for it, over RNNs spread "
+        "over each split. *paper*: as the paper's code measures it (formal languages: correct among finished strings of "
+        "64 samples each, the paper's acceptance check; MNIST: stored accuracy against one batch of 1000 validation "
+        "images). *rnn-zoos*: the stored `accuracy` against the emulator's accuracy measured the same way.",
+        "",
+        "| encoder | " + " | ".join(f"{measure} {split}" for measure in ("paper", "rnn-zoos") for split in SPLITS) + " |",
+        "|---|" + "---|" * 2 * len(SPLITS),
+    ]
     for encoder, entry in results["cloned"].items():
-        cells = [fmt(entry[measure][split]) if split in entry[measure] else "-" for measure in ("paper", "rnn_zoos") for split in SPLITS]
+        cells = [
+            fmt(entry[measure][split]) if split in entry[measure] else "-"
+            for measure in ("paper", "rnn_zoos")
+            for split in SPLITS
+        ]
         lines.append(f"| {encoder} | " + " | ".join(cells) + " |")
-    lines += ["", *[f"![cloned performance of {encoder}](pretrain/{encoder}/cloned.png)" for encoder in results["cloned"]], "",
-              "## Embeddings", "", *[f"![{name}]({name})" for name in results["plots"]], ""]
+    lines += [
+        "",
+        *[f"![cloned performance of {encoder}](pretrain/{encoder}/cloned.png)" for encoder in results["cloned"]],
+        "",
+        "## Embeddings",
+        "",
+        *[f"![{name}]({name})" for name in results["plots"]],
+        "",
+    ]
     with atomic_write(out / "REPORT.md") as temporary:
         temporary.write_text("\n".join(lines))
 
@@ -199,18 +258,43 @@ def reproduce(zoo: str, scale_name: str, out: Path, device: str, encoders: list[
         summary = pretrain(PretrainConfig(zoo=zoo, encoder=encoder, out=str(run), device=device, **scale.pretraining), splits)
         model = RNNEncoderModel.from_pretrained(run / "encoder").to(device)
         models[encoder] = model
-        emulation[encoder] = {"validation_loss": model.config.training["validation_loss"], "ood_loss": model.config.training["ood_loss"],
-                              "steps": model.config.training["steps"], "trained_steps": summary["steps"]}
-        cloned[encoder] = {measure: {split: entry[key] for split, entry in summary.get("cloned", {}).items()}
-                           for measure, key in (("paper", "mean_abs_difference"), ("rnn_zoos", "rnn_zoos_mean_abs_difference"))}
-    downstream, outputs = run_downstream(zoo, {name: embedder(model) for name, model in models.items()}, names, seeds=scale.seeds,
-                                         probe_steps=scale.probe_steps, supervised_steps=scale.supervised_steps,
-                                         supervised_batch=scale.supervised_batch, device=device, splits=splits)
+        emulation[encoder] = {
+            "validation_loss": model.config.training["validation_loss"],
+            "ood_loss": model.config.training["ood_loss"],
+            "steps": model.config.training["steps"],
+            "trained_steps": summary["steps"],
+        }
+        cloned[encoder] = {
+            measure: {split: entry[key] for split, entry in summary.get("cloned", {}).items()}
+            for measure, key in (("paper", "mean_abs_difference"), ("rnn_zoos", "rnn_zoos_mean_abs_difference"))
+        }
+    downstream, outputs = run_downstream(
+        zoo,
+        {name: embedder(model) for name, model in models.items()},
+        names,
+        seeds=scale.seeds,
+        probe_steps=scale.probe_steps,
+        supervised_steps=scale.supervised_steps,
+        supervised_batch=scale.supervised_batch,
+        device=device,
+        splits=splits,
+    )
     with atomic_write(out / "predictions.pt") as temporary:
         torch.save(outputs, temporary)
-    results = {"zoo": zoo, "zoo_name": info.zoo, "scale": scale_name, "settings": asdict(scale), "device": device,
-               "differences_from_paper": differences(scale_name, info.zoo), "zoo_notes": info.notes, "emulation": emulation, "downstream": downstream, "cloned": cloned,
-               "paper_emulation_loss": PAPER_EMULATION_LOSS[info.zoo], "plots": pca_plots(out, splits, models)}
+    results = {
+        "zoo": zoo,
+        "zoo_name": info.zoo,
+        "scale": scale_name,
+        "settings": asdict(scale),
+        "device": device,
+        "differences_from_paper": differences(scale_name, info.zoo),
+        "zoo_notes": info.notes,
+        "emulation": emulation,
+        "downstream": downstream,
+        "cloned": cloned,
+        "paper_emulation_loss": PAPER_EMULATION_LOSS[info.zoo],
+        "plots": pca_plots(out, splits, models),
+    }
     with atomic_write(out / "results.json") as temporary:
         temporary.write_text(json.dumps(results, indent=1))
     write_report(out, results)

@@ -28,8 +28,14 @@ from builders.formal_lang import FormalLangRecipe
 from rnn_zoos.build import BuildConfig, build_zoo
 from rnn_zoos.symmetry import permute_hidden, random_permutations
 
-PAPER_H100 = {"interactive_probing": 7.9, "noninteractive_probing": 7.7, "dws": 15.2, "parameter_transformer": 26.5,
-              "flat": 52.5, "layerwise_statistics": 54.6}
+PAPER_H100 = {
+    "interactive_probing": 7.9,
+    "noninteractive_probing": 7.7,
+    "dws": 15.2,
+    "parameter_transformer": 26.5,
+    "flat": 52.5,
+    "layerwise_statistics": 54.6,
+}
 
 
 def loader_step(run: Pretraining, batches: Iterator[dict]) -> None:
@@ -72,7 +78,9 @@ def main() -> None:
     parser.add_argument("--batch-rnns", type=int, default=64)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        zoo = args.zoo or str(build_zoo(FormalLangRecipe(), BuildConfig(out=str(Path(scratch) / "zoo"), runs=16, steps=20, device=args.device)))
+        zoo = args.zoo or str(
+            build_zoo(FormalLangRecipe(), BuildConfig(out=str(Path(scratch) / "zoo"), runs=16, steps=20, device=args.device))
+        )
         dataset = rnn_zoos.load_zoo(zoo, split="train")
         if len(dataset) < args.batch_rnns:
             raise SystemExit(f"the zoo's train split has {len(dataset)} rows, fewer than --batch-rnns {args.batch_rnns}")
@@ -80,10 +88,14 @@ def main() -> None:
         print(f"emulation pretraining, {args.batch_rnns} RNNs per step, on {device}, torch {torch.__version__}")
         print(f"{'encoder':24s} {'ours steps/s':>12s} {'DataLoader':>12s} {'ratio':>7s} {'paper, H100':>12s}")
         for name in ENCODERS:
-            config = PretrainConfig(zoo=zoo, encoder=name, out=str(Path(scratch) / name), batch_rnns=args.batch_rnns, device=args.device)
+            config = PretrainConfig(
+                zoo=zoo, encoder=name, out=str(Path(scratch) / name), batch_rnns=args.batch_rnns, device=args.device
+            )
             run = Pretraining(config)
             ours = timed(run.train_step, args.steps, args.device)
-            loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_rnns, shuffle=True, collate_fn=rnn_zoos.collate_rows, drop_last=True)
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_size=args.batch_rnns, shuffle=True, collate_fn=rnn_zoos.collate_rows, drop_last=True
+            )
             stream = endless(loader)
             baseline = timed(partial(loader_step, run, stream), args.steps, args.device)
             print(f"{name:24s} {ours:12.2f} {baseline:12.2f} {ours / baseline:6.2f}x {PAPER_H100[name]:12.1f}")

@@ -30,12 +30,17 @@ OFFICIAL_PARAMETERS = {
 
 
 def rnns(spec=FORMAL_LANG, count: int = 5) -> dict[str, torch.Tensor]:
-    return {name: tensor.double() * 3 for name, tensor in initial_params(spec.architecture, torch.tensor(run_seeds(9, range(count)))).items()}
+    return {
+        name: tensor.double() * 3
+        for name, tensor in initial_params(spec.architecture, torch.tensor(run_seeds(9, range(count)))).items()
+    }
 
 
 def encoder(name: str, spec=FORMAL_LANG, **options) -> torch.nn.Module:
     torch.manual_seed(0)
-    shape = EncoderShape(spec.architecture, spec.token_vocab, probing_length=options.pop("probing_length", spec.probing_length), **options)
+    shape = EncoderShape(
+        spec.architecture, spec.token_vocab, probing_length=options.pop("probing_length", spec.probing_length), **options
+    )
     return build_encoder(name, shape).double().eval()
 
 
@@ -139,7 +144,7 @@ def test_noninteractive_probing_equals_its_step_by_step_definition(spec) -> None
     model: NoninteractiveProbingEncoder = encoder("noninteractive_probing", spec, probing_sequences=2, probing_length=5)
     params = rnns(spec, 3)
     states = [None] * len(model.cells)
-    output = model._advance(model.bos.expand(3, -1), states)
+    model._advance(model.bos.expand(3, -1), states)  # the reader's outputs do not steer non-interactive probes
     rnn_state = None
     for step in range(5):
         probes = model.probes(model.codes[step]).expand(3, -1, -1)
@@ -148,7 +153,7 @@ def test_noninteractive_probing_equals_its_step_by_step_definition(spec) -> None
         else:
             assert ((probes > 0) & (probes < 1)).all()  # sigmoid tiles
         answers, rnn_state = lstm_step(params, probes, rnn_state)  # the RNN's raw head outputs
-        output = model._advance(model.read(answers.reshape(3, -1)), states)
+        model._advance(model.read(answers.reshape(3, -1)), states)
     expected = model.readout(model._advance(model.eos.expand(3, -1), states))
     torch.testing.assert_close(model(params), expected)
 

@@ -43,7 +43,13 @@ def test_the_defaults_are_the_papers_settings() -> None:
     config = PretrainConfig(zoo="z", encoder="dws", out="o")
     assert set(PAPER_SETTINGS) <= set(vars(config))
     assert (config.steps, config.batch_rnns, config.sequences_per_rnn, config.lr, config.weight_decay, config.clip) == (
-        100_000, 64, 1, 1e-4, 0.01, 0.1)  # training_configs.general_configs
+        100_000,
+        64,
+        1,
+        1e-4,
+        0.01,
+        0.1,
+    )  # training_configs.general_configs
     assert (config.eval_every, config.eval_rnns, config.cloned_rnns) == (1000, None, 20)
 
 
@@ -77,7 +83,9 @@ def test_one_sequence_per_rnn_and_one_shared_permutation_per_batch(formal_zoo: P
     monkeypatch.setattr(ZooTensors, "params", spy_params)
     monkeypatch.setattr(ZooTensors, "sequences", spy_sequences)
     for encoder, augmented in (("flat", True), ("dws", False)):
-        run = Pretraining(PretrainConfig(zoo=str(formal_zoo), encoder=encoder, out=str(tmp_path / encoder), **{**QUICK, "eval_rnns": None}))
+        run = Pretraining(
+            PretrainConfig(zoo=str(formal_zoo), encoder=encoder, out=str(tmp_path / encoder), **{**QUICK, "eval_rnns": None})
+        )
         run.train_step()
         assert seen["sequence"].shape == (8, 1)
         permute, stored, used = seen["params"]
@@ -97,7 +105,9 @@ def test_gradients_are_clipped_for_the_emulator_and_the_encoder_separately(forma
 
     def record() -> None:
         for name, model in (("encoder", run.encoder), ("emulator", run.emulator)):
-            norms[name] = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])).item()
+            norms[name] = torch.linalg.vector_norm(
+                torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])
+            ).item()
 
     monkeypatch.setattr(run.optimizer, "step", record)
     run.train_step()
@@ -158,13 +168,17 @@ def test_cloned_performance_on_both_zoos(formal_zoo: Path, mnist_zoo: Path, tmp_
         options = {**QUICK, "steps": 5, "eval_every": 5, "cloned_rnns": 3, "loss": "reverse_kl"}
         summary = pretrain(PretrainConfig(zoo=str(zoo), encoder="noninteractive_probing", out=str(tmp_path / name), **options))
         cloned = json.loads((tmp_path / name / "cloned.json").read_text())
-        run = Pretraining(PretrainConfig(zoo=str(zoo), encoder="noninteractive_probing", out=str(tmp_path / "scratch"), **options))
+        run = Pretraining(
+            PretrainConfig(zoo=str(zoo), encoder="noninteractive_probing", out=str(tmp_path / "scratch"), **options)
+        )
         for split, entry in cloned.items():
             rows = run.splits[split]
             index = torch.linspace(0, len(rows) - 1, 3).long()  # spread over the split, as the paper's evaluation picks them
             assert entry["rnns"] == len(entry["original"]) == len(entry["cloned"]) == 3
             assert all(0 <= value <= 1 for value in entry["cloned"] + entry["rnn_zoos"]["cloned"])
-            assert entry["mean_abs_difference"] == pytest.approx(sum(abs(a - b) for a, b in zip(entry["original"], entry["cloned"])) / 3)
+            assert entry["mean_abs_difference"] == pytest.approx(
+                sum(abs(a - b) for a, b in zip(entry["original"], entry["cloned"])) / 3
+            )
             assert entry["rnn_zoos"]["original"] == pytest.approx(rows.columns["accuracy"][index].tolist())
             assert summary["cloned"][split]["mean_abs_difference"] == entry["mean_abs_difference"]
             if name == "mnist":
@@ -190,15 +204,24 @@ def test_probing_options_reach_the_encoder(formal_zoo: Path, tmp_path: Path) -> 
 def test_bad_options(formal_zoo: Path, tmp_path: Path, capsys) -> None:
     assert main(["--zoo", str(formal_zoo), "--encoder", "dws", "--out", str(tmp_path / "x"), "--steps", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --steps must be at least 1, got 0"
-    for option, value, message in (("--lr", "-1", "--lr must be positive, got -1.0"), ("--clip", "-1", "--clip must not be negative, got -1.0"),
-                                   ("--cloned-rnns", "-1", "--cloned-rnns must not be negative, got -1"),
-                                   ("--eval-rnns", "0", "--eval-rnns must be at least 1 (or left out), got 0")):
+    for option, value, message in (
+        ("--lr", "-1", "--lr must be positive, got -1.0"),
+        ("--clip", "-1", "--clip must not be negative, got -1.0"),
+        ("--cloned-rnns", "-1", "--cloned-rnns must not be negative, got -1"),
+        ("--eval-rnns", "0", "--eval-rnns must be at least 1 (or left out), got 0"),
+    ):
         assert main(["--zoo", str(formal_zoo), "--encoder", "dws", "--out", str(tmp_path / "x"), option, value]) == 2
         assert capsys.readouterr().err.strip() == f"error: {message}"
     assert not (tmp_path / "x").exists()
-    pretrain(PretrainConfig(zoo=str(formal_zoo), encoder="flat", out=str(tmp_path / "run"), **{**QUICK, "steps": 2, "eval_every": 2}))
+    pretrain(
+        PretrainConfig(zoo=str(formal_zoo), encoder="flat", out=str(tmp_path / "run"), **{**QUICK, "steps": 2, "eval_every": 2})
+    )
     with pytest.raises(ZooError, match=r"holds a run with other options \(encoder='flat' there vs 'dws' now\)"):
-        pretrain(PretrainConfig(zoo=str(formal_zoo), encoder="dws", out=str(tmp_path / "run"), **{**QUICK, "steps": 2, "eval_every": 2}))
+        pretrain(
+            PretrainConfig(
+                zoo=str(formal_zoo), encoder="dws", out=str(tmp_path / "run"), **{**QUICK, "steps": 2, "eval_every": 2}
+            )
+        )
     with pytest.raises(SystemExit):
         main(["--zoo", str(formal_zoo), "--encoder", "lstm_whisperer", "--out", str(tmp_path / "y")])
 
@@ -208,8 +231,29 @@ def test_the_command_saves_every_encoder_at_the_papers_size_on_the_mnist_zoo(mni
 
     for encoder in ENCODERS:
         out = tmp_path / encoder
-        assert main(["--zoo", str(mnist_zoo), "--encoder", encoder, "--out", str(out), "--steps", "1", "--batch-rnns", "4",
-                     "--eval-rnns", "2", "--cloned-rnns", "0", "--device", "cpu"]) == 0
+        assert (
+            main(
+                [
+                    "--zoo",
+                    str(mnist_zoo),
+                    "--encoder",
+                    encoder,
+                    "--out",
+                    str(out),
+                    "--steps",
+                    "1",
+                    "--batch-rnns",
+                    "4",
+                    "--eval-rnns",
+                    "2",
+                    "--cloned-rnns",
+                    "0",
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
         saved = RNNEncoderModel.from_pretrained(out / "encoder")
         official = OFFICIAL_PARAMETERS[encoder][1]
         assert abs(sum(p.numel() for p in saved.parameters()) - official) <= 0.01 * official

@@ -58,8 +58,19 @@ def test_report_shows_the_json_numbers(study) -> None:
     for encoder, entry in results["emulation"].items():
         validation, ood, steps, paper = emulation[encoder]
         assert close(validation, entry["validation_loss"]) and close(ood, entry["ood_loss"]) and int(steps) == entry["steps"]
-        assert close(paper, {"formal-lang": {"interactive_probing": 0.015, "noninteractive_probing": 0.023, "parameter_transformer": 0.043,
-                                             "flat": 0.045, "dws": 0.046, "layerwise_statistics": 0.051}}["formal-lang"][encoder])
+        assert close(
+            paper,
+            {
+                "formal-lang": {
+                    "interactive_probing": 0.015,
+                    "noninteractive_probing": 0.023,
+                    "parameter_transformer": 0.043,
+                    "flat": 0.045,
+                    "dws": 0.046,
+                    "layerwise_statistics": 0.051,
+                }
+            }["formal-lang"][encoder],
+        )
     for target, entry in results["downstream"]["targets"].items():
         metric = entry["primary_metric"]
         rows = table_rows(report, f"### {target} ({metric}, {'higher' if entry['higher_is_better'] else 'lower'} is better)")
@@ -80,8 +91,14 @@ def test_report_lists_every_setting_that_differs_with_the_papers_value(study) ->
     listed = [line[2:] for line in report[report.index("## Settings that differ from the paper") + 2 :] if line.startswith("- ")]
     settings = {line.split(" = ")[0]: line for line in listed if " = " in line.split(" (")[0]}
     # the tiny scale's pretraining settings against the values of the paper's training_configs.py / training_script.py
-    expected = {"steps": ("30", "100000"), "batch_rnns": ("8", "64"), "eval_every": ("15", "1000"), "eval_rnns": ("8", "all"),
-                "cloned_rnns": ("1", "20"), "lr": ("0.001", "0.0001")}
+    expected = {
+        "steps": ("30", "100000"),
+        "batch_rnns": ("8", "64"),
+        "eval_every": ("15", "1000"),
+        "eval_rnns": ("8", "all"),
+        "cloned_rnns": ("1", "20"),
+        "lr": ("0.001", "0.0001"),
+    }
     for key, (ours, paper) in expected.items():
         assert settings[key].startswith(f"{key} = {ours} (paper: {paper}"), settings[key]
     for key in ("seeds", "probe_steps", "supervised_steps", "supervised_batch"):  # the paper's code has no downstream script
@@ -94,11 +111,15 @@ def test_json_emulation_losses_are_those_of_the_saved_models(study, formal_zoo: 
     out, results = study
     scale = reproduce.SCALES["tiny"]
     for encoder in ("dws", "interactive_probing"):
-        run = Pretraining(PretrainConfig(zoo=str(formal_zoo), encoder=encoder, out=str(out / "scratch"), device="cpu", **scale.pretraining))
+        run = Pretraining(
+            PretrainConfig(zoo=str(formal_zoo), encoder=encoder, out=str(out / "scratch"), device="cpu", **scale.pretraining)
+        )
         model = RNNEncoderModel.from_pretrained(out / "pretrain" / encoder / "encoder").eval()
         emulator = EmulatorModel.from_pretrained(out / "pretrain" / encoder / "emulator").eval()
         for split, key in (("validation", "validation_loss"), ("ood", "ood_loss")):
-            loss = evaluate_emulation(model, emulator, run.splits[split], run.eval_index[split], run.eval_sequence[split], "total_variation")
+            loss = evaluate_emulation(
+                model, emulator, run.splits[split], run.eval_index[split], run.eval_sequence[split], "total_variation"
+            )
             assert loss == pytest.approx(results["emulation"][encoder][key], rel=1e-5)
 
 
@@ -115,14 +136,18 @@ def test_json_downstream_and_cloned_numbers_are_those_of_the_predictions(study) 
                 assert summary["seeds"][0] == downstream.metrics(target, saved["predicted"], saved["true"])
     for encoder, entry in results["cloned"].items():
         saved = json.loads((out / "pretrain" / encoder / "cloned.json").read_text())
-        assert entry == {"paper": {split: saved[split]["mean_abs_difference"] for split in saved},
-                         "rnn_zoos": {split: saved[split]["rnn_zoos"]["mean_abs_difference"] for split in saved}}
+        assert entry == {
+            "paper": {split: saved[split]["mean_abs_difference"] for split in saved},
+            "rnn_zoos": {split: saved[split]["rnn_zoos"]["mean_abs_difference"] for split in saved},
+        }
 
 
 def test_plots_are_pictures(study) -> None:
     out, results = study
     assert results["plots"] == ["pca_task.png", "pca_accuracy.png"]
     runs = [out / "pretrain" / encoder for encoder in ENCODERS]
-    for path in [out / name for name in results["plots"]] + [run / name for run in runs for name in ("cloned.png", "cloned_rnn_zoos.png")]:
+    for path in [out / name for name in results["plots"]] + [
+        run / name for run in runs for name in ("cloned.png", "cloned_rnn_zoos.png")
+    ]:
         pixels = matplotlib.image.imread(path)
         assert pixels.shape[0] > 300 and pixels.std() > 0.05

@@ -65,12 +65,15 @@ class MatrixTerms(nn.Module):
         _init_together(self.pointwise, self.summary, self.row, self.column)
         _init_together(self.bias, self.bias_summary)
 
-    def forward(self, weight: torch.Tensor, summary: torch.Tensor, along_columns: torch.Tensor,
-                along_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, weight: torch.Tensor, summary: torch.Tensor, along_columns: torch.Tensor, along_rows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """New weight ``[M, R, K, C']`` and bias ``[M, R, C']`` from the weight ``[M, R, K, C]``, the global
         ``summary [M, S]``, features indexed by columns ``[M, K, ·]`` and by rows ``[M, R, ·]``."""
         global_term = self.summary(summary)[:, None, None]
-        new_weight = self.pointwise(weight) + global_term + self.row(along_columns).unsqueeze(1) + self.column(along_rows).unsqueeze(2)
+        new_weight = (
+            self.pointwise(weight) + global_term + self.row(along_columns).unsqueeze(1) + self.column(along_rows).unsqueeze(2)
+        )
         new_bias = self.bias(along_rows) + self.bias_summary(summary).unsqueeze(1)
         return new_weight, new_bias
 
@@ -123,7 +126,13 @@ class NPLinearLSTM(nn.Module):
             along_columns = [rows_ih[index]]
             along_rows = [columns_ih[index], biases_ih[index]]
             if index > 0:
-                along_columns += [columns_ih[index - 1], biases_ih[index - 1], columns_hh[index - 1], biases_hh[index - 1], rows_hh[index - 1]]
+                along_columns += [
+                    columns_ih[index - 1],
+                    biases_ih[index - 1],
+                    columns_hh[index - 1],
+                    biases_hh[index - 1],
+                    rows_hh[index - 1],
+                ]
             if index < layers:
                 along_rows += [columns_hh[index], biases_hh[index], rows_hh[index], rows_ih[index + 1]]
             weight, bias = terms(weights_ih[index], summary, torch.cat(along_columns, -1), torch.cat(along_rows, -1))
@@ -163,4 +172,3 @@ class DWSEncoder(WeightEncoder):
         features = self.equivariant_features(params)
         pooled = [features[name].flatten(1, -2).mean(dim=1) for name in self.shape.architecture.parameter_shapes()]
         return self.readout(torch.cat(pooled, dim=-1))
-

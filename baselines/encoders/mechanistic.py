@@ -51,7 +51,9 @@ class LayerwiseStatisticsEncoder(WeightEncoder):
 
 
 class FlatEncoder(WeightEncoder):
-    """All weights flattened into one vector, then an MLP ``P -> 128 -> 128 -> 128 -> 16`` (not invariant: trained on permuted RNNs)."""
+    """All weights flattened into one vector, then an MLP ``P -> 128 -> 128 -> 128 -> 16``.
+
+    Not invariant: the paper trains it on randomly permuted RNNs."""
 
     name = "flat"
     needs_augmentation = True

@@ -31,7 +31,9 @@ class ProbingEncoder(WeightEncoder):
 
     interactive: bool = True
 
-    def __init__(self, shape: EncoderShape, hidden: int = 256, layers: int = 2, encoding: int = 128, mlp_hidden: int = 128) -> None:
+    def __init__(
+        self, shape: EncoderShape, hidden: int = 256, layers: int = 2, encoding: int = 128, mlp_hidden: int = 128
+    ) -> None:
         super().__init__(shape)
         arch = shape.architecture
         sequences, length = shape.probing_sequences, shape.probing_length

@@ -19,7 +19,7 @@ from .base import EncoderShape, WeightEncoder, weight_pairs
 
 
 class ParameterTransformerEncoder(WeightEncoder):
-    """A transformer over weight-row tokens (not invariant: its positional encoding tells rows apart; trained on permuted RNNs)."""
+    """A transformer over weight-row tokens (not invariant: its positional encoding tells rows apart; permuted in training)."""
 
     name = "parameter_transformer"
     needs_augmentation = True
@@ -37,8 +37,10 @@ class ParameterTransformerEncoder(WeightEncoder):
         self.out = nn.Linear(width, shape.embedding_dim)
 
     def forward(self, params: Params) -> torch.Tensor:
-        rows = [projection(torch.cat([params[weight], params[bias].unsqueeze(-1)], dim=-1))
-                for projection, (weight, bias) in zip(self.projections, self.pairs)]
+        rows = [
+            projection(torch.cat([params[weight], params[bias].unsqueeze(-1)], dim=-1))
+            for projection, (weight, bias) in zip(self.projections, self.pairs)
+        ]
         models = rows[0].shape[0]
         sequence = torch.cat([*rows, self.compression.expand(models, -1, -1)], dim=1) + self.positions
         return self.out(self.transformer(sequence)[:, -1])
