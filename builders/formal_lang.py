@@ -17,8 +17,7 @@ from typing import Any
 import torch
 
 from builders import CARDS_DIR
-from rnn_zoos.build import BuildConfig, ZooRecipe, build_zoo, parse_build_args, recorded_log_probs
-from rnn_zoos.errors import ZooError, report
+from rnn_zoos.build import BuildConfig, ZooRecipe, parse_build_args, recorded_log_probs, run_builder
 from rnn_zoos.format import FORMAL_LANG
 from rnn_zoos.lstm import Params, lstm_forward, lstm_step
 from rnn_zoos.streams import stream_uniform
@@ -85,11 +84,7 @@ class FormalLangRecipe(ZooRecipe):
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     config = parse_build_args(BuildConfig, "python -m builders.formal_lang", __doc__.split("\n")[0], argv)
-    try:
-        build_zoo(FormalLangRecipe(), config)
-    except ZooError as error:
-        return report(error)
-    return 0
+    return run_builder(config, FormalLangRecipe)
 
 
 if __name__ == "__main__":

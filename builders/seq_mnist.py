@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from builders import CARDS_DIR
-from rnn_zoos.build import BuildConfig, ZooRecipe, build_zoo, parse_build_args, recorded_log_probs
-from rnn_zoos.errors import ZooError, report
+from rnn_zoos.build import BuildConfig, ZooRecipe, parse_build_args, recorded_log_probs, run_builder
+from rnn_zoos.errors import ZooError
 from rnn_zoos.format import SEQ_MNIST
 from rnn_zoos.lstm import Params, lstm_forward
 from rnn_zoos.streams import mix32, stream_uniform
@@ -135,12 +135,7 @@ class SeqMnistRecipe(ZooRecipe):
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     config = parse_build_args(SeqMnistBuildConfig, "python -m builders.seq_mnist", __doc__.split("\n")[0], argv)
-    try:
-        config.validate()
-        build_zoo(SeqMnistRecipe(load_mnist(config.mnist)), config)
-    except ZooError as error:
-        return report(error)
-    return 0
+    return run_builder(config, lambda: SeqMnistRecipe(load_mnist(config.mnist)))
 
 
 if __name__ == "__main__":

@@ -8,17 +8,24 @@ Work in progress lives in ``OUT/.build/``: ``config.json`` (what the zoo is), th
 chunk of runs holding a Parquet part per snapshot step, a checkpoint and, once done, ``finished``.
 Runs draw every random number from counter-based streams keyed by their seed and step
 (:mod:`rnn_zoos.streams`), so a resumed or differently batched build gives the same zoo.
+
+One builder at a time works in a folder: it holds the OS lock of ``OUT/.build.lock`` (see
+:func:`build_lock`) from before it reads the folder until the zoo is finished. A second builder of
+the same zoo waits and then finds the zoo complete; one with other options is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import re
 import shutil
+import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -30,9 +37,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
-from .errors import ZooError, describe_difference
-from .format import FORMAT_VERSION, ZooInfo, ZooSpec, encode_weights
-from .files import atomic_write
+from .errors import DamagedZooError, ZooError, describe_difference, report
+from .files import atomic_write, check_out_folder, exclusive_lock, remove_temporaries
+from .format import FORMAT_VERSION, INFO_PATH, ZooInfo, ZooSpec, encode_weights, file_sha256
 from .hub import plan_splits, write_parquet, write_zoo_layout
 from .lstm import Params, lstm_forward
 from .streams import run_seeds
@@ -40,6 +47,14 @@ from .training import BatchedAdamW, TrainingSchedule, initial_params
 
 WORK_DIR = ".build"
 TRASH_DIR = ".build.trash"
+LOCK_FILE = ".build.lock"
+"""Locked by the one builder at work in a folder; it exists while a build is unfinished."""
+"""Where the kernel shows its state as files: no zoo can be written there."""
+MEMORY_HEADROOM = 4.0
+"""Peak memory of a run in a batch, over the activations autograd saves in one of its training steps.
+Measured on CPU: 1.5 to 1.6 for a training step, 1.8 (seq-mnist) and 3.1 (formal-lang, which samples
+1000 strings) for a snapshot; rounded up."""
+INTERRUPTED = "interrupted; run the same command to resume"
 CHECKPOINT_SECONDS = 120.0
 """Checkpoint at least this often between snapshots, so an interruption loses little work."""
 _CHUNK_PATTERN = re.compile(r"runs-(\d{5})-(\d{5})")
@@ -60,6 +75,7 @@ class BuildConfig:
 
     def validate(self) -> None:
         """Raise :class:`ZooError` for a value no build can use."""
+        check_out_folder(self.out)
         for name in ("runs", "steps"):
             if getattr(self, name) < 1:
                 raise ZooError(f"--{name} must be at least 1, got {getattr(self, name)}")
@@ -87,6 +103,23 @@ def parse_build_args(config_class: type[BuildConfig], prog: str, description: st
     """Parse a builder's command line into its config dataclass (``HfArgumentParser``; bad options exit 2 with usage)."""
     parser = HfArgumentParser(config_class, prog=prog, description=description)
     return config_class(**vars(parser.parse_args(argv)))
+
+
+def run_builder(config: BuildConfig, make_recipe: Callable[[], ZooRecipe]) -> int:
+    """The body of ``python -m builders.<zoo>``: check the options, make the recipe, build; returns the exit status.
+
+    A :class:`ZooError` ends in one ``error:`` line (status 2), Ctrl-C in one line that says how to
+    resume (status 130), neither with a traceback.
+    """
+    try:
+        config.validate()
+        build_zoo(make_recipe(), config)
+    except ZooError as error:
+        return report(error)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    return 0
 
 
 class ZooRecipe(ABC):
@@ -144,31 +177,170 @@ def zoo_identity(recipe: ZooRecipe, config: BuildConfig) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def build_lock(out: Path, identity: dict[str, Any]) -> Iterator[None]:
+    """Be the one builder at work in ``out`` for the duration of the block, holding the lock of ``OUT/.build.lock``.
+
+    A folder that holds something other than a zoo or a build is refused before anything is
+    written into it. While another builder holds the lock, a build of the same zoo waits for it and
+    one of a different zoo is refused (see :func:`_wait_for_other_builder`). The lock file is
+    removed on leaving unless an unfinished build stays in ``out``.
+    """
+    lock = out / LOCK_FILE
+    with contextlib.ExitStack() as stack:
+        try:
+            _refuse_foreign(out)
+            out.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(exclusive_lock(lock, on_busy=lambda: _wait_for_other_builder(out, identity)))
+        except OSError as error:
+            raise ZooError(f"cannot write into --out {out} ({error.strerror or error}); choose a folder you can write to") from None
+        try:
+            yield
+        finally:
+            if not (out / WORK_DIR).exists():
+                lock.unlink(missing_ok=True)
+
+
+def _wait_for_other_builder(out: Path, identity: dict[str, Any]) -> None:
+    """Another builder holds the lock of ``out``: refuse if it builds a different zoo, else say that this one waits."""
+    try:
+        found = json.loads((out / WORK_DIR / "config.json").read_text())
+    except (OSError, ValueError):
+        found = identity  # not known yet: wait, and check once the folder is ours
+    if found != identity:
+        raise ZooError(f"--out {out} is being built by another process with other options ({describe_difference(found, identity)}); "
+                       "wait for it to finish, or choose another --out")
+    print(f"{out}: another builder is at work here; waiting for it to finish", flush=True)
+
+
+def _refuse_foreign(out: Path) -> None:
+    """Refuse a folder that holds files but neither a zoo nor a build (a lock file alone is a build's)."""
+    if not out.is_dir() or (out / WORK_DIR).is_dir() or (out / INFO_PATH).is_file():
+        return
+    if any(path.name != LOCK_FILE for path in out.iterdir()):
+        raise ZooError(f"--out {out} exists and is not an empty folder nor an rnn-zoos build; choose a new or empty folder")
+
+
 def _prepare_output(out: Path, identity: dict[str, Any]) -> bool:
-    """Check ``out`` and start or continue a build there; returns False if the zoo is already complete."""
+    """Check ``out`` (locked) and start or continue a build there; returns False if the zoo is already complete."""
     work = out / WORK_DIR
-    if (out / "meta" / "info.json").is_file() and not work.exists():
-        info = ZooInfo.load(out)
-        if info.builder != identity:
-            raise ZooError(f"--out {out} holds a different zoo ({describe_difference(info.builder, identity)}); choose another --out or delete it")
-        shutil.rmtree(out / TRASH_DIR, ignore_errors=True)
+    if (out / INFO_PATH).is_file() and not work.exists():
+        _check_finished_zoo(out, identity)
+        _remove_leftovers(out)
         return False
     if work.is_dir():
-        config_path = work / "config.json"
-        try:
-            found = json.loads(config_path.read_text())
-        except (OSError, ValueError):
-            raise ZooError(f"{config_path} is missing or unreadable; delete {out} and build again") from None
-        if found != identity:
-            raise ZooError(f"--out {out} holds an unfinished build of a different zoo ({describe_difference(found, identity)}); "
-                           "rerun with its options, or choose another --out")
+        _check_unfinished_build(work, identity)
+        _remove_leftovers(out)
         return True
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ZooError(f"--out {out} exists and is not an empty folder nor an rnn-zoos build; choose a new or empty folder")
-    work.mkdir(parents=True, exist_ok=True)
+    _refuse_foreign(out)
+    work.mkdir()
     with atomic_write(work / "config.json") as temporary:
         temporary.write_text(json.dumps(identity, indent=2))
     return True
+
+
+def _check_finished_zoo(out: Path, identity: dict[str, Any]) -> None:
+    """Refuse a finished zoo in ``out`` that is another zoo, or whose data files do not match ``meta/info.json``."""
+    info = ZooInfo.load(out)
+    if info.builder != identity:
+        raise ZooError(f"--out {out} holds a different zoo ({describe_difference(info.builder, identity)}); choose another --out or delete it")
+    damaged = _damaged_files(out, info)
+    if damaged:
+        raise DamagedZooError(f"--out {out} holds this zoo, finished, but {', '.join(damaged)} ({INFO_PATH} lists every data file "
+                       f"with its checksum); its training work is gone, so delete {out} and build again")
+
+
+def _damaged_files(out: Path, info: ZooInfo) -> list[str]:
+    """The data files of the zoo in ``out`` that are missing or differ from their checksums in ``meta/info.json``."""
+    damaged = []
+    for path, checksum in sorted(info.checksums.items()):
+        if not (out / path).is_file():
+            damaged.append(f"{path} is missing")
+        elif file_sha256(out / path) != checksum:
+            damaged.append(f"{path} does not match its checksum")
+    return damaged
+
+
+def _check_unfinished_build(work: Path, identity: dict[str, Any]) -> None:
+    """Refuse to continue an unfinished build in ``work`` that is of another zoo, or whose config cannot be read."""
+    config_path = work / "config.json"
+    try:
+        found = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        raise DamagedZooError(f"{config_path} is missing or unreadable; delete {work.parent} and build again") from None
+    if found != identity:
+        raise ZooError(f"--out {work.parent} holds an unfinished build of a different zoo ({describe_difference(found, identity)}); "
+                       "rerun with its options, or choose another --out")
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Delete what killed builds leave behind: a half-deleted work folder and temporary files."""
+    shutil.rmtree(out / TRASH_DIR, ignore_errors=True)
+    remove_temporaries(out)
+
+
+def check_batch_fits(recipe: ZooRecipe, config: BuildConfig) -> None:
+    """Refuse a batch of runs (``--runs-per-batch``) that would not fit in the memory free on the device, saying how many fit."""
+    device = torch.device(config.device)
+    per_run = memory_per_run(recipe, config)
+    free = available_memory(device)
+    fitting = int(free // per_run)
+    if config.batch_runs <= fitting:
+        return
+    given = "" if config.runs_per_batch else f" (the default on {device.type})"
+    advice = f"pass --runs-per-batch {fitting} or less" if fitting else "free some memory or use another machine"
+    raise ZooError(f"--runs-per-batch {config.batch_runs}{given} needs about {config.batch_runs * per_run / 1e9:.1f} GB; "
+                   f"about {fitting} fit in the {free / 1e9:.1f} GB free on {device.type}: {advice}")
+
+
+def memory_per_run(recipe: ZooRecipe, config: BuildConfig) -> int:
+    """Estimated bytes that one run adds to a batch at its peak, on ``config.device``.
+
+    :data:`MEMORY_HEADROOM` times the activations autograd saves in one training step, measured on
+    one run, plus the run's weights, gradients and two AdamW moments.
+    """
+    seeds = torch.tensor(run_seeds(config.seed, [0]), dtype=torch.int64, device=torch.device(config.device))
+    params = {name: tensor.requires_grad_() for name, tensor in initial_params(recipe.spec.architecture, seeds).items()}
+    saved: dict[int, int] = {}
+
+    def count(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(count, lambda tensor: tensor):
+        recipe.loss(params, recipe.setup(seeds), seeds, 1)
+    return int(MEMORY_HEADROOM * sum(saved.values())) + 4 * sum(tensor.nbytes for tensor in params.values())
+
+
+def available_memory(device: torch.device) -> float:
+    """Bytes free for a new batch on ``device``: what CUDA reports free, or on CPU the kernel's ``MemAvailable``
+    capped by what this process's cgroup (v2) still allows."""
+    if device.type == "cuda":
+        return float(torch.cuda.mem_get_info(device)[0])
+    return min(_memory_available(), _cgroup_headroom())
+
+
+def _memory_available() -> float:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes, or the free physical pages where there is no such file."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def _cgroup_headroom() -> float:
+    """Bytes left under the memory limit of this process's cgroup (v2); infinite where it has none or none can be read."""
+    try:
+        relative = next(line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::"))
+        folder = Path("/sys/fs/cgroup") / relative.lstrip("/")
+        limit = (folder / "memory.max").read_text().strip()
+        return math.inf if limit == "max" else float(int(limit) - int((folder / "memory.current").read_text()))
+    except (OSError, StopIteration, ValueError):
+        return math.inf
 
 
 def _plan_chunks(work: Path, runs: int, batch_runs: int) -> list[Chunk]:
@@ -271,14 +443,23 @@ def build_zoo(recipe: ZooRecipe, config: BuildConfig) -> Path:
     """Build (or finish building) a zoo into ``config.out``; returns the folder.
 
     Interrupting at any moment and calling again with the same options continues from the work
-    already done and ends with the same zoo.
+    already done and ends with the same zoo. One builder at a time works in ``config.out`` (see
+    :func:`build_lock`); a batch too large for the device's memory is refused before anything starts.
     """
     config.validate()
+    check_batch_fits(recipe, config)
     out = Path(config.out)
     identity = zoo_identity(recipe, config)
-    if not _prepare_output(out, identity):
-        print(f"{out}: the zoo is already complete ({identity})")
-        return out
+    with build_lock(out, identity):
+        if _prepare_output(out, identity):
+            _train_and_finalize(recipe, config, identity, out)
+        else:
+            print(f"{out}: the zoo is already complete ({identity})")
+    return out
+
+
+def _train_and_finalize(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], out: Path) -> None:
+    """Train every chunk not finished yet, write the Hub layout and discard the work folder."""
     work = out / WORK_DIR
     chunks = _plan_chunks(work, config.runs, config.batch_runs)
     total = config.runs * config.steps
@@ -291,7 +472,6 @@ def build_zoo(recipe: ZooRecipe, config: BuildConfig) -> Path:
             ChunkTrainer(recipe, config, chunk, folder).run(progress)
     _finalize(recipe, config, identity, out, [work / chunk.name for chunk in chunks])
     _discard(work)
-    return out
 
 
 def _discard(work: Path) -> None:

