@@ -14,7 +14,7 @@ from rnn_zoos.publish import publish_zoo, version_tag
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
+    """Command-line entry point; returns 0 when pushed (or listed), 1 for a zoo with problems, 2 for bad options."""
     parser = argparse.ArgumentParser(prog="python -m builders.publish", description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="the zoo folder to push")
     parser.add_argument("--repo-id", required=True, help="the dataset repo, ORG/NAME (created if needed)")

@@ -13,10 +13,10 @@ from rnn_zoos.verify import verify_zoo
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns 0 for a sound zoo, 1 if problems were found, 2 for bad input."""
+    """Command-line entry point; returns 0 for a sound zoo, 1 if problems were found, 2 for bad options."""
     parser = argparse.ArgumentParser(prog="python -m builders.verify", description=__doc__.split("\n")[0])
     parser.add_argument("zoo", help="a zoo folder, or a Hub dataset repo id such as rnn-zoos/formal-lang")
-    parser.add_argument("--sample-rows", type=int, default=8, help="rows whose weights are checked against their log_probs")
+    parser.add_argument("--sample-rows", type=int, default=8, help="rows whose weights are checked against their log_probs (0 or more)")
     parser.add_argument("--revision", default=None, help="branch, tag or commit of a Hub repo")
     args = parser.parse_args(argv)
     try:

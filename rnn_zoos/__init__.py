@@ -5,15 +5,16 @@
     rnn = rnn_zoos.to_module(zoo[0]["weights"])                        # torch.nn.Module
 """
 
-from .errors import ZooError
+from .errors import DamagedZooError, ZooError
 from .format import FORMAT_VERSION, ZooInfo, decode_weights, encode_weights
-from .loading import collate_rows, decode_batch, load_zoo, read_info, to_module
+from .loading import collate_rows, decode_batch, load_zoo, read_info, resolve_zoo, to_module
 from .lstm import LSTMArchitecture, LSTMWithHead
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FORMAT_VERSION",
+    "DamagedZooError",
     "LSTMArchitecture",
     "LSTMWithHead",
     "ZooError",
@@ -24,5 +25,6 @@ __all__ = [
     "encode_weights",
     "load_zoo",
     "read_info",
+    "resolve_zoo",
     "to_module",
 ]

@@ -1,4 +1,4 @@
-"""The one exception type the library raises for problems a user can fix."""
+"""The exception types the library raises for problems a user can fix."""
 
 import sys
 from typing import Any
@@ -7,14 +7,24 @@ from typing import Any
 class ZooError(Exception):
     """A problem with a zoo, a file or an option, with a message that says what to do.
 
-    Command-line entry points print the message as a single ``error:`` line and exit with status 2.
+    Command-line entry points print the message as a single ``error:`` line and exit with status 2
+    (status 1 for a :class:`DamagedZooError`).
     """
 
 
+class DamagedZooError(ZooError):
+    """A zoo whose files are missing, corrupt or inconsistent: rebuild it or download it again."""
+
+
+def exit_status(error: ZooError) -> int:
+    """The command-line exit status of ``error``: 1 for a damaged zoo, 2 for a bad option or input."""
+    return 1 if isinstance(error, DamagedZooError) else 2
+
+
 def report(error: ZooError) -> int:
-    """Print ``error`` as one ``error: ...`` line on stderr and return the command-line exit status (2)."""
+    """Print ``error`` as one ``error: ...`` line on stderr and return its command-line exit status (:func:`exit_status`)."""
     print(f"error: {error}", file=sys.stderr)
-    return 2
+    return exit_status(error)
 
 
 def describe_difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:

@@ -1,95 +1,369 @@
-"""Loading zoos: ``load_zoo``, ``to_module`` and a DataLoader collate function.
+"""Loading zoos: ``resolve_zoo``, ``load_zoo``, ``to_module`` and a DataLoader collate function.
 
 A zoo is a plain ``datasets`` dataset (``datasets.load_dataset(folder_or_repo_id)`` works as is);
 :func:`load_zoo` adds what a plain load cannot know: it refuses a format version it does not read,
-checks a local folder's files against the checksums in ``meta/info.json`` and reloads them when
-they changed (``datasets`` keeps serving its cache of a local folder whose files were replaced),
-returns an empty split as an empty dataset, and formats rows as torch tensors.
+reads exactly the data files that ``meta/info.json`` lists (an extra file in ``data/`` is named in a
+warning, never mixed in), checks them against their checksums and schema and reloads them when they
+changed (``datasets`` keeps serving its cache of files that were replaced), returns an empty split as an
+empty dataset, and formats rows as torch tensors or NumPy arrays with the ``weights`` bytes intact.
+
+A zoo folder or Hub repo is untrusted input: every problem with it raises :class:`ZooError` (a
+:class:`DamagedZooError` for damaged files) with a message that names the file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
-from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+from datasets.exceptions import DatasetGenerationError
+from datasets.formatting import _register_formatter
+from datasets.formatting.formatting import NumpyArrowExtractor
+from datasets.formatting.np_formatter import NumpyFormatter
+from datasets.formatting.torch_formatter import TorchFormatter
+from huggingface_hub import hf_hub_download, snapshot_download
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    GatedRepoError,
+    HfHubHTTPError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import validate_repo_id
 
-from .errors import ZooError
-from .format import INFO_PATH, SPLITS, ZooInfo, decode_weights, file_sha256, weights_architecture, zoo_spec
+from .errors import DamagedZooError, ZooError
 from .files import atomic_write
+from .format import (
+    DATA_DIR,
+    INFO_PATH,
+    SPLITS,
+    ZooInfo,
+    ZooSpec,
+    decode_weights,
+    file_sha256,
+    short,
+    weights_architecture,
+    zoo_spec,
+)
 from .lstm import LSTMWithHead, Params, stack_params
 
 Zoo = datasets.Dataset | datasets.IterableDataset | datasets.DatasetDict | datasets.IterableDatasetDict
 
 
-def read_info(name_or_path: str | Path, revision: str | None = None) -> ZooInfo:
-    """``meta/info.json`` of a local zoo folder or a Hub dataset repo, with the format version checked."""
-    if Path(name_or_path).is_dir():
-        return ZooInfo.load(name_or_path)
+# --- row formats that keep bytes intact -------------------------------------------------------
+
+class BytesKeepingExtractor(NumpyArrowExtractor):
+    """``datasets``' NumPy extraction, except that binary columns become object arrays of Python ``bytes``.
+
+    ``datasets`` turns a binary column into NumPy's fixed-width bytes dtype, which drops trailing zero
+    bytes: a weights blob whose last float is 0.0 would come back shortened and unreadable.
+    """
+
+    def _arrow_array_to_numpy(self, pa_array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        if pa.types.is_binary(pa_array.type) or pa.types.is_large_binary(pa_array.type) or pa.types.is_fixed_size_binary(pa_array.type):
+            values = np.empty(len(pa_array), dtype=object)
+            values[:] = pa_array.to_pylist()
+            return values
+        return super()._arrow_array_to_numpy(pa_array)
+
+
+class ZooTorchFormatter(TorchFormatter):
+    """``datasets``' torch format with binary cells kept as exact ``bytes``."""
+
+    numpy_arrow_extractor = BytesKeepingExtractor
+
+
+class ZooNumpyFormatter(NumpyFormatter):
+    """``datasets``' NumPy format with binary cells kept as exact ``bytes``."""
+
+    numpy_arrow_extractor = BytesKeepingExtractor
+
+
+ROW_FORMATS: dict[str, str | None] = {"torch": "rnn_zoos_torch", "numpy": "rnn_zoos_numpy", "python": None}
+"""The row formats of :func:`load_zoo`, by name, and the ``datasets`` format type of each (``Dataset.with_format``)."""
+_register_formatter(ZooTorchFormatter, ROW_FORMATS["torch"])
+_register_formatter(ZooNumpyFormatter, ROW_FORMATS["numpy"])
+
+
+# --- where a zoo's files are ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ZooSource:
+    """A zoo resolved to its files: a local folder, or a Hub dataset repo whose files are fetched into the Hub cache."""
+
+    name: str
+    """The folder or repo id as given, for messages."""
+    folder: Path | None = None
+    repo_id: str | None = None
+    revision: str | None = None
+
+    def file(self, relative: str) -> Path:
+        """A file of the zoo on this machine: in the folder (it may not exist), or downloaded from the Hub once."""
+        if self.folder is not None:
+            return self.folder / relative
+        return Path(self._from_hub(lambda: hf_hub_download(self.repo_id, relative, repo_type="dataset", revision=self.revision), relative))
+
+    def snapshot(self) -> Path:
+        """A folder on this machine with all files of the zoo: the folder itself, or a download of the whole repo."""
+        if self.folder is not None:
+            return self.folder
+        return Path(self._from_hub(lambda: snapshot_download(self.repo_id, repo_type="dataset", revision=self.revision), "the files"))
+
+    def hub_url(self, relative: str) -> str:
+        """The ``hf://`` URL of a file of the repo, for streaming it."""
+        at = f"@{quote(self.revision, safe='')}" if self.revision else ""
+        return f"hf://datasets/{self.repo_id}{at}/{relative}"
+
+    def info(self) -> ZooInfo:
+        """``meta/info.json``, parsed and checked (:meth:`ZooInfo.from_json`)."""
+        return ZooInfo.read(self.file(INFO_PATH), f"{self.name}/{INFO_PATH}")
+
+    def _from_hub(self, call: Callable[[], str], relative: str) -> str:
+        """Run a Hub download of ``relative``; its errors become a :class:`ZooError` saying what the Hub said."""
+        repo = f"the Hub dataset repo {self.repo_id}" + (f" (revision {self.revision})" if self.revision else "")
+        try:
+            return call()
+        except LocalEntryNotFoundError:
+            raise ZooError(f"{repo} is not in the local cache and the Hub cannot be reached (HF_HUB_OFFLINE set, or no network); "
+                           "load it once while online") from None
+        except GatedRepoError:
+            raise ZooError(f"{repo} is gated: request access on its page and log in with `hf auth login`") from None
+        except RepositoryNotFoundError:
+            raise ZooError(f"{repo} does not exist (check the name, or log in with `hf auth login` for a private repo)") from None
+        except RevisionNotFoundError:
+            raise ZooError(f"{repo} has no revision {self.revision!r}") from None
+        except EntryNotFoundError:
+            if relative == INFO_PATH:
+                raise ZooError(f"{repo} has no {INFO_PATH}: it is not an rnn-zoos zoo") from None
+            raise DamagedZooError(f"{repo} has no file {relative}: the zoo is incomplete") from None
+        except (HfHubHTTPError, HFValidationError, OSError) as error:
+            said = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ZooError(f"{repo} could not be read: the Hub said {short(said, 200)}") from None
+
+
+def is_repo_id(name: str) -> bool:
+    """Whether ``name`` is a valid Hub repo id (``NAME`` or ``ORG/NAME``), by ``huggingface_hub``'s rules."""
     try:
-        path = hf_hub_download(str(name_or_path), INFO_PATH, repo_type="dataset", revision=revision)
-    except RepositoryNotFoundError:
-        raise ZooError(f"{name_or_path} is neither a local folder nor a dataset repo on the Hub (check the name, or log in with `hf auth login` for a private repo)") from None
-    except LocalEntryNotFoundError:
-        raise ZooError(f"{name_or_path} is not in the local cache and the Hub cannot be reached (HF_HUB_OFFLINE set, or no network); load it once while online") from None
-    except HfHubHTTPError as error:
-        raise ZooError(f"could not read {INFO_PATH} of {name_or_path} from the Hub: {error}") from None
-    return ZooInfo.from_json(Path(path).read_text(), f"{name_or_path}/{INFO_PATH}")
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
-def load_zoo(name_or_path: str | Path, split: str | None = None, streaming: bool = False, revision: str | None = None) -> Zoo:
-    """Load a zoo from a local folder or a Hub repo id, rows formatted as torch tensors.
+def resolve_zoo(source: str | Path, revision: str | None = None, hub: bool = True) -> ZooSource:
+    """Resolve a zoo folder or Hub dataset repo id to its files; the one place that decides which it is.
+
+    An existing folder wins. A ``Path``, a name that is not a valid repo id, or any name when ``hub`` is
+    False must be a folder. Otherwise the repo's ``meta/info.json`` is fetched (or found in the Hub cache).
+    A name that is neither raises :class:`ZooError` saying that no such folder exists and, for a valid
+    repo id, what the Hub said.
+    """
+    path, shown = Path(source), str(source) if len(str(source)) <= 200 else f"{str(source)[:197]}..."
+    try:
+        kind = "folder" if path.is_dir() else "file" if path.exists() else None
+    except OSError as error:  # a name too long for a path, say
+        raise ZooError(f"{shown} cannot be a zoo folder ({error.strerror})") from None
+    if kind == "folder":
+        return ZooSource(str(source), folder=path)
+    if kind == "file":
+        raise ZooError(f"{shown} is a file, not a zoo folder")
+    absent = f"no folder {shown} exists" + ("" if path.is_absolute() else f" in {Path.cwd()}")
+    if not hub or isinstance(source, Path) or not is_repo_id(str(source)):
+        raise ZooError(f"{absent}; give the path of a zoo folder" + (" or a Hub dataset repo id (ORG/NAME)" if hub else ""))
+    zoo = ZooSource(str(source), repo_id=str(source), revision=revision)
+    try:
+        zoo.file(INFO_PATH)
+    except ZooError as error:
+        raise ZooError(f"{absent}, and {error}") from None
+    return zoo
+
+
+def read_info(name_or_path: str | Path, revision: str | None = None) -> ZooInfo:
+    """``meta/info.json`` of a local zoo folder or a Hub dataset repo, with the format version and every field checked."""
+    return resolve_zoo(name_or_path, revision).info()
+
+
+# --- checking data files ----------------------------------------------------------------------
+
+def unlisted_files(folder: Path, info: ZooInfo) -> list[str]:
+    """The entries of a zoo folder's ``data/`` that ``meta/info.json`` does not list, as relative paths."""
+    listed = {path for split in info.splits.values() for path in split.files}
+    data = folder / DATA_DIR
+    entries = sorted(path.relative_to(folder).as_posix() for path in data.iterdir()) if data.is_dir() else []
+    return [path for path in entries if path not in listed]
+
+
+def check_schema(path: Path, label: str, spec: ZooSpec) -> None:
+    """Raise :class:`DamagedZooError` (naming the file ``label``) unless the Parquet file at ``path`` has the columns of a ``spec`` zoo."""
+    try:
+        found = datasets.Features.from_arrow_schema(pq.read_schema(path))
+    except Exception as error:  # pyarrow and datasets raise many types for a damaged footer or schema metadata
+        raise DamagedZooError(f"{label} is not a readable Parquet file ({type(error).__name__}: {short(str(error), 200)})") from None
+    if found != spec.features:
+        differing = sorted(name for name in {*found, *spec.features} if found.get(name) != spec.features.get(name))
+        raise DamagedZooError(f"{label} does not have the {spec.name} schema: the columns {', '.join(differing)} are missing, extra or of "
+                              "another type; rebuild the zoo or download it again")
+
+
+def _fingerprints_path() -> Path:
+    return Path(datasets.config.HF_DATASETS_CACHE) / "rnn_zoos_verified_files.json"
+
+
+class _VerifiedFiles:
+    """Files whose checksum was verified, by resolved path, with the size and modification time they had then."""
+
+    def __init__(self) -> None:
+        try:
+            records = json.loads(_fingerprints_path().read_text())
+        except (OSError, ValueError):
+            records = {}
+        self.records: dict[str, Any] = records if isinstance(records, dict) else {}
+        self.changed = False
+
+    def check(self, path: Path, label: str, checksum: str) -> None:
+        """Raise :class:`DamagedZooError` (naming the file ``label``) unless the file's sha256 is ``checksum``; hash it only if
+        it changed since it last passed."""
+        key, stat = str(path.resolve()), path.stat()
+        fingerprint = [stat.st_size, stat.st_mtime_ns, checksum]
+        if self.records.get(key) == fingerprint:
+            return
+        if file_sha256(path) != checksum:
+            raise DamagedZooError(f"{label} does not match its checksum in {INFO_PATH} (corrupt or truncated); rebuild the zoo or download it again")
+        self.records[key] = fingerprint
+        self.changed = True
+
+    def save(self) -> None:
+        """Record the files that passed."""
+        if self.changed:
+            with atomic_write(_fingerprints_path()) as temporary:
+                temporary.write_text(json.dumps(self.records, indent=1))
+
+
+def checked_data_files(source: ZooSource, info: ZooInfo, relatives: list[str]) -> tuple[list[Path], bool]:
+    """The listed data files ``relatives`` on this machine (downloaded from a Hub repo), each checked.
+
+    Every file must exist and match its checksum in ``meta/info.json`` and the zoo's schema. Returns the
+    paths and whether any file changed since it was last checked (``datasets``' cache of it is then stale).
+    """
+    spec = zoo_spec(info.zoo)
+    verified = _VerifiedFiles()
+    paths = []
+    for relative in relatives:
+        label = f"{source.name}/{relative}"
+        if relative not in info.checksums:
+            raise DamagedZooError(f"{label} has no checksum in {INFO_PATH}; rebuild the zoo or download it again")
+        path = source.file(relative)
+        if not path.is_file():
+            raise DamagedZooError(f"{label} is missing: the zoo is incomplete; rebuild it or download it again")
+        verified.check(path, label, info.checksums[relative])
+        check_schema(path, label, spec)
+        paths.append(path)
+    verified.save()
+    return paths, verified.changed
+
+
+# --- load_zoo ---------------------------------------------------------------------------------
+
+def load_zoo(
+    name_or_path: str | Path, split: str | None = None, streaming: bool = False, revision: str | None = None, format: str = "torch"
+) -> Zoo:
+    """Load a zoo from a local folder or a Hub repo id.
 
     Args:
         name_or_path: a zoo folder, or a Hub dataset repo id such as ``rnn-zoos/formal-lang``.
         split: ``train``, ``validation`` or ``ood``; all three (a dict) if None.
         streaming: return ``IterableDataset``\\ s that read the Parquet files lazily.
         revision: branch, tag or commit of a Hub repo.
+        format: ``torch`` (tensors: ``inputs`` int64, ``log_probs`` float32, as ``datasets``' torch format
+            gives), ``numpy`` or ``python`` (lists).
 
-    The ``weights`` column stays bytes (decode with :func:`decode_weights` or :func:`to_module`);
-    numbers become tensors (``inputs`` int64, ``log_probs`` float32, as ``datasets``' torch format gives).
+    Only the data files that ``meta/info.json`` lists are read; each is checked against its checksum
+    (for a Hub repo, after downloading it; streaming from the Hub reads the files unchecked). The
+    ``weights`` column stays exact ``bytes`` in every format (decode with :func:`decode_weights` or
+    :func:`to_module`); do not re-format with ``datasets``' own ``"numpy"`` or ``"torch"`` formats,
+    which drop a blob's trailing zero bytes: use this ``format`` argument.
     """
     if split is not None and split not in SPLITS:
         raise ZooError(f"unknown split {split!r}; a zoo has the splits {', '.join(SPLITS)}")
-    info = read_info(name_or_path, revision)
-    local = Path(name_or_path).is_dir()
-    changed = _check_local_files(Path(name_or_path), info) if local else False
-    features = zoo_spec(info.zoo).features
+    if format not in ROW_FORMATS:
+        raise ZooError(f"unknown format {format!r}; load_zoo gives rows as {', '.join(ROW_FORMATS)}")
+    source = resolve_zoo(name_or_path, revision)
+    info = source.info()
+    spec = zoo_spec(info.zoo)
     wanted = [split] if split else list(SPLITS)
-    present = [name for name in wanted if info.splits[name].num_rows]
-    loaded: dict[str, Any] = {}
-    if present:
-        source = str(Path(name_or_path).resolve()) if local else str(name_or_path)
-        kwargs: dict[str, Any] = {"streaming": streaming}
-        if not local:
-            kwargs["revision"] = revision
-        elif changed and not streaming:
-            kwargs["download_mode"] = "force_redownload"
-        if split:  # only that split's files are read
-            loaded = {split: datasets.load_dataset(source, split=split, **kwargs)}
-        else:
-            result = datasets.load_dataset(source, **kwargs)
-            loaded = {name: result[name] for name in present}
-        for name, dataset in loaded.items():
-            if dataset.features is not None and dataset.features != features:
-                raise ZooError(f"{name_or_path}: split {name} has the columns {dataset.features}, not those of a {info.zoo} zoo; "
-                               "the zoo is damaged: rebuild it or download it again")
+    if source.folder is not None and (unlisted := unlisted_files(source.folder, info)):
+        warnings.warn(f"{source.name}: {', '.join(unlisted)} not listed in {INFO_PATH}, so not loaded; "
+                      "run python -m builders.verify on the zoo", stacklevel=2)
+    loaded = _read_splits(source, info, spec, wanted, streaming)
     for name in wanted:
-        if name not in loaded:
-            if streaming:
-                loaded[name] = datasets.IterableDataset.from_generator(_no_rows, features=features, split=name)
-            else:
-                loaded[name] = datasets.Dataset.from_dict({column: [] for column in features}, features=features, split=name)
-        loaded[name] = loaded[name].with_format("torch")
+        dataset = loaded[name] if name in loaded else _empty_split(spec, name, streaming)
+        loaded[name] = dataset.with_format(ROW_FORMATS[format])
     if split:
         return loaded[split]
     return (datasets.IterableDatasetDict if streaming else datasets.DatasetDict)(loaded)
+
+
+def _split_files(info: ZooInfo, name: str) -> list[str]:
+    """The files of a split; DamagedZooError if they disagree with its row count (files without rows, or rows without files)."""
+    entry = info.splits[name]
+    if bool(entry.files) != bool(entry.num_rows):
+        raise DamagedZooError(f"{INFO_PATH}: split {name} has {entry.num_rows} rows and {len(entry.files)} files; rebuild the zoo or download it again")
+    return entry.files
+
+
+def _read_splits(source: ZooSource, info: ZooInfo, spec: ZooSpec, wanted: list[str], streaming: bool) -> dict[str, Any]:
+    """The non-empty splits among ``wanted``, read with ``datasets``' Parquet reader from exactly their listed files."""
+    files = {name: _split_files(info, name) for name in wanted}
+    files = {name: relatives for name, relatives in files.items() if relatives}
+    if not files:
+        return {}
+    changed = False
+    if streaming and source.folder is None:  # stream from the Hub: the files are not downloaded, so not checked
+        data_files = {name: [source.hub_url(relative) for relative in relatives] for name, relatives in files.items()}
+    else:
+        checked = {name: checked_data_files(source, info, relatives) for name, relatives in files.items()}
+        data_files = {name: [str(path.absolute()) for path in paths] for name, (paths, _) in checked.items()}
+        changed = any(fresh for _, fresh in checked.values())
+    kwargs: dict[str, Any] = {"streaming": streaming}
+    if changed and not streaming:
+        kwargs["download_mode"] = "force_redownload"
+    try:
+        loaded = dict(datasets.load_dataset("parquet", data_files=data_files, **kwargs))
+    except (DatasetGenerationError, pa.ArrowException, OSError) as error:
+        cause = error.__cause__ or error  # datasets wraps the reader's error
+        raise DamagedZooError(f"{source.name}: the data files could not be read ({type(cause).__name__}: {short(str(cause), 200)}); "
+                              "run python -m builders.verify on the zoo") from None
+    for name, dataset in loaded.items():
+        _check_split(source, info, spec, name, dataset)
+    return loaded
+
+
+def _check_split(source: ZooSource, info: ZooInfo, spec: ZooSpec, name: str, dataset: datasets.Dataset | datasets.IterableDataset) -> None:
+    """A loaded split has the zoo's columns and, unless streamed, the row count of ``meta/info.json``."""
+    if dataset.features is not None and dataset.features != spec.features:
+        raise DamagedZooError(f"{source.name}: split {name} does not have the columns of a {info.zoo} zoo; rebuild it or download it again")
+    if isinstance(dataset, datasets.Dataset) and len(dataset) != info.splits[name].num_rows:
+        raise DamagedZooError(f"{source.name}: split {name} has {len(dataset)} rows in its files, {INFO_PATH} says {info.splits[name].num_rows}; "
+                              "rebuild the zoo or download it again")
+
+
+def _empty_split(spec: ZooSpec, name: str, streaming: bool) -> datasets.Dataset | datasets.IterableDataset:
+    """An empty split with the zoo's columns (``datasets`` cannot load a split without files)."""
+    if streaming:
+        return datasets.IterableDataset.from_generator(_no_rows, features=spec.features, split=name)
+    return datasets.Dataset.from_dict({column: [] for column in spec.features}, features=spec.features, split=name)
 
 
 def _no_rows() -> Iterator[dict[str, Any]]:
@@ -97,42 +371,16 @@ def _no_rows() -> Iterator[dict[str, Any]]:
     yield from ()
 
 
-def _fingerprints_path() -> Path:
-    return Path(datasets.config.HF_DATASETS_CACHE) / "rnn_zoos_local_fingerprints.json"
-
-
-def _check_local_files(folder: Path, info: ZooInfo) -> bool:
-    """Verify a local zoo's data files if they changed since the last verified load; returns whether they changed.
-
-    The fingerprint is the size and modification time of every data file and of ``meta/info.json``.
-    """
-    files = sorted(info.checksums)
-    for relative in files:
-        if not (folder / relative).is_file():
-            raise ZooError(f"{folder / relative} is missing: the zoo is incomplete; rebuild it or download it again")
-    stats = [(relative, (folder / relative).stat()) for relative in [*files, INFO_PATH]]
-    fingerprint = hashlib.sha256(json.dumps([(name, st.st_size, st.st_mtime_ns) for name, st in stats]).encode()).hexdigest()
-    record_path = _fingerprints_path()
-    try:
-        records = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        records = {}
-    key = str(folder.resolve())
-    if records.get(key) == fingerprint:
-        return False
-    for relative in files:
-        if file_sha256(folder / relative) != info.checksums[relative]:
-            raise ZooError(f"{folder / relative} does not match its checksum in {INFO_PATH} (corrupt or truncated); rebuild the zoo or download it again")
-    records[key] = fingerprint
-    with atomic_write(record_path) as temporary:
-        temporary.write_text(json.dumps(records, indent=1))
-    return True
-
+# --- rows to models ---------------------------------------------------------------------------
 
 def to_module(blob: bytes) -> LSTMWithHead:
-    """Turn a ``weights`` cell into a ready ``torch.nn.Module`` (``lstm`` + ``head``) in eval mode."""
-    module = LSTMWithHead(weights_architecture(blob))
-    module.load_state_dict(decode_weights(blob))
+    """Turn a ``weights`` cell into a ready ``torch.nn.Module`` (``lstm`` + ``head``) in eval mode.
+
+    The blob is checked completely before the module is allocated (:func:`rnn_zoos.format.weights_architecture`).
+    """
+    architecture = weights_architecture(blob)
+    module = LSTMWithHead(architecture)
+    module.load_state_dict(decode_weights(blob, architecture))
     return module.eval()
 
 

@@ -9,8 +9,10 @@ and probing encoders all use this one implementation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -64,7 +66,8 @@ class LSTMWithHead(nn.Module):
     """One RNN of a zoo as a ``torch.nn.Module``: ``nn.LSTM(batch_first=True)`` named ``lstm``, ``nn.Linear`` named ``head``.
 
     ``forward`` takes float inputs ``[B, T, input_size]`` or integer token ids ``[B, T]`` (one-hot
-    encoded to ``input_size`` classes) and returns the head's logits ``[B, T, output_size]``.
+    encoded to ``input_size`` classes) and returns the head's logits ``[B, T, output_size]``. Inputs may be
+    tensors, NumPy arrays or nested lists (a row of ``datasets.load_dataset``).
     """
 
     def __init__(self, architecture: LSTMArchitecture) -> None:
@@ -75,14 +78,26 @@ class LSTMWithHead(nn.Module):
         )
         self.head = nn.Linear(architecture.hidden_size, architecture.output_size)
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor | np.ndarray | Sequence) -> torch.Tensor:
         """Logits of the head at every position."""
-        if not inputs.is_floating_point():
-            inputs = nn.functional.one_hot(inputs.long(), self.architecture.input_size).to(self.head.weight.dtype)
-        hidden, _ = self.lstm(inputs)
+        hidden, _ = self.lstm(self._lstm_inputs(inputs))
         return self.head(hidden)
 
-    def log_probs(self, inputs: torch.Tensor) -> torch.Tensor:
+    def _lstm_inputs(self, inputs: torch.Tensor | np.ndarray | Sequence) -> torch.Tensor:
+        """Inputs as the LSTM reads them: a float tensor ``[B, T, input_size]`` of the module's dtype and device,
+        token ids one-hot encoded. Raises ``TypeError`` for inputs that are not numbers."""
+        try:
+            inputs = torch.as_tensor(inputs, device=self.head.weight.device)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(
+                f"LSTMWithHead reads token ids [B, T] (integers below {self.architecture.input_size}) or float inputs "
+                f"[B, T, {self.architecture.input_size}], as a tensor, NumPy array or nested lists; got {type(inputs).__name__} ({error})"
+            ) from None
+        if inputs.is_floating_point():
+            return inputs.to(self.head.weight.dtype)
+        return nn.functional.one_hot(inputs.long(), self.architecture.input_size).to(self.head.weight.dtype)
+
+    def log_probs(self, inputs: torch.Tensor | np.ndarray | Sequence) -> torch.Tensor:
         """Log-softmax of the logits: what a zoo's ``log_probs`` column stores."""
         return torch.log_softmax(self(inputs), dim=-1)
 

@@ -15,8 +15,9 @@ from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 from huggingface_hub.utils import get_token
 
-from .errors import ZooError
-from .format import CARD_PATH, FORMAT_VERSION, INFO_PATH, ZooInfo
+from .errors import DamagedZooError, ZooError
+from .format import CARD_PATH, FORMAT_VERSION, INFO_PATH, ZooInfo, short
+from .loading import is_repo_id, resolve_zoo
 from .plots import ASSETS_DIR
 from .verify import verify_zoo
 
@@ -56,11 +57,14 @@ def publish_zoo(
 ) -> list[str]:
     """Verify ``folder`` and push it to the dataset repo ``repo_id``; returns the uploaded paths.
 
-    With ``dry_run`` nothing is sent: the files that a push would upload are returned. Without a
-    token, or when the Hub cannot be reached, it fails before anything is uploaded, and nothing
-    local changes.
+    With ``dry_run`` nothing is sent: the files that a push would upload are returned. An invalid
+    ``repo_id``, a missing folder, no token or no reachable Hub raise :class:`ZooError`, and a zoo
+    with problems :class:`DamagedZooError`, before anything is uploaded; nothing local changes.
     """
-    folder = Path(folder)
+    if not is_repo_id(repo_id):
+        raise ZooError(f"repo id {short(repo_id)} is not valid on the Hub: use ORG/NAME (or NAME) of letters, digits, '-', '_' "
+                       "and '.', not starting or ending with '-' or '.', '--' or '..' nowhere, at most 96 characters")
+    folder = resolve_zoo(folder, hub=False).snapshot()
     api = api or HfApi()
     if not dry_run:
         if not (api.token or get_token()):
@@ -71,7 +75,7 @@ def publish_zoo(
             raise ZooError(f"cannot reach the Hub as a logged-in user ({type(error).__name__}): {LOGIN_HELP}") from None
     problems = verify_zoo(folder)
     if problems:
-        raise ZooError(f"{folder} is not a sound zoo, so it is not published: " + "; ".join(problems))
+        raise DamagedZooError(f"{folder} is not a sound zoo, so it is not published: " + "; ".join(problems))
     files = upload_plan(folder)
     if dry_run:
         return files

@@ -7,61 +7,85 @@ empty list means the zoo is sound. ``python -m builders.verify DIR_OR_REPO_ID`` 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 import yaml
-from datasets import Features
 
-from .errors import ZooError
-from .format import CARD_PATH, DATA_DIR, INFO_PATH, RELEASE_SOURCE, SPLITS, ZooInfo, ZooSpec, decode_weights, file_sha256, zoo_spec
-from .hub import shard_paths
+from .errors import DamagedZooError, ZooError
+from .files import TEMPORARY_NAME
+from .format import (
+    CARD_PATH,
+    DATA_DIR,
+    INFO_PATH,
+    RELEASE_SOURCE,
+    SPLITS,
+    ZooInfo,
+    ZooSpec,
+    decode_weights,
+    file_sha256,
+    short,
+    zoo_spec,
+)
+from .hub import ROW_GROUP_SIZE, ROWS_PER_SHARD, shard_paths
+from .loading import check_schema, resolve_zoo, unlisted_files
 from .lstm import lstm_forward, stack_params
+from .plots import ASSETS_DIR
 
 LOG_PROB_TOLERANCE = (2**-9, 2e-3)
 """(relative, absolute) tolerance between recomputed and stored ``log_probs`` (stored as float16)."""
 REPRODUCTION_MARGIN = LOG_PROB_TOLERANCE[1]
 """Added to the largest error measured at the import of the paper's release: float32 rounding differs across machines."""
-
-
-def local_zoo(source: str | Path, revision: str | None = None) -> Path:
-    """A folder holding the zoo: ``source`` itself, or a download of the Hub dataset repo ``source``."""
-    if Path(source).is_dir():
-        return Path(source)
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    try:
-        return Path(snapshot_download(str(source), repo_type="dataset", revision=revision))
-    except (RepositoryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, ValueError) as error:
-        raise ZooError(f"{source} is neither a local folder nor a reachable dataset repo on the Hub ({type(error).__name__})") from None
+LIGHT_COLUMNS = ["run", "step", "task"]
+"""The columns read from every row (the weights are read in batches, the heavy columns only on sampled rows)."""
+"""The name of a temporary file of :func:`rnn_zoos.files.atomic_write`: ``.NAME.tmp-PID``."""
+MAX_ROW_PROBLEMS = 3
+"""Rows with unreadable weights named per file; the rest are counted."""
 
 
 def verify_zoo(source: str | Path, sample_rows: int = 8, revision: str | None = None) -> list[str]:
     """Check a zoo and return its problems (empty if none).
 
-    Checks the layout, ``meta/info.json`` (format version, row counts, the checksum of every data
-    file), the card's ``configs``, the schema of every shard, that splits are disjoint by task and
-    keep runs whole, and that on ``sample_rows`` rows spread over the zoo the decoded weights
-    reproduce ``log_probs`` from ``inputs`` within :data:`LOG_PROB_TOLERANCE` (a zoo imported from the
-    paper's release also within its recorded, measured ``log_probs_reproduction``: see :func:`reproduction_bound`).
+    Checks the layout (no unlisted or leftover temporary files), ``meta/info.json`` (format version,
+    every field, row counts, the checksum of every data file), the card's ``configs``, the schema of
+    every shard, that splits are disjoint by task and keep runs whole, that every row's weights blob
+    is a sound blob of the zoo's architecture, and that on ``sample_rows`` rows spread over the zoo the
+    decoded weights reproduce ``log_probs`` from ``inputs`` within :data:`LOG_PROB_TOLERANCE` (a zoo
+    imported from the paper's release also within its recorded, measured ``log_probs_reproduction``:
+    see :func:`reproduction_bound`). Raises :class:`ZooError` only for bad arguments (a negative
+    ``sample_rows``, a folder or repo that does not exist).
     """
-    folder = local_zoo(source, revision)
+    if sample_rows < 0:
+        raise ZooError(f"sample_rows must be 0 or more, not {sample_rows}")
+    folder = resolve_zoo(source, revision).snapshot()
     problems: list[str] = []
     if not (folder / CARD_PATH).is_file():
         problems.append(f"{CARD_PATH} (the dataset card) is missing")
+    problems += leftover_temporary_files(folder)
     try:
-        info = ZooInfo.load(folder)
+        info = ZooInfo.read(folder / INFO_PATH, INFO_PATH)
         spec = zoo_spec(info.zoo)
     except ZooError as error:
         return problems + [str(error)]
+    if info.architecture != spec.architecture:
+        problems.append(f"{INFO_PATH} records the architecture {info.architecture}; a {spec.name} zoo has {spec.architecture}")
     light = _check_files(folder, info, spec, problems)
     _check_card(folder, info, problems)
     _check_splits(info, spec, light, problems)
+    _check_pages_and_blobs(folder, spec, light, problems)
     _check_rows(folder, spec, light, sample_rows, reproduction_bound(info, problems), problems)
     return problems
+
+
+def leftover_temporary_files(folder: Path) -> list[str]:
+    """Problems for the temporary files (``.NAME.tmp-PID``) that an interrupted write left in a zoo's folders."""
+    folders = [folder, *(folder / name for name in (DATA_DIR, Path(INFO_PATH).parent.name, ASSETS_DIR))]
+    found = sorted(path.relative_to(folder).as_posix() for place in folders if place.is_dir() for path in place.iterdir()
+                   if TEMPORARY_NAME.fullmatch(path.name))
+    return [f"{path} is a temporary file left by an interrupted write; delete it" for path in found]
 
 
 def reproduction_bound(info: ZooInfo, problems: list[str]) -> float | None:
@@ -91,36 +115,46 @@ def _check_files(folder: Path, info: ZooInfo, spec: ZooSpec, problems: list[str]
     Returns the ``run``, ``step`` and ``task`` columns of every readable file, by path.
     """
     listed = [path for split in SPLITS for path in info.splits[split].files]
-    on_disk = {path.relative_to(folder).as_posix() for path in (folder / DATA_DIR).glob("*.parquet")}
-    for path in sorted(on_disk - set(listed)):
-        problems.append(f"{path} is not listed in {INFO_PATH}")
+    for path in unlisted_files(folder, info):
+        if not TEMPORARY_NAME.fullmatch(Path(path).name):  # those are reported as leftovers
+            problems.append(f"{path} is not listed in {INFO_PATH}; delete it or rebuild the zoo")
+    if len(set(listed)) != len(listed):
+        problems.append(f"{INFO_PATH} lists a data file more than once: {short(sorted(listed), 200)}")
     if set(info.checksums) != set(listed):
-        problems.append(f"{INFO_PATH} lists checksums for {sorted(info.checksums)} but data files {sorted(listed)}")
+        problems.append(f"{INFO_PATH} lists checksums for {short(sorted(info.checksums), 200)} but data files {short(sorted(listed), 200)}")
     readable: dict[str, pa.Table] = {}
     for split in SPLITS:
         entry = info.splits[split]
-        if entry.files != shard_paths(split, entry.num_rows):
-            problems.append(f"{INFO_PATH}: split {split} with {entry.num_rows} rows should have the files {shard_paths(split, entry.num_rows)}, lists {entry.files}")
-        rows = 0
+        count = -(-entry.num_rows // ROWS_PER_SHARD)
+        if len(entry.files) != count or entry.files != shard_paths(split, entry.num_rows):
+            problems.append(f"{INFO_PATH}: split {split} with {entry.num_rows} rows should have {count} files named "
+                            f"{DATA_DIR}/{split}-NNNNN-of-{count:05d}.parquet, lists {short(entry.files, 200)}")
         for path in entry.files:
-            if path not in on_disk:
+            if not (folder / path).is_file():
                 problems.append(f"{path} is missing")
                 continue
             if info.checksums.get(path) != file_sha256(folder / path):
                 problems.append(f"{path} does not match its checksum in {INFO_PATH} (corrupt, truncated or modified)")
             try:
-                found = Features.from_arrow_schema(pq.read_schema(folder / path))
-                if found != spec.features:
-                    problems.append(f"{path} has the schema {found}, expected the {spec.name} schema {spec.features}")
-                    continue
-                readable[path] = pq.read_table(folder / path, columns=["run", "step", "task"])
-            except Exception as error:  # pyarrow raises several types for a damaged file
-                problems.append(f"{path} is not a readable Parquet file ({type(error).__name__}: {error})")
-                continue
-            rows += readable[path].num_rows
-        if rows != entry.num_rows and all(path in readable for path in entry.files):
+                readable[path] = _light_columns(folder / path, path, spec)
+            except DamagedZooError as error:
+                problems.append(str(error))
+        if all(path in readable for path in entry.files) and (rows := sum(readable[path].num_rows for path in entry.files)) != entry.num_rows:
             problems.append(f"split {split} has {rows} rows in its files, {INFO_PATH} says {entry.num_rows}")
     return readable
+
+
+def _light_columns(path: Path, relative: str, spec: ZooSpec) -> pa.Table:
+    """The ``run``, ``step`` and ``task`` columns of a data file with the zoo's schema; DamagedZooError if it has another
+    schema, cannot be read or has empty (null) cells in them."""
+    check_schema(path, relative, spec)
+    try:
+        table = pq.read_table(path, columns=LIGHT_COLUMNS)
+    except Exception as error:  # pyarrow raises several types for a damaged file
+        raise DamagedZooError(f"{relative} is not a readable Parquet file ({type(error).__name__}: {short(str(error), 200)})") from None
+    if empty := [name for name in LIGHT_COLUMNS if table.column(name).null_count]:
+        raise DamagedZooError(f"{relative} has empty (null) cells in the columns {', '.join(empty)}")
+    return table
 
 
 def _check_card(folder: Path, info: ZooInfo, problems: list[str]) -> None:
@@ -128,17 +162,20 @@ def _check_card(folder: Path, info: ZooInfo, problems: list[str]) -> None:
     path = folder / CARD_PATH
     if not path.is_file():
         return
-    text = path.read_text()
     try:
+        text = path.read_bytes().decode("utf-8")
         header = yaml.safe_load(text.split("---")[1]) if text.startswith("---") else None
         configs = {entry["split"]: entry["path"] for entry in header["configs"][0]["data_files"]}
-    except (IndexError, KeyError, TypeError, yaml.YAMLError):
+    except UnicodeDecodeError:
+        problems.append(f"{CARD_PATH} is not UTF-8 text")
+        return
+    except (IndexError, KeyError, TypeError, RecursionError, yaml.YAMLError):
         problems.append(f"{CARD_PATH} has no YAML header with configs mapping splits to data files")
         return
     for split in SPLITS:
         wanted = f"{DATA_DIR}/{split}-*" if info.splits[split].num_rows else None
         if configs.get(split) != wanted:
-            problems.append(f"{CARD_PATH} maps split {split} to {configs.get(split)!r}, expected {wanted!r}")
+            problems.append(f"{CARD_PATH} maps split {split} to {short(configs.get(split))}, expected {wanted!r}")
 
 
 def _check_splits(info: ZooInfo, spec: ZooSpec, light: dict[str, pa.Table], problems: list[str]) -> None:
@@ -154,13 +191,13 @@ def _check_splits(info: ZooInfo, spec: ZooSpec, light: dict[str, pa.Table], prob
         tasks_of[split], runs_of[split] = set(tasks), set(runs)
         recorded = {spec.task_key(task) for task in info.splits[split].tasks}
         if tasks_of[split] != recorded:
-            problems.append(f"split {split}: its rows hold the tasks {sorted(tasks_of[split])}, {INFO_PATH} lists {sorted(recorded)}")
+            problems.append(f"split {split}: its rows hold the tasks {short(sorted(tasks_of[split]), 300)}, {INFO_PATH} lists {short(sorted(recorded), 300)}")
         if runs_of[split] != set(info.splits[split].runs):
-            problems.append(f"split {split}: its rows hold the runs {sorted(runs_of[split])}, {INFO_PATH} lists {info.splits[split].runs}")
+            problems.append(f"split {split}: its rows hold the runs {short(sorted(runs_of[split]), 300)}, {INFO_PATH} lists {short(info.splits[split].runs, 300)}")
         for run in sorted(runs_of[split]):
             run_steps = sorted(step for r, step in zip(runs, steps) if r == run)
             if run_steps != sorted(info.snapshot_steps):
-                problems.append(f"split {split}: run {run} has the steps {run_steps}, expected {info.snapshot_steps}")
+                problems.append(f"split {split}: run {run} has the steps {short(run_steps, 300)}, expected {short(info.snapshot_steps, 300)}")
     names = list(tasks_of)
     for index, first in enumerate(names):
         for second in names[index + 1 :]:
@@ -168,6 +205,34 @@ def _check_splits(info: ZooInfo, spec: ZooSpec, light: dict[str, pa.Table], prob
                 problems.append(f"splits {first} and {second} share the tasks {sorted(shared)[:5]}")
             if shared := runs_of[first] & runs_of[second]:
                 problems.append(f"splits {first} and {second} share the runs {sorted(shared)[:5]}")
+
+
+def _row_label(path: str, light: pa.Table, index: int) -> str:
+    """A row named by file, index, run and step."""
+    return f"{path} row {index} (run {light.column('run')[index]}, step {light.column('step')[index]})"
+
+
+def _check_pages_and_blobs(folder: Path, spec: ZooSpec, light: dict[str, pa.Table], problems: list[str]) -> None:
+    """Every page of every readable data file decodes, and every row's ``weights`` cell is a sound weights blob of the
+    zoo's architecture (a few bad rows are named per file, the rest counted).
+
+    Parquet pages carry no checksum here, so a page damaged under a matching file checksum shows only when it is read.
+    """
+    for path, table in light.items():
+        bad: list[str] = []
+        try:
+            batches = pq.ParquetFile(folder / path).iter_batches(batch_size=ROW_GROUP_SIZE)
+            blobs = (blob for batch in batches for blob in batch.column("weights").to_pylist())
+            for index, blob in enumerate(blobs):
+                try:
+                    decode_weights(blob, spec.architecture)
+                except ZooError as error:
+                    bad.append(f"{_row_label(path, table, index)}: {error}")
+        except Exception as error:  # pyarrow raises several types for a damaged page
+            problems.append(f"{path} is not a readable Parquet file ({type(error).__name__}: {short(str(error), 200)})")
+        problems += bad[:MAX_ROW_PROBLEMS]
+        if len(bad) > MAX_ROW_PROBLEMS:
+            problems.append(f"{path}: {len(bad) - MAX_ROW_PROBLEMS} more rows hold unreadable weights blobs")
 
 
 def _check_rows(
@@ -180,11 +245,10 @@ def _check_rows(
     readable = list(light)
     counts = [light[path].num_rows for path in readable]
     total = sum(counts)
-    if total == 0 or sample_rows <= 0:
+    if total == 0 or sample_rows == 0:
         return
     picks = sorted(set(np.linspace(0, total - 1, min(sample_rows, total)).round().astype(int).tolist()))
     offsets = np.cumsum([0, *counts])
-    rtol, atol = LOG_PROB_TOLERANCE
     for path, start, count in zip(readable, offsets[:-1], counts):
         local = [pick - start for pick in picks if start <= pick < start + count]
         if not local:
@@ -192,26 +256,37 @@ def _check_rows(
         try:
             rows = _read_rows(folder / path, local)
         except Exception as error:  # a damaged page in a column the light read did not touch
-            problems.append(f"{path} is not a readable Parquet file ({type(error).__name__}: {error})")
+            problems.append(f"{path} is not a readable Parquet file ({type(error).__name__}: {short(str(error), 200)})")
             continue
         for position, index in enumerate(local):
-            label = f"{path} row {index} (run {rows['run'][position]}, step {rows['step'][position]})"
-            try:
-                params = stack_params([decode_weights(rows["weights"][position], spec.architecture)])
-            except ZooError as error:
-                problems.append(f"{label}: {error}")
-                continue
-            inputs = torch.as_tensor(np.asarray(rows["inputs"][position])).unsqueeze(0)
-            stored = torch.as_tensor(np.asarray(rows["log_probs"][position], dtype=np.float32))
-            with torch.no_grad():
-                logits, _ = lstm_forward(params, spec.model_inputs(inputs))
-            recomputed = torch.log_softmax(logits[0], dim=-1)
-            error = (recomputed - stored).abs()
-            largest = error.max().item()
-            if bool((error <= atol + rtol * stored.abs()).all()) or (bound is not None and largest <= bound):
-                continue
-            allowed = "" if bound is None else f"; the import of the release measured at most {bound - REPRODUCTION_MARGIN:.3g}"
-            problems.append(f"{label}: the weights do not reproduce log_probs from inputs (largest error {largest:.3g}{allowed})")
+            if problem := _row_problem(spec, {column: values[position] for column, values in rows.items()}, bound):
+                problems.append(f"{_row_label(path, light[path], index)}: {problem}")
+
+
+def _row_problem(spec: ZooSpec, row: dict[str, Any], bound: float | None) -> str | None:
+    """Why a row's weights do not reproduce its ``log_probs`` from its ``inputs``; None if they do.
+
+    A row whose weights blob does not decode passes here: :func:`_check_pages_and_blobs` reports it.
+    """
+    try:
+        params = stack_params([decode_weights(row["weights"], spec.architecture)])
+    except ZooError:
+        return None
+    if row["inputs"] is None or row["log_probs"] is None:
+        return "its inputs or log_probs cell is empty (null)"
+    inputs = torch.as_tensor(np.asarray(row["inputs"])).unsqueeze(0)
+    if spec.token_vocab is not None and not (0 <= int(inputs.min()) and int(inputs.max()) < spec.token_vocab):
+        return f"its inputs hold token ids outside 0..{spec.token_vocab - 1}"
+    stored = torch.as_tensor(np.asarray(row["log_probs"], dtype=np.float32))
+    with torch.no_grad():
+        logits, _ = lstm_forward(params, spec.model_inputs(inputs))
+    error = (torch.log_softmax(logits[0], dim=-1) - stored).abs()
+    largest = error.max().item()
+    rtol, atol = LOG_PROB_TOLERANCE
+    if bool((error <= atol + rtol * stored.abs()).all()) or (bound is not None and largest <= bound):
+        return None
+    allowed = "" if bound is None else f"; the import of the release measured at most {bound - REPRODUCTION_MARGIN:.3g}"
+    return f"the weights do not reproduce log_probs from inputs (largest error {largest:.3g}{allowed})"
 
 
 def _read_rows(path: Path, rows: list[int]) -> dict[str, list]:

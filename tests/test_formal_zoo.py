@@ -49,6 +49,14 @@ def test_decoded_weights_reproduce_log_probs(zoo) -> None:
             torch.testing.assert_close(recomputed, rows["log_probs"][index], rtol=2**-10, atol=1e-5)
 
 
+def test_a_row_of_plain_load_dataset_runs_as_is(formal_zoo: Path) -> None:
+    row = datasets.load_dataset(str(formal_zoo), split="validation")[0]
+    assert isinstance(row["inputs"], list) and isinstance(row["weights"], bytes)
+    with torch.no_grad():
+        recomputed = rnn_zoos.to_module(row["weights"]).log_probs([sequence[:-1] for sequence in row["inputs"]])
+    torch.testing.assert_close(recomputed, torch.tensor(row["log_probs"]), rtol=2**-9, atol=2e-3)
+
+
 def test_inputs_are_strings_that_start_with_bos(zoo) -> None:
     for rows in all_rows(zoo).values():
         inputs = rows["inputs"]

@@ -1,5 +1,6 @@
 """The batched functional LSTM equals torch.nn.LSTM + nn.Linear, for one and for many weight sets."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,3 +111,15 @@ def test_gradcheck_of_the_recurrence() -> None:
         return lstm_forward(dict(zip(names, tensors)), x)[0]
 
     assert torch.autograd.gradcheck(function, (inputs, *params.values()))
+
+
+def test_lists_and_numpy_arrays_are_read_like_tensors() -> None:
+    (module,) = random_modules(1)
+    tokens = torch.randint(0, ARCH.input_size, (3, 6))
+    expected = module.log_probs(tokens)
+    torch.testing.assert_close(module.log_probs(tokens.tolist()), expected)
+    torch.testing.assert_close(module.log_probs(tokens.numpy().astype(np.int16)), expected)
+    floats = torch.randn(2, 4, ARCH.input_size)
+    torch.testing.assert_close(module(floats.numpy().astype(np.float16)), module(floats.half().double()))
+    with pytest.raises(TypeError, match=r"LSTMWithHead reads token ids \[B, T\] \(integers below 5\) or float inputs \[B, T, 5\]"):
+        module(["a", "b"])

@@ -135,3 +135,10 @@ def test_an_unsound_zoo_is_not_published(zoo: Path, tmp_path: Path) -> None:
     with pytest.raises(ZooError, match="is not a sound zoo, so it is not published: data/train-00000-of-00001.parquet is missing"):
         publish_zoo(zoo, "me/zoo", api=hub)
     assert hub.calls == []
+
+
+@pytest.mark.parametrize("repo_id", ["me/zoo/extra", "me//zoo", "-me/zoo", "me zoo", "me/" + "z" * 97])
+def test_an_invalid_repo_id_is_one_line_and_status_2(zoo: Path, repo_id: str, capsys) -> None:
+    assert publish.main([str(zoo), f"--repo-id={repo_id}", "--dry-run"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: repo id '{repo_id[:40]}") and "is not valid on the Hub: use ORG/NAME" in error and error.count("\n") == 1

@@ -117,3 +117,8 @@ def test_missing_info_and_card(damaged: Path, tmp_path: Path, capsys) -> None:
     assert any("meta/info.json not found" in p for p in verify_zoo(damaged))
     assert verify.main([str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_negative_sample_rows_is_a_bad_option(formal_zoo: Path, capsys) -> None:
+    assert verify.main([str(formal_zoo), "--sample-rows", "-3"]) == 2
+    assert capsys.readouterr().err == "error: sample_rows must be 0 or more, not -3\n"
