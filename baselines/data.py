@@ -1,7 +1,9 @@
-"""A zoo split held as tensors on the training device, so that batches cost an index, not a decode."""
+"""A zoo split held as tensors on the training device, so that batches cost an index, not a decode; and the checks
+the baseline scripts make of their ``--zoo``, ``--out`` and other options before they write anything."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,9 +11,12 @@ import numpy as np
 import torch
 
 import rnn_zoos
-from rnn_zoos.format import SPLITS, ZooSpec, zoo_spec
+from rnn_zoos.errors import ZooError
+from rnn_zoos.format import SPLITS, ZooInfo, ZooSpec, zoo_spec
 from rnn_zoos.lstm import Params
 from rnn_zoos.symmetry import permute_hidden, random_permutations
+
+from .encoders import ENCODERS
 
 LIGHT = ("run", "step", "accuracy")
 READ_ROWS = 500
@@ -83,7 +88,7 @@ def load_split(zoo: str | Path, split: str, device: str | torch.device = "cpu") 
     """Load one split of a zoo (folder or Hub id) into tensors on ``device``."""
     info = rnn_zoos.read_info(zoo)
     spec = zoo_spec(info.zoo)
-    dataset = rnn_zoos.load_zoo(zoo, split=split).with_format("numpy")
+    dataset = rnn_zoos.load_zoo(zoo, split=split, format="numpy")
     weights: dict[str, list[torch.Tensor]] = {name: [] for name in spec.architecture.parameter_shapes()}
     inputs, log_probs, tasks = [], [], []
     columns: dict[str, list[np.ndarray]] = {name: [] for name in (*LIGHT, *spec.extra_columns)}
@@ -107,3 +112,38 @@ def load_split(zoo: str | Path, split: str, device: str | torch.device = "cpu") 
         {name: torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros(0) for name, parts in columns.items()},
         tasks,
     ).to(device)
+
+
+# --- checking options before anything is written ------------------------------------------------
+
+def option_name(field: str) -> str:
+    """The command-line spelling of an option field: ``probe_steps`` -> ``--probe-steps``."""
+    return "--" + field.replace("_", "-")
+
+
+def check_counts(**counts: int) -> None:
+    """Raise :class:`ZooError` for the first of ``counts`` (option field -> value) that is below 1."""
+    for field, value in counts.items():
+        if value < 1:
+            raise ZooError(f"{option_name(field)} must be at least 1, got {value}")
+
+
+def check_encoder_names(option: str, names: Iterable[str]) -> None:
+    """Raise :class:`ZooError` naming ``option`` for the first of ``names`` that is not one of the six encoders."""
+    for name in names:
+        if name not in ENCODERS:
+            raise ZooError(f"{option} {name!r} is unknown; choose one of {', '.join(ENCODERS)}")
+
+
+def check_device(device: str) -> None:
+    """Raise :class:`ZooError` if ``device`` is ``cuda`` and this machine has no CUDA device."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ZooError("--device cuda: no CUDA device is available here; use --device cpu")
+
+
+def check_zoo(zoo: str | Path) -> ZooInfo:
+    """The info record of ``--zoo`` (a zoo folder or a Hub dataset id), read before anything is written:
+    :class:`ZooError` with one line for a missing folder, an invalid id or an unreadable record."""
+    return rnn_zoos.read_info(zoo)
+
+

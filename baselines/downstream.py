@@ -34,19 +34,27 @@ import numpy as np
 import torch
 from torch import nn
 
-import rnn_zoos
 from rnn_zoos.errors import ZooError, report
-from rnn_zoos.files import atomic_write
-from rnn_zoos.format import zoo_spec
+from rnn_zoos.files import atomic_write, check_out_folder, output_folder
+from rnn_zoos.format import ZooInfo, zoo_spec
 from rnn_zoos.splits import downstream_tasks
 
-from .data import ZooTensors, load_splits
+from .data import (
+    ZooTensors,
+    check_counts,
+    check_device,
+    check_encoder_names,
+    check_zoo,
+    load_splits,
+)
 from .encoders.base import mlp
 from .modeling import RNNEncoderConfig, RNNEncoderModel
 
 PARTS = ("fit", "validation", "ood")
 """Protocol parts: ``fit`` trains (train split + half of the ood tasks); ``validation`` selects and is reported; ``ood`` (the other half) is reported."""
 REPORTED = ("validation", "ood")
+SUPERVISED_BATCH = 64
+"""RNNs per step of the encoders trained end to end (``--supervised``)."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +258,20 @@ def supervised_predictor(target: Target, encoder: str, parts: dict[str, ZooTenso
 
 # --- the study ----------------------------------------------------------------------------------
 
+def check_study(info: ZooInfo, supervised: list[str], targets: list[str] | None, seeds: int, probe_steps: int,
+                supervised_steps: int, supervised_batch: int, device: str) -> list[str]:
+    """Raise :class:`ZooError` for settings no study of the zoo of ``info`` can run with; returns the targets to run
+    (``targets``, or all of the zoo's)."""
+    check_counts(seeds=seeds, probe_steps=probe_steps, supervised_steps=supervised_steps, supervised_batch=supervised_batch)
+    check_encoder_names("--supervised", supervised)
+    check_device(device)
+    available = TARGETS[zoo_spec(info.zoo).name]
+    unknown = [name for name in targets or [] if name not in available]
+    if unknown:
+        raise ZooError(f"unknown target(s) {unknown} for a {info.zoo} zoo; choose from {', '.join(available)}")
+    return targets or list(available)
+
+
 def embedder(encoder: RNNEncoderModel) -> Callable[[ZooTensors], torch.Tensor]:
     """Frozen embeddings of all rows of a part, in chunks."""
 
@@ -271,7 +293,7 @@ def run_downstream(
     seeds: int = 5,
     probe_steps: int = 2000,
     supervised_steps: int = 2000,
-    supervised_batch: int = 64,
+    supervised_batch: int = SUPERVISED_BATCH,
     device: str = "cpu",
     splits: dict[str, ZooTensors] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -279,18 +301,16 @@ def run_downstream(
 
     ``pretrained`` maps a method name to a function giving embeddings of rows (for a pretrained
     encoder: :func:`embedder`; tests pass synthetic ones). ``splits``: the zoo already loaded on ``device``.
+    Every setting is checked (:func:`check_study`) before the zoo's rows are loaded.
     """
-    info = rnn_zoos.read_info(zoo)
+    info = check_zoo(zoo)
     spec = zoo_spec(info.zoo)
+    chosen = check_study(info, supervised, targets, seeds, probe_steps, supervised_steps, supervised_batch, device)
     torch_device = torch.device(device)
     parts, moved, kept = protocol_parts(splits or load_splits(zoo, torch_device))
     if len(parts["fit"]) == 0:
         raise ZooError(f"{zoo} has no rows to train a predictor on")
     available = TARGETS[spec.name]
-    chosen = targets or list(available)
-    unknown = [name for name in chosen if name not in available]
-    if unknown:
-        raise ZooError(f"unknown target(s) {unknown} for a {spec.name} zoo; choose from {', '.join(available)}")
     steps = sorted(info.snapshot_steps)
     results: dict[str, Any] = {"zoo": str(zoo), "zoo_name": spec.name, "seeds": seeds,
                                "rows": {part: len(rows) for part, rows in parts.items()},
@@ -325,6 +345,29 @@ def run_downstream(
     return results, outputs
 
 
+def load_pretrained(folders: list[Path], info: ZooInfo, device: str) -> dict[str, Callable[[ZooTensors], torch.Tensor]]:
+    """The embedders of the encoders saved in ``folders`` (``RUN/encoder`` of ``baselines.pretrain``), by encoder name;
+    :class:`ZooError` for a folder that holds no encoder, or one pretrained on another kind of zoo than that of ``info``."""
+    encoders = {}
+    for folder in folders:
+        if not (folder / "config.json").is_file():
+            raise ZooError(f"--pretrained {folder} is not an encoder folder (no config.json); pass RUN/encoder of baselines.pretrain")
+        model = RNNEncoderModel.from_pretrained(folder)
+        if model.config.zoo != info.zoo:
+            raise ZooError(f"--pretrained {folder} was pretrained on a {model.config.zoo} zoo, not a {info.zoo} zoo like --zoo")
+        encoders[model.config.encoder] = embedder(model.to(device))
+    return encoders
+
+
+def write_results(out: Path, results: dict[str, Any], outputs: dict[str, Any]) -> None:
+    """Write ``out/downstream.json`` and ``out/predictions.pt`` (seed 0's predictions)."""
+    with output_folder(out):
+        with atomic_write(out / "downstream.json") as temporary:
+            temporary.write_text(json.dumps(results, indent=1))
+        with atomic_write(out / "predictions.pt") as temporary:
+            torch.save(outputs, temporary)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m baselines.downstream", description=__doc__.split("\n")[0])
@@ -339,23 +382,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     try:
-        if args.seeds < 1:
-            raise ZooError(f"--seeds must be at least 1, got {args.seeds}")
-        encoders = {}
-        for folder in args.pretrained:
-            if not (folder / "config.json").is_file():
-                raise ZooError(f"--pretrained {folder} is not an encoder folder (no config.json); pass RUN/encoder of baselines.pretrain")
-            model = RNNEncoderModel.from_pretrained(folder).to(args.device)
-            encoders[model.config.encoder] = embedder(model)
+        check_out_folder(args.out)
+        info = check_zoo(args.zoo)
+        check_study(info, args.supervised, args.targets, args.seeds, args.probe_steps, args.supervised_steps, SUPERVISED_BATCH,
+                    args.device)
+        encoders = load_pretrained(args.pretrained, info, args.device)
         results, outputs = run_downstream(args.zoo, encoders, args.supervised, args.targets, args.seeds, args.probe_steps,
-                                          args.supervised_steps, args.device)
+                                          args.supervised_steps, device=args.device)
+        write_results(args.out, results, outputs)
     except ZooError as error:
         return report(error)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out / "downstream.json") as temporary:
-        temporary.write_text(json.dumps(results, indent=1))
-    with atomic_write(args.out / "predictions.pt") as temporary:
-        torch.save(outputs, temporary)
     print(json.dumps({target: {method: {part: entry[part]["mean"] for part in entry} for method, entry in value["methods"].items()}
                       for target, value in results["targets"].items()}, indent=1))
     return 0

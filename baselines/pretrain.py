@@ -32,15 +32,22 @@ import torch
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
-import rnn_zoos
-from rnn_zoos.errors import ZooError, describe_difference, report
-from rnn_zoos.files import atomic_write
-from rnn_zoos.format import SPLITS
+from rnn_zoos.errors import DamagedZooError, ZooError, describe_difference, report
+from rnn_zoos.files import atomic_write, check_out_folder
+from rnn_zoos.format import SPLITS, ZooInfo, zoo_spec
 from rnn_zoos.lstm import Params
 from rnn_zoos.tasks import seq_mnist as sm
 from rnn_zoos.tasks.mnist_sources import load_mnist
 
-from .data import ZooTensors, load_splits
+from .data import (
+    ZooTensors,
+    check_counts,
+    check_device,
+    check_encoder_names,
+    check_zoo,
+    load_splits,
+    option_name,
+)
 from .emulation import (
     Images,
     emulation_loss,
@@ -50,7 +57,6 @@ from .emulation import (
     rnn_zoos_cloned_scores,
     scatter_plot,
 )
-from .encoders import ENCODERS
 from .modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
 
 EncoderName = Literal[
@@ -130,21 +136,26 @@ class PretrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`ZooError` for values no run can use."""
-        for name in ("steps", "batch_rnns", "sequences_per_rnn", "eval_every", "probing_sequences"):
-            if getattr(self, name) < 1:
-                raise ZooError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        counts = ("steps", "batch_rnns", "sequences_per_rnn", "eval_every", "probing_sequences")
+        check_counts(**{name: getattr(self, name) for name in counts})
         for name in ("eval_rnns", "probing_length"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ZooError(f"--{name.replace('_', '-')} must be at least 1 (or left out), got {getattr(self, name)}")
+                raise ZooError(f"{option_name(name)} must be at least 1 (or left out), got {getattr(self, name)}")
         for name in ("cloned_rnns", "weight_decay", "clip", "probing_static_weight"):
             if getattr(self, name) < 0:
-                raise ZooError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+                raise ZooError(f"{option_name(name)} must not be negative, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ZooError(f"--lr must be positive, got {self.lr}")
-        if self.encoder not in ENCODERS:
-            raise ZooError(f"--encoder {self.encoder!r} is unknown; choose one of {', '.join(ENCODERS)}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ZooError("--device cuda: no CUDA device is available here; use --device cpu")
+        check_encoder_names("--encoder", [self.encoder])
+        check_device(self.device)
+
+    def validate_for_zoo(self, info: ZooInfo) -> None:
+        """Raise :class:`ZooError` for values the zoo of ``info`` cannot serve."""
+        if info.splits["train"].num_rows == 0:
+            raise ZooError(f"{self.zoo} has no train rows to pretrain on")
+        recorded = zoo_spec(info.zoo).inputs_feature.shape[0]
+        if self.sequences_per_rnn > recorded:
+            raise ZooError(f"--sequences-per-rnn {self.sequences_per_rnn}: the zoo records only {recorded} sequences per RNN")
 
 
 class Pretraining:
@@ -154,16 +165,10 @@ class Pretraining:
         self.config = config
         self.out = Path(config.out)
         self.device = torch.device(config.device)
-        self.info = rnn_zoos.read_info(config.zoo)
+        self.info = check_zoo(config.zoo)
+        config.validate_for_zoo(self.info)
         self.splits = splits or load_splits(config.zoo, self.device)
-        train = self.splits["train"]
-        if len(train) == 0:
-            raise ZooError(f"{config.zoo} has no train rows to pretrain on")
-        if config.sequences_per_rnn > train.inputs.shape[1]:
-            raise ZooError(
-                f"--sequences-per-rnn {config.sequences_per_rnn}: the zoo records only {train.inputs.shape[1]} sequences per RNN"
-            )
-        spec = train.spec
+        spec = self.splits["train"].spec
         torch.manual_seed(config.seed)
         self.encoder = RNNEncoderModel(
             RNNEncoderConfig.for_zoo(
@@ -321,17 +326,20 @@ class Pretraining:
             torch.save(state, temporary)
 
     def restore(self) -> None:
+        """Continue from ``OUT/checkpoint.pt`` if there is one, and make ``OUT/log.jsonl`` the restored history: the
+        lines an interrupted session logged after its last checkpoint (or before a first one) are logged again as the
+        run repeats them."""
         path = self.out / "checkpoint.pt"
-        if not path.is_file():
-            return
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        self.encoder.load_state_dict(state["encoder"])
-        self.emulator.load_state_dict(state["emulator"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"].cpu())
-        self.permutations.set_state(state["permutations"].cpu())
-        self.step, self.best, self.history = state["step"], state["best"], state["history"]
-        _truncate_log(self.out / "log.jsonl", self.step)
+        if path.is_file():
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            self.encoder.load_state_dict(state["encoder"])
+            self.emulator.load_state_dict(state["emulator"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.generator.set_state(state["generator"].cpu())
+            self.permutations.set_state(state["permutations"].cpu())
+            self.step, self.best, self.history = state["step"], state["best"], state["history"]
+        with atomic_write(self.out / "log.jsonl") as temporary:
+            temporary.write_text("".join(json.dumps(entry) + "\n" for entry in self.history))
 
     # --- cloned performance -------------------------------------------------------------------
 
@@ -380,12 +388,25 @@ def _mean_abs_difference(original: torch.Tensor, cloned: torch.Tensor) -> float:
     return float((original - cloned).abs().mean())
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint a resumed run continues from."""
-    if path.is_file():
-        lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        with atomic_write(path) as temporary:
-            temporary.write_text("".join(line + "\n" for line in lines))
+def finished_summary(out: Path, options: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of the finished run in ``out``, or None if ``out`` is new, empty or holds an unfinished run with
+    ``options``; :class:`ZooError` if it holds anything else."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    config_path = out / "config.json"
+    if not config_path.is_file():
+        raise ZooError(f"--out {out} exists and is not a pretraining run; choose a new or empty folder")
+    try:
+        found = json.loads(config_path.read_text())
+    except ValueError as error:
+        raise DamagedZooError(f"{config_path} is not JSON ({error}); delete the folder {out} to start the run again") from None
+    if found != options:
+        raise ZooError(
+            f"--out {out} holds a run with other options ({describe_difference(found, options)}); "
+            "rerun with its options or choose another --out"
+        )
+    summary = out / "summary.json"
+    return json.loads(summary.read_text()) if summary.is_file() else None
 
 
 def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None) -> dict[str, Any]:
@@ -397,23 +418,15 @@ def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None
     out = Path(config.out)
     options = asdict(config)
     options.pop("device")
-    config_path = out / "config.json"
-    if out.exists() and any(out.iterdir()):
-        if not config_path.is_file():
-            raise ZooError(f"--out {out} exists and is not a pretraining run; choose a new or empty folder")
-        found = json.loads(config_path.read_text())
-        if found != options:
-            raise ZooError(
-                f"--out {out} holds a run with other options ({describe_difference(found, options)}); "
-                "rerun with its options or choose another --out"
-            )
-        if (out / "summary.json").is_file():
-            print(f"{out}: this run is already complete")
-            return json.loads((out / "summary.json").read_text())
+    check_out_folder(out)
+    finished = finished_summary(out, options)
+    if finished is not None:
+        print(f"{out}: this run is already complete")
+        return finished
+    run = Pretraining(config, splits)  # reads and checks the zoo; nothing is written before this succeeds
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(config_path) as temporary:
+    with atomic_write(out / "config.json") as temporary:
         temporary.write_text(json.dumps(options, indent=1))
-    run = Pretraining(config, splits)
     run.restore()
     started = time.perf_counter()
     run.run()

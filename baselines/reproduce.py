@@ -26,12 +26,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-import rnn_zoos  # noqa: E402
 from rnn_zoos.errors import ZooError, report  # noqa: E402
-from rnn_zoos.files import atomic_write  # noqa: E402
-from rnn_zoos.format import SPLITS  # noqa: E402
+from rnn_zoos.files import atomic_write, check_out_folder, output_folder  # noqa: E402
+from rnn_zoos.format import SPLITS, ZooInfo  # noqa: E402
 
-from .data import ZooTensors, load_splits  # noqa: E402
+from .data import ZooTensors, check_device, check_encoder_names, check_zoo, load_splits  # noqa: E402
 from .downstream import embedder, run_downstream  # noqa: E402
 from .encoders import ENCODERS  # noqa: E402
 from .modeling import RNNEncoderModel  # noqa: E402
@@ -244,13 +243,24 @@ def write_report(out: Path, results: dict[str, Any]) -> None:
 
 
 def reproduce(zoo: str, scale_name: str, out: Path, device: str, encoders: list[str] | None = None) -> dict[str, Any]:
-    """Run the study; returns the results (also in ``out/results.json``)."""
+    """Run the study; returns the results (also in ``out/results.json``).
+
+    Every option is checked before ``out`` is made; if the study fails, ``out`` is not left behind empty.
+    """
     if scale_name not in SCALES:
         raise ZooError(f"--scale {scale_name!r} is unknown; choose tiny, small or paper")
-    scale = SCALES[scale_name]
     names = encoders or list(ENCODERS)
-    out.mkdir(parents=True, exist_ok=True)
-    info = rnn_zoos.read_info(zoo)
+    check_encoder_names("--encoders", names)
+    check_device(device)
+    check_out_folder(out)
+    info = check_zoo(zoo)
+    with output_folder(out):
+        return run_study(zoo, info, scale_name, out, device, names)
+
+
+def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, names: list[str]) -> dict[str, Any]:
+    """Pretrain the encoders ``names`` on the zoo of ``info``, run the downstream study, write the report into ``out``."""
+    scale = SCALES[scale_name]
     splits = load_splits(zoo, device)  # once, shared by every run below
     emulation, cloned, models = {}, {}, {}
     for encoder in names:

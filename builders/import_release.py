@@ -25,8 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +41,8 @@ import torch
 from tqdm.auto import tqdm
 
 from builders import CARDS_DIR
-from rnn_zoos.errors import ZooError, report
+from rnn_zoos.files import check_out_folder, output_folder
+from rnn_zoos.errors import DamagedZooError, ZooError, report
 from rnn_zoos.format import FORMAL_LANG, RELEASE_SOURCE, SEQ_MNIST, LogProbsReproduction, ZooSpec, encode_weights
 from rnn_zoos.hub import plan_splits, write_zoo_layout
 from rnn_zoos.lstm import LSTMArchitecture, Params, lstm_forward, stack_params
@@ -51,26 +54,67 @@ BLOCK_ROWS = 256
 MEASURE_ROWS = 32
 """Release rows whose RNNs run at once when measuring how exactly they reproduce their log-probs (about 150 MB)."""
 NO_SEED = -1
+PAPER_WEIGHT_DECAY = 1e-4
+"""The weight decay of the paper's formal-language runs, for a release whose ``args.json`` records none."""
 FLOAT16_INPUTS_REASON = (
     "the release computed its logits on float32 input tiles, then stored the tiles rounded to float16; "
     "on the stored tiles the weights reproduce the stored log-probs only approximately"
 )
+DAMAGED = "the release folder is damaged: download it again"
+FLOATS, INTEGERS, REALS = "f", "iu", "iuf"
+"""The NumPy dtype kinds a release array may have: floating-point numbers, integers, either."""
+KIND_NAMES = {FLOATS: "floating-point numbers", INTEGERS: "integers", REALS: "real numbers (integers or floating-point)"}
+INT8_BOUNDS = (-128, 127)
+"""The values an ``int8`` holds: the formal-language ``task`` column stores its components as ``int8``."""
+
+
+@dataclass(frozen=True)
+class ReleaseArray:
+    """What one array of a release holds per snapshot (row): its shape, its dtype kind and, if bounded, its value range."""
+
+    shape: tuple[int, ...]
+    kinds: str
+    """:data:`FLOATS`, :data:`INTEGERS` or :data:`REALS`."""
+    bounds: tuple[int, int] | None = None
+    """The smallest and largest value the import can store (token ids; ``int8`` task components)."""
 
 
 @dataclass(frozen=True)
 class ReleaseLayout:
-    """One zoo of the paper's release: its folder-name prefix, our spec and its files."""
+    """One zoo of the paper's release: its folder-name prefix, our spec and its arrays (``NAME.npy``) besides ``args.json``."""
 
     prefix: str
     spec: ZooSpec
-    files: tuple[str, ...]
+    arrays: dict[str, ReleaseArray]
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files a release folder of this layout holds."""
+        return (*(f"{name}.npy" for name in self.arrays), "args.json")
 
 
 FORMAL_RELEASE = ReleaseLayout(
-    "formal_languages", FORMAL_LANG, ("parameters.npy", "sequences.npy", "logits.npy", "tasks.npy", "num_step_correct.npy", "args.json")
+    "formal_languages",
+    FORMAL_LANG,
+    {
+        "parameters": ReleaseArray((FORMAL_LANG.architecture.num_parameters,), FLOATS),
+        "sequences": ReleaseArray(FORMAL_LANG.inputs_feature.shape, INTEGERS, (0, FORMAL_LANG.token_vocab - 1)),
+        "logits": ReleaseArray(FORMAL_LANG.log_probs_feature.shape, FLOATS),
+        "tasks": ReleaseArray((4,), INTEGERS, INT8_BOUNDS),
+        "num_step_correct": ReleaseArray((3,), INTEGERS),
+    },
 )
 MNIST_RELEASE = ReleaseLayout(
-    "sequential_mnist", SEQ_MNIST, ("parameters.npy", "sequences.npy", "logits.npy", "tasks.npy", "num_step.npy", "accuracy_losses.npy", "args.json")
+    "sequential_mnist",
+    SEQ_MNIST,
+    {
+        "parameters": ReleaseArray((SEQ_MNIST.architecture.num_parameters,), FLOATS),
+        "sequences": ReleaseArray(SEQ_MNIST.inputs_feature.shape, FLOATS),
+        "logits": ReleaseArray(SEQ_MNIST.log_probs_feature.shape, FLOATS),
+        "tasks": ReleaseArray((1,), REALS),
+        "num_step": ReleaseArray((2,), INTEGERS),
+        "accuracy_losses": ReleaseArray((4,), FLOATS),
+    },
 )
 
 
@@ -95,52 +139,98 @@ def restore_bos(sequences: np.ndarray) -> np.ndarray:
 
 
 def detect(source: Path) -> ReleaseLayout:
-    """The release layout of a folder, from its name."""
+    """The release layout of a folder, from its name; :class:`ZooError` if it is not a release folder."""
     for layout in (FORMAL_RELEASE, MNIST_RELEASE):
         if source.name.startswith(layout.prefix):
+            if not source.is_dir():
+                raise ZooError(f"no release folder {source}; pass a zoo folder of the paper's release")
             return layout
     raise ZooError(f"{source} is not a zoo of the paper's release: its name must start with formal_languages or sequential_mnist")
 
 
 class Release:
-    """The memory-mapped arrays of one release zoo, checked for shape."""
+    """The memory-mapped arrays of one release zoo, checked for shape and dtype (:meth:`check_values` checks the values).
+
+    A folder that is not a release raises :class:`ZooError`; a release whose files are missing or hold what the
+    release cannot hold raises :class:`DamagedZooError`, with one line naming the file.
+    """
 
     def __init__(self, source: Path) -> None:
         self.source = source
         self.layout = detect(source)
         for name in self.layout.files:
             if not (source / name).is_file():
-                raise ZooError(f"{source / name} is missing; a {self.layout.prefix} release folder holds {', '.join(self.layout.files)}")
-        try:
-            self.args = json.loads((source / "args.json").read_text())
-        except ValueError as error:
-            raise ZooError(f"{source / 'args.json'} is not JSON ({error})") from None
-        self.arrays = {name[:-4]: self._load(name) for name in self.layout.files if name.endswith(".npy")}
-        spec = self.layout.spec
-        self.rows = len(self.arrays["parameters"])
-        self._expect("parameters", (spec.architecture.num_parameters,))
-        self._expect("sequences", spec.inputs_feature.shape)
-        self._expect("logits", spec.log_probs_feature.shape)
-        if spec is FORMAL_LANG:
-            self._expect("tasks", (4,))
-            self._expect("num_step_correct", (3,))
-            self.run, self.step = (np.asarray(self.arrays["num_step_correct"][:, i], dtype=np.int64) for i in (0, 1))
-        else:
-            self._expect("tasks", (1,))
-            self._expect("num_step", (2,))
-            self._expect("accuracy_losses", (4,))
-            self.run, self.step = (np.asarray(self.arrays["num_step"][:, i], dtype=np.int64) for i in (0, 1))
+                files = ", ".join(self.layout.files)
+                raise DamagedZooError(f"{source / name} is missing; a {self.layout.prefix} release folder holds {files}")
+        self.args = self._read_args()
+        self.weight_decay = self._weight_decay() if self.layout.spec is FORMAL_LANG else None
+        self.arrays = {name: self._load(name, array.kinds) for name, array in self.layout.arrays.items()}
+        parameters = self.arrays["parameters"]
+        self.rows = parameters.shape[0] if parameters.ndim else 0
+        if self.rows == 0:
+            raise DamagedZooError(f"{self.path('parameters')} holds no snapshots; {DAMAGED}")
+        for name, array in self.layout.arrays.items():
+            self._expect(name, array.shape)
+        run_step = self.arrays["num_step_correct" if self.layout.spec is FORMAL_LANG else "num_step"]
+        self.run, self.step = (np.asarray(run_step[:, i], dtype=np.int64) for i in (0, 1))
 
-    def _load(self, name: str) -> np.ndarray:
+    def path(self, name: str) -> Path:
+        """The file of the array ``name``."""
+        return self.source / f"{name}.npy"
+
+    def _read_args(self) -> dict[str, Any]:
+        """The run options the release recorded in ``args.json``."""
+        path = self.source / "args.json"
         try:
-            return np.load(self.source / name, mmap_mode="r")
+            args = json.loads(path.read_text())
+        except ValueError as error:
+            raise DamagedZooError(f"{path} is not JSON ({error}); {DAMAGED}") from None
+        if not isinstance(args, dict):
+            raise DamagedZooError(f"{path} holds a JSON {type(args).__name__}, expected an object of the run options; {DAMAGED}")
+        return args
+
+    def _weight_decay(self) -> float:
+        """The weight decay of every run of a formal-language release: its ``args.json``'s, or the paper's."""
+        value = self.args.get("weight_decay", PAPER_WEIGHT_DECAY)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise DamagedZooError(f"{self.source / 'args.json'}: weight_decay is {value!r}, expected a number >= 0; {DAMAGED}")
+        return float(value)
+
+    def _load(self, name: str, kinds: str) -> np.ndarray:
+        expected = f"expected a NumPy array of {KIND_NAMES[kinds]}"
+        try:
+            array = np.load(self.path(name), mmap_mode="r")
         except (OSError, ValueError) as error:
-            raise ZooError(f"cannot read {self.source / name}: {error}") from None
+            raise DamagedZooError(f"cannot read {self.path(name)} ({error}); {expected}") from None
+        if array.dtype.kind not in kinds:
+            raise DamagedZooError(f"{self.path(name)} holds {array.dtype} values; {expected}")
+        return array
 
     def _expect(self, name: str, shape: tuple[int, ...]) -> None:
         found = self.arrays[name].shape
         if found != (self.rows, *shape):
-            raise ZooError(f"{self.source / (name + '.npy')} has shape {found}, expected {(self.rows, *shape)} ({self.rows} snapshots)")
+            raise DamagedZooError(f"{self.path(name)} has shape {found}, expected {(self.rows, *shape)} ({self.rows} snapshots)")
+
+    def check_values(self) -> None:
+        """Raise :class:`DamagedZooError` naming the file and row of the first NaN or infinite number, or of the first value
+        outside an array's bounds (token ids, task components); reads the memory-mapped arrays block by block."""
+        for name, array in self.layout.arrays.items():
+            for start in range(0, self.rows, BLOCK_ROWS):
+                block = np.asarray(self.arrays[name][start : start + BLOCK_ROWS])
+                self._check_block(name, array, start, block.reshape(len(block), -1))
+
+    def _check_block(self, name: str, array: ReleaseArray, start: int, block: np.ndarray) -> None:
+        """Check the rows ``block [B, ·]`` of the array ``name``, the first of them row ``start``."""
+        if block.dtype.kind == "f":
+            self._refuse_rows(name, start, ~np.isfinite(block).all(axis=1), "NaN or infinite values")
+        if array.bounds is not None:
+            low, high = array.bounds
+            self._refuse_rows(name, start, ((block < low) | (block > high)).any(axis=1), f"values outside {low} to {high}")
+
+    def _refuse_rows(self, name: str, start: int, bad: np.ndarray, what: str) -> None:
+        """Raise :class:`DamagedZooError` for the first row marked ``bad`` of a block of ``name`` starting at row ``start``."""
+        if bad.any():
+            raise DamagedZooError(f"{self.path(name)}: row {start + int(np.flatnonzero(bad)[0])} holds {what}; {DAMAGED}")
 
     def run_tasks(self) -> dict[int, Any]:
         """The task of every run (as stored in our ``task`` column)."""
@@ -178,7 +268,7 @@ class Release:
             columns.update(
                 task=np.asarray(arrays["tasks"][index], dtype=np.int8).tolist(),
                 accuracy=(correct / 1000).astype(np.float32),
-                weight_decay=np.full(len(index), float(self.args.get("weight_decay", 1e-4)), dtype=np.float32),
+                weight_decay=np.full(len(index), self.weight_decay, dtype=np.float32),
             )
         else:
             measured = np.asarray(arrays["accuracy_losses"][index], dtype=np.float64)
@@ -231,9 +321,9 @@ class Release:
                 with torch.no_grad():
                     logits, _ = lstm_forward(params, spec.model_inputs(torch.from_numpy(self.inputs(index))))
                 error = (torch.log_softmax(logits, dim=-1) - torch.from_numpy(self.log_probs(index)).float()).abs()
-                if not bool(torch.isfinite(error).all()):
-                    raise ZooError(f"{self.source}: rows {start} to {index[-1]} hold NaN or infinite values (parameters.npy, "
-                                   "sequences.npy or logits.npy); the release folder is corrupt: download it again")
+                if not bool(torch.isfinite(error).all()):  # the stored numbers are finite (check_values): the weights overflow
+                    raise DamagedZooError(f"{self.path('parameters')}: the weights of rows {start} to {index[-1]} compute NaN or "
+                                          f"infinite log-probs; {DAMAGED}")
                 row_largest = error.flatten(1).max(dim=1).values
                 total += float(error.sum(dtype=torch.float64))
                 if float(row_largest.max()) > largest:
@@ -307,27 +397,60 @@ def reproduction_note(reproduction: LogProbsReproduction) -> str:
     )
 
 
-def import_release(source: Path, out: Path) -> Path:
-    """Convert a release folder into a zoo folder ``out`` (which must not exist or be empty)."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+def check_out(source: Path, out: Path) -> None:
+    """Raise :class:`ZooError` unless ``out`` is a new or empty folder that is neither the current folder nor in ``source``."""
+    check_out_folder(out)
+    where, release = out.resolve(), source.resolve()
+    if where == Path.cwd().resolve():
+        raise ZooError(f"--out {out} is the current folder; choose a new folder for the zoo")
+    if where == release or release in where.parents:
+        raise ZooError(f"--out {out} is in the release folder {source}; choose a folder outside it")
+    if out.is_dir() and any(out.iterdir()):
         raise ZooError(f"--out {out} exists and is not empty; choose a new or empty folder")
+
+
+def import_release(source: Path, out: Path) -> Path:
+    """Convert a release folder into a zoo folder ``out`` (new or empty).
+
+    The options are checked first (:class:`ZooError`), then the release (:class:`DamagedZooError`), before anything is
+    written. The zoo is written into a new folder of its own beside ``out`` and renamed to ``out`` once complete; that
+    folder, and nothing else, is removed if the import fails.
+    """
+    detect(source)
+    check_out(source, out)
     release = Release(source)
+    release.check_values()
     spec = release.layout.spec
     repaired = release.count_eos_starts() if spec is FORMAL_LANG else 0
     reproduction = release.measure_reproduction() if spec is SEQ_MNIST else None
-    staging = out.with_name(out.name + ".importing")
-    shutil.rmtree(staging, ignore_errors=True)
+    out = Path(os.path.abspath(out))
+    with output_folder(out.parent):
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing-", dir=out.parent))
+        try:
+            staging = work / out.name
+            write_release_zoo(release, staging, repaired, reproduction)
+            if out.exists():
+                out.rmdir()
+            staging.rename(out)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def write_release_zoo(release: Release, folder: Path, repaired: int, reproduction: LogProbsReproduction | None) -> None:
+    """Write the zoo of ``release`` into ``folder``, with the count of ``repaired`` strings and the measured ``reproduction``."""
+    spec = release.layout.spec
     plan = plan_splits(spec, release.run_tasks())
     snapshot_steps = sorted(set(release.step.tolist()))
-    with tqdm(total=release.rows, desc=f"importing {source.name}", unit=" rows") as progress:
+    with tqdm(total=release.rows, desc=f"importing {release.source.name}", unit=" rows") as progress:
         write_zoo_layout(
-            staging,
+            folder,
             spec,
             plan,
             rows_of=lambda runs: release.rows_of(runs, progress),
             rows_per_split={split: int(np.isin(release.run, entry.runs).sum()) for split, entry in plan.items()},
             info_fields={
-                "builder": {"zoo": spec.name, "source": RELEASE_SOURCE, "release": source.name, "release_args": release.args},
+                "builder": {"zoo": spec.name, "source": RELEASE_SOURCE, "release": release.source.name, "release_args": release.args},
                 "snapshot_steps": snapshot_steps,
                 "notes": release.notes(repaired, reproduction),
                 "log_probs_reproduction": reproduction,
@@ -335,10 +458,6 @@ def import_release(source: Path, out: Path) -> Path:
             template=CARDS_DIR / f"{spec.name}.md",
             card_fields=release.card_fields(),
         )
-    if out.exists():
-        out.rmdir()
-    staging.rename(out)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
