@@ -1,4 +1,5 @@
-"""The paper's baselines: weight encoders, the emulator, emulation pretraining and downstream probes.
+"""The paper's baselines as scripts, run from a checkout: ``python -m baselines.<script>`` (the same as ``rnn-zoos <script>``).
 
-Run from a checkout: ``python -m baselines.<script>``. Baselines import ``rnn_zoos``, never the builders.
+The encoders and the emulator live in :mod:`rnn_zoos.models`, the pretraining, downstream study and
+reproduction in :mod:`rnn_zoos.experiments`; these scripts only call them.
 """

@@ -14,8 +14,8 @@ from benchmarks.builder_speed import arguments, one_run_loop, report, time_basel
 from builders.seq_mnist import SeqMnistRecipe
 from rnn_zoos.format import SEQ_MNIST
 from rnn_zoos.lstm import LSTMWithHead
-from rnn_zoos.tasks import seq_mnist as sm
-from rnn_zoos.tasks.mnist_sources import load_mnist
+from rnn_zoos.zoos import seq_mnist as sm
+from rnn_zoos.zoos.mnist_sources import load_mnist
 from rnn_zoos.training import TrainingSchedule
 
 

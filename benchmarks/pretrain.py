@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 import rnn_zoos
-from baselines.encoders import ENCODERS
-from baselines.pretrain import PretrainConfig, Pretraining
+from rnn_zoos.models.encoders import ENCODERS
+from rnn_zoos.experiments.pretrain import PretrainConfig, Pretraining
 from benchmarks.builder_speed import synchronize
 from builders.formal_lang import FormalLangRecipe
 from rnn_zoos.build import BuildConfig, build_zoo

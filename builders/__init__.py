@@ -1,6 +1,2 @@
-"""Zoo builders: ``python -m builders.<zoo> --out DIR ...`` trains a zoo and writes it in the Hub layout."""
-
-from pathlib import Path
-
-CARDS_DIR = Path(__file__).resolve().parent.parent / "dataset_cards"
-"""The dataset card templates, next to ``builders/`` in a checkout."""
+"""Zoo builders and tools, run from a checkout: ``python -m builders.<zoo> --out DIR ...`` trains a zoo and writes it
+in the Hub layout; ``verify``, ``publish`` and ``import_release`` check, push and import zoos (the same as ``rnn-zoos ...``)."""

@@ -16,12 +16,11 @@ from typing import Any
 
 import torch
 
-from builders import CARDS_DIR
 from rnn_zoos.build import BuildConfig, ZooRecipe, parse_build_args, recorded_log_probs, run_builder
 from rnn_zoos.format import FORMAL_LANG
 from rnn_zoos.lstm import Params, lstm_forward, lstm_step
 from rnn_zoos.streams import stream_uniform
-from rnn_zoos.tasks import formal_lang as fl
+from rnn_zoos.zoos import formal_lang as fl
 from rnn_zoos.training import TrainingSchedule
 
 STREAM_TASK, STREAM_DATA, STREAM_SAMPLE = 16, 17, 18
@@ -41,7 +40,6 @@ class FormalLangRecipe(ZooRecipe):
     """The formal-language zoo of the paper (DESIGN.md section 4)."""
 
     spec = FORMAL_LANG
-    card_template = CARDS_DIR / "formal-lang.md"
 
     def setup(self, seeds: torch.Tensor) -> dict[str, torch.Tensor]:
         choice = torch.floor(stream_uniform(seeds, (STREAM_TASK,), ()) * len(fl.TASKS)).long()

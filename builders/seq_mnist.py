@@ -18,14 +18,13 @@ from typing import Any
 
 import torch
 
-from builders import CARDS_DIR
 from rnn_zoos.build import BuildConfig, ZooRecipe, parse_build_args, recorded_log_probs, run_builder
 from rnn_zoos.errors import ZooError
 from rnn_zoos.format import SEQ_MNIST
 from rnn_zoos.lstm import Params, lstm_forward
 from rnn_zoos.streams import mix32, stream_uniform
-from rnn_zoos.tasks import seq_mnist as sm
-from rnn_zoos.tasks.mnist_sources import MnistImages, load_mnist
+from rnn_zoos.zoos import seq_mnist as sm
+from rnn_zoos.zoos.mnist_sources import MnistImages, load_mnist
 from rnn_zoos.training import TrainingSchedule
 
 STREAM_ANGLE, STREAM_DECAY, STREAM_DATA, STREAM_INPUTS = 16, 17, 18, 19
@@ -46,7 +45,6 @@ class SeqMnistRecipe(ZooRecipe):
     """The sequential-MNIST zoo of the paper (DESIGN.md section 4)."""
 
     spec = SEQ_MNIST
-    card_template = CARDS_DIR / "seq-mnist.md"
 
     def __init__(self, mnist: MnistImages) -> None:
         self.mnist = mnist

@@ -40,7 +40,7 @@ from transformers import HfArgumentParser
 from .errors import DamagedZooError, ZooError, describe_difference, report
 from .files import atomic_write, check_out_folder, exclusive_lock, remove_temporaries
 from .format import FORMAT_VERSION, INFO_PATH, ZooInfo, ZooSpec, encode_weights, file_sha256
-from .hub import plan_splits, write_parquet, write_zoo_layout
+from .layout import card_template, plan_splits, write_parquet, write_zoo_layout
 from .lstm import Params, lstm_forward
 from .streams import run_seeds
 from .training import BatchedAdamW, TrainingSchedule, initial_params
@@ -126,7 +126,6 @@ class ZooRecipe(ABC):
     """What one kind of zoo trains and records. Subclasses live in ``builders/``."""
 
     spec: ZooSpec
-    card_template: Path
 
     def content_config(self) -> dict[str, Any]:
         """Options beyond :class:`BuildConfig` that change the zoo's content (recorded and checked on resume)."""
@@ -516,7 +515,7 @@ def _finalize(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], 
         rows_of=lambda runs: _split_tables(chunk_folders, set(runs)),
         rows_per_split={split: len(entry.runs) * len(snapshot_steps) for split, entry in plan.items()},
         info_fields={"builder": identity, "snapshot_steps": snapshot_steps, "notes": recipe.notes()},
-        template=recipe.card_template,
+        template=card_template(recipe.spec.name),
         card_fields={
             "steps": config.steps,
             "provenance": "rebuilt with the batched builder of rnn-zoos "

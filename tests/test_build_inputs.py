@@ -11,11 +11,11 @@ import torch
 from datasets import Features, Value
 
 import rnn_zoos.build
-import rnn_zoos.hub
+import rnn_zoos.layout
 from builders import formal_lang, seq_mnist
 from rnn_zoos import ZooError
 from rnn_zoos.build import INTERRUPTED, BuildConfig, available_memory, check_batch_fits, memory_per_run
-from rnn_zoos.hub import write_split
+from rnn_zoos.layout import write_split
 from rnn_zoos.verify import verify_zoo
 
 from conftest import assert_same_zoo, build_formal, cli_options, folder_state
@@ -112,7 +112,7 @@ def test_a_finished_zoo_with_a_damaged_shard_is_not_called_complete(tmp_path: Pa
 
 def test_temporary_files_of_a_killed_build_are_removed_on_the_next_run(tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "zoo"
-    monkeypatch.setattr(rnn_zoos.hub, "write_info", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(rnn_zoos.layout, "write_info", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         build_formal(out, **TINY_OPTIONS)
     monkeypatch.undo()

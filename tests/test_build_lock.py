@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import rnn_zoos.hub
+import rnn_zoos.layout
 from builders import formal_lang
 from rnn_zoos.build import LOCK_FILE
 from rnn_zoos.files import exclusive_lock
@@ -35,7 +35,7 @@ def test_two_builders_started_together_give_the_zoo_of_one(tmp_path: Path) -> No
 def test_a_builder_of_another_zoo_is_refused_while_one_works_and_the_same_zoo_waits(tmp_path: Path, monkeypatch, capsys) -> None:
     out = tmp_path / "zoo"
     options = {"runs": 2, "steps": 3, "seed": 0}
-    monkeypatch.setattr(rnn_zoos.hub, "write_info", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(rnn_zoos.layout, "write_info", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         build_formal(out, **options)  # leaves an unfinished build
     monkeypatch.undo()

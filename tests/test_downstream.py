@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import downstream
-from baselines.data import load_split
-from baselines.downstream import protocol_parts, run_downstream, target_values
+from rnn_zoos.experiments import downstream
+from rnn_zoos.experiments.data import load_split
+from rnn_zoos.experiments.downstream import protocol_parts, run_downstream, target_values
 from rnn_zoos.format import SPLITS
 from rnn_zoos.splits import downstream_tasks
 
@@ -19,7 +19,7 @@ from rnn_zoos.splits import downstream_tasks
 def test_downstream_halves_are_the_ood_tasks_split_larger_half_into_training() -> None:
     from rnn_zoos.format import FORMAL_LANG
     from rnn_zoos.splits import split_tasks
-    from rnn_zoos.tasks import formal_lang as fl
+    from rnn_zoos.zoos import formal_lang as fl
 
     tasks = fl.TASKS.numpy()
     moved, kept = downstream_tasks(tasks, FORMAL_LANG.criterion)
@@ -126,7 +126,7 @@ def test_supervised_encoders_train_end_to_end(formal_zoo: Path) -> None:
 
 
 def test_cli_writes_results_that_match_its_predictions(formal_zoo: Path, tmp_path: Path) -> None:
-    from baselines.pretrain import PretrainConfig, pretrain
+    from rnn_zoos.experiments.pretrain import PretrainConfig, pretrain
 
     run = tmp_path / "run"
     pretrain(PretrainConfig(zoo=str(formal_zoo), encoder="dws", out=str(run), steps=3, batch_rnns=4, sequences_per_rnn=2,

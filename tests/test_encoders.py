@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from baselines.encoders import ENCODERS, EncoderShape, build_encoder
-from baselines.encoders.dws import DWSEncoder
-from baselines.encoders.probing import NoninteractiveProbingEncoder
-from baselines.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
+from rnn_zoos.models.encoders import ENCODERS, EncoderShape, build_encoder
+from rnn_zoos.models.encoders.dws import DWSEncoder
+from rnn_zoos.models.encoders.probing import NoninteractiveProbingEncoder
+from rnn_zoos.models.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
 from rnn_zoos.format import FORMAL_LANG, SEQ_MNIST
 from rnn_zoos.lstm import lstm_forward, lstm_step
 from rnn_zoos.streams import run_seeds

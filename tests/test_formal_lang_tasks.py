@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from rnn_zoos.tasks import formal_lang as fl
+from rnn_zoos.zoos import formal_lang as fl
 
 
 def reference_accepts(string: list[int], task: list[int]) -> bool:

@@ -14,13 +14,13 @@ import pytest
 import torch
 
 import rnn_zoos
-from builders import import_release
+from rnn_zoos import release as import_release
 from builders import verify as verify_cli
 from rnn_zoos import ZooError
 from rnn_zoos.format import FORMAL_LANG, SEQ_MNIST, ZooSpec, file_sha256
 from rnn_zoos.lstm import lstm_forward, stack_params
-from rnn_zoos.tasks import seq_mnist as sm
-from rnn_zoos.tasks.formal_lang import BOS, EOS
+from rnn_zoos.zoos import seq_mnist as sm
+from rnn_zoos.zoos.formal_lang import BOS, EOS
 from rnn_zoos.verify import LOG_PROB_TOLERANCE, verify_zoo
 
 SHARPEN = 2.0

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from baselines import downstream, pretrain, reproduce
-from baselines.encoders import ENCODERS
-from baselines.modeling import RNNEncoderConfig, RNNEncoderModel
-from builders import import_release
+from rnn_zoos.experiments import downstream, pretrain, reproduce
+from rnn_zoos.models.encoders import ENCODERS
+from rnn_zoos.models.modeling import RNNEncoderConfig, RNNEncoderModel
+from rnn_zoos import release as import_release
 from rnn_zoos import ZooError
 from rnn_zoos.format import FORMAL_LANG, SEQ_MNIST
-from rnn_zoos.tasks.formal_lang import BOS
+from rnn_zoos.zoos.formal_lang import BOS
 from rnn_zoos.verify import verify_zoo
 
 STEPS = (0, 10)

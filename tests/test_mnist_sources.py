@@ -14,7 +14,7 @@ from PIL import Image
 
 from builders import seq_mnist
 from rnn_zoos import ZooError
-from rnn_zoos.tasks.mnist_sources import load_mnist
+from rnn_zoos.zoos.mnist_sources import load_mnist
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from baselines.data import ZooTensors
-import baselines.pretrain as pretrain_module
-from baselines.emulation import PAPER_SAMPLES, emulation_loss
-from baselines.encoders import ENCODERS
-from baselines.modeling import RNNEncoderModel
-from baselines.pretrain import PAPER_SETTINGS, PretrainConfig, Pretraining, main, pretrain
+from rnn_zoos.experiments.data import ZooTensors
+import rnn_zoos.experiments.pretrain as pretrain_module
+from rnn_zoos.experiments.emulation import PAPER_SAMPLES, emulation_loss
+from rnn_zoos.models.encoders import ENCODERS
+from rnn_zoos.models.modeling import RNNEncoderModel
+from rnn_zoos.experiments.pretrain import PAPER_SETTINGS, PretrainConfig, Pretraining, main, pretrain
 from rnn_zoos import ZooError
 from rnn_zoos.lstm import lstm_forward, lstm_step
 from rnn_zoos.streams import stream_uniform
-from rnn_zoos.tasks import formal_lang as fl
+from rnn_zoos.zoos import formal_lang as fl
 
 QUICK = {"steps": 40, "batch_rnns": 8, "eval_every": 40, "eval_rnns": 4, "lr": 1e-3, "cloned_rnns": 0, "device": "cpu"}
 

@@ -1,4 +1,4 @@
-"""baselines.reproduce --scale tiny: a report whose numbers are the JSON's, and a JSON whose numbers are the models'."""
+"""rnn_zoos.experiments.reproduce --scale tiny: a report whose numbers are the JSON's, and a JSON whose numbers are the models'."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import matplotlib.image
 import pytest
 import torch
 
-from baselines import downstream, reproduce
-from baselines.emulation import evaluate_emulation
-from baselines.encoders import ENCODERS
-from baselines.modeling import EmulatorModel, RNNEncoderModel
-from baselines.pretrain import PretrainConfig, Pretraining
+from rnn_zoos.experiments import downstream, reproduce
+from rnn_zoos.experiments.emulation import evaluate_emulation
+from rnn_zoos.models.encoders import ENCODERS
+from rnn_zoos.models.modeling import EmulatorModel, RNNEncoderModel
+from rnn_zoos.experiments.pretrain import PretrainConfig, Pretraining
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import torch
 import rnn_zoos
 from builders.seq_mnist import WEIGHT_DECAYS
 from rnn_zoos.format import SEQ_MNIST, ZooInfo
-from rnn_zoos.tasks import seq_mnist as sm
+from rnn_zoos.zoos import seq_mnist as sm
 from rnn_zoos.training import TrainingSchedule
 
 from conftest import MNIST_TINY, assert_same_zoo, build_mnist, build_with_kills, cli_options

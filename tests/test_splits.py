@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from rnn_zoos.format import FORMAL_LANG, SEQ_MNIST
-from rnn_zoos.hub import plan_splits
+from rnn_zoos.layout import plan_splits
 from rnn_zoos.splits import downstream_tasks, introsort_argsort, split_sizes, split_tasks, task_mask
-from rnn_zoos.tasks import formal_lang as fl
+from rnn_zoos.zoos import formal_lang as fl
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "official_splits.json").read_text())
 

@@ -16,7 +16,7 @@ from rnn_zoos.format import SPLITS, ZooInfo, ZooSpec, zoo_spec
 from rnn_zoos.lstm import Params
 from rnn_zoos.symmetry import permute_hidden, random_permutations
 
-from .encoders import ENCODERS
+from ..models.encoders import ENCODERS
 
 LIGHT = ("run", "step", "accuracy")
 READ_ROWS = 500

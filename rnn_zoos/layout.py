@@ -6,6 +6,9 @@ interrupted write never leaves a truncated file under a real name.
 
 from __future__ import annotations
 
+import importlib.resources
+from importlib.resources.abc import Traversable
+
 import string
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
@@ -133,7 +136,12 @@ def card_metadata(info: ZooInfo, features: Features, folder: Path) -> str:
     return yaml.safe_dump(metadata, sort_keys=False).rstrip()
 
 
-def write_card(folder: Path, template: Path, fields: dict[str, Any]) -> None:
+def card_template(zoo: str) -> Traversable:
+    """The dataset card template of a zoo: ``dataset_cards/<zoo>.md`` (installed as ``rnn_zoos.dataset_cards``)."""
+    return importlib.resources.files("rnn_zoos.dataset_cards") / f"{zoo}.md"
+
+
+def write_card(folder: Path, template: Traversable, fields: dict[str, Any]) -> None:
     """Fill the card template (``$name`` placeholders) and write it as ``README.md`` atomically."""
     try:
         text = string.Template(template.read_text()).substitute({key: str(value) for key, value in fields.items()})
@@ -177,7 +185,7 @@ def write_zoo_layout(
     rows_of: Callable[[list[int]], Iterable[pa.Table]],
     rows_per_split: dict[str, int],
     info_fields: dict[str, Any],
-    template: Path,
+    template: Traversable,
     card_fields: dict[str, Any],
 ) -> ZooInfo:
     """Write a zoo folder's data files, ``meta/info.json``, plots and card; returns the info record.

@@ -26,11 +26,11 @@ from rnn_zoos.files import atomic_write  # noqa: E402
 from rnn_zoos.lstm import lstm_step  # noqa: E402
 from rnn_zoos.streams import stream_uniform  # noqa: E402
 from rnn_zoos.symmetry import permute_hidden, random_permutations  # noqa: E402
-from rnn_zoos.tasks import formal_lang as fl  # noqa: E402
-from rnn_zoos.tasks import seq_mnist as sm  # noqa: E402
+from rnn_zoos.zoos import formal_lang as fl  # noqa: E402
+from rnn_zoos.zoos import seq_mnist as sm  # noqa: E402
 
 from .data import ZooTensors  # noqa: E402
-from .modeling import EmulatorModel, RNNEncoderModel  # noqa: E402
+from ..models.modeling import EmulatorModel, RNNEncoderModel  # noqa: E402
 
 LossKind = Literal["total_variation", "reverse_kl"]
 PAPER_SAMPLES = 64
@@ -157,7 +157,7 @@ def _mnist_accuracy(
 
 
 def _emulator_step(emulator: EmulatorModel, embedding: torch.Tensor) -> fl.StepFunction:
-    """The emulator as a step function of :func:`rnn_zoos.tasks.formal_lang.sample_strings`: M embeddings, S strings each."""
+    """The emulator as a step function of :func:`rnn_zoos.zoos.formal_lang.sample_strings`: M embeddings, S strings each."""
 
     def step(tokens: torch.Tensor, state: object) -> tuple[torch.Tensor, object]:
         models, strings = tokens.shape[:2]

@@ -117,7 +117,7 @@ class _CardMixin:
             f"Pretrained by emulation on the `{config.zoo}` zoo with `python -m baselines.pretrain` from rnn-zoos, following "
             "*Learning Useful Representations of Recurrent Neural Network Weight Matrices* (Herrmann, Faccio, Schmidhuber, ICML 2024).\n\n"
             f"## Training record\n\n```json\n{record}\n```\n\n"
-            "## Use\n\n```python\nfrom baselines.modeling import RNNEncoderModel, EmulatorModel\n"
+            "## Use\n\n```python\nfrom rnn_zoos.models.modeling import RNNEncoderModel, EmulatorModel\n"
             "encoder = RNNEncoderModel.from_pretrained(PATH_OR_HUB_ID)\n"
             "embedding = encoder(params)   # params: {name: [M, ...]} as given by rnn_zoos.collate_rows(...)['weights']\n```\n"
         )

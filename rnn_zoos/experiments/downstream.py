@@ -1,0 +1,401 @@
+"""Downstream property prediction: what can be read off an RNN's weights.
+
+    python -m baselines.downstream --zoo DIR_OR_REPO --out DIR [--pretrained RUN/encoder ...]
+        [--supervised NAME ...] [--targets task accuracy ...] [--seeds 5] [--device cpu|cuda]
+
+For every target, every method is trained and scored under the paper's protocol: it trains on the
+``train`` split plus the runs of a fixed half of the ``ood`` tasks
+(:func:`rnn_zoos.splits.downstream_tasks`), is selected on ``validation``, and is reported on
+``validation`` and on the other half of ``ood``. Methods: an MLP on the frozen embeddings of a
+pretrained encoder (``--pretrained``), the same encoder architecture trained end to end on the
+target without pretraining (``--supervised``), and the trivial predictor (mean, most frequent
+class or mean direction of the training targets), the floor beside every metric. Each method runs
+with several seeds; the report gives the mean and a bootstrapped 95 % confidence interval.
+
+Targets: formal languages: ``task`` (m_b, m_c, m_d, three 6-way heads; exact match and per
+component) and ``accuracy`` (MSE). Sequential MNIST: ``angle`` (predicted as (cos, sin); mean
+absolute angular error in degrees), ``accuracy`` (MSE), ``step`` (which snapshot step; accuracy)
+and ``generalization_gap`` (MSE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnn_zoos.errors import ZooError, report
+from rnn_zoos.files import atomic_write, check_out_folder, output_folder
+from rnn_zoos.format import ZooInfo, zoo_spec
+from rnn_zoos.splits import downstream_tasks
+
+from .data import (
+    ZooTensors,
+    check_counts,
+    check_device,
+    check_encoder_names,
+    check_zoo,
+    load_splits,
+)
+from ..models.encoders.base import mlp
+from ..models.modeling import RNNEncoderConfig, RNNEncoderModel
+
+PARTS = ("fit", "validation", "ood")
+"""Protocol parts: ``fit`` trains (train split + half of the ood tasks); ``validation`` selects and is reported; ``ood`` (the other half) is reported."""
+REPORTED = ("validation", "ood")
+SUPERVISED_BATCH = 64
+"""RNNs per step of the encoders trained end to end (``--supervised``)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A property to predict, how it is encoded for training, and how predictions are scored."""
+
+    name: str
+    kind: str
+    """``task`` (three 6-way heads), ``regression``, ``angle`` or ``classes``."""
+
+    @property
+    def primary(self) -> tuple[str, bool]:
+        """The metric used for model selection, and whether higher is better."""
+        return {"task": ("exact_match", True), "regression": ("mse", False), "angle": ("angular_error", False), "classes": ("accuracy", True)}[self.kind]
+
+
+TARGETS = {
+    "formal-lang": {"task": Target("task", "task"), "accuracy": Target("accuracy", "regression")},
+    "seq-mnist": {"angle": Target("angle", "angle"), "accuracy": Target("accuracy", "regression"), "step": Target("step", "classes"),
+                  "generalization_gap": Target("generalization_gap", "regression")},
+}
+
+
+def protocol_parts(splits: dict[str, ZooTensors]) -> tuple[dict[str, ZooTensors], list, list]:
+    """The rows of ``fit``, ``validation`` and ``ood`` (the reported half) under the paper's protocol,
+    with the ood tasks moved into training and those reported (:func:`rnn_zoos.splits.downstream_tasks`)."""
+    ood = splits["ood"]
+    spec = ood.spec
+    every_task = spec.task_array([task for part in splits.values() for task in part.tasks])
+    moved, kept = (spec.task_keys(vectors) for vectors in downstream_tasks(every_task, spec.criterion))
+    moved_mask = torch.tensor([task in set(moved) for task in ood.tasks], dtype=torch.bool)
+    parts = {"fit": ZooTensors.concat([splits["train"], ood.select(moved_mask)]), "validation": splits["validation"], "ood": ood.select(~moved_mask)}
+    return parts, moved, kept
+
+
+def target_values(target: Target, rows: ZooTensors, steps: list[int]) -> torch.Tensor:
+    """The true values of a target for some rows (class indices for ``task`` and ``classes``)."""
+    if target.kind == "task":
+        return torch.tensor([list(task[1:]) for task in rows.tasks], dtype=torch.long).view(-1, 3) + 3
+    if target.kind == "angle":
+        return torch.tensor(rows.tasks, dtype=torch.float32)
+    if target.kind == "classes":
+        return torch.tensor([steps.index(int(step)) for step in rows.columns["step"].tolist()], dtype=torch.long)
+    return rows.columns[target.name].float().cpu()
+
+
+def output_size(target: Target, steps: list[int]) -> int:
+    return {"task": 18, "regression": 1, "angle": 2, "classes": len(steps)}[target.kind]
+
+
+class Scaler:
+    """Standardises regression targets with the training mean and deviation."""
+
+    def __init__(self, target: Target, fit: torch.Tensor) -> None:
+        regression = target.kind == "regression"
+        self.mean = fit.mean() if regression else torch.tensor(0.0)
+        self.scale = fit.std().clamp(min=1e-8) if regression and len(fit) > 1 else torch.tensor(1.0)
+
+
+def training_loss(target: Target, out: torch.Tensor, y: torch.Tensor, scaler: Scaler) -> torch.Tensor:
+    """What a predictor is trained on."""
+    if target.kind == "task":
+        return sum(nn.functional.cross_entropy(out.view(-1, 3, 6)[:, k], y[:, k]) for k in range(3))
+    if target.kind == "classes":
+        return nn.functional.cross_entropy(out, y)
+    if target.kind == "angle":
+        radians = torch.deg2rad(y)
+        return nn.functional.mse_loss(out, torch.stack([radians.cos(), radians.sin()], dim=-1))
+    return nn.functional.mse_loss(out[:, 0], (y - scaler.mean) / scaler.scale)
+
+
+def predictions(target: Target, out: torch.Tensor, scaler: Scaler) -> torch.Tensor:
+    """Network outputs turned into predictions in the target's own terms."""
+    if target.kind == "task":
+        return out.view(-1, 3, 6).argmax(-1)
+    if target.kind == "classes":
+        return out.argmax(-1)
+    if target.kind == "angle":
+        return torch.rad2deg(torch.atan2(out[:, 1], out[:, 0])) % 360
+    return out[:, 0] * scaler.scale + scaler.mean
+
+
+def metrics(target: Target, predicted: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
+    """Scores of predictions against the truth."""
+    predicted, true = predicted.cpu(), true.cpu()
+    if target.kind == "task":
+        equal = predicted == true
+        return {"exact_match": equal.all(-1).float().mean().item(), **{f"m_{c}": equal[:, k].float().mean().item() for k, c in enumerate("bcd")}}
+    if target.kind == "classes":
+        return {"accuracy": (predicted == true).float().mean().item()}
+    if target.kind == "angle":
+        difference = (predicted - true).abs() % 360
+        return {"angular_error": torch.minimum(difference, 360 - difference).mean().item()}
+    return {"mse": (predicted - true).square().mean().item()}
+
+
+def trivial_predictions(target: Target, fit: torch.Tensor, count: int) -> torch.Tensor:
+    """The floor: the training mean, the most frequent training class (per component) or the mean training direction."""
+    if target.kind in ("task", "classes"):
+        return fit.mode(dim=0).values.expand(count, *fit.shape[1:]).clone()
+    if target.kind == "angle":
+        radians = torch.deg2rad(fit)
+        return torch.full((count,), math.degrees(math.atan2(radians.sin().mean(), radians.cos().mean())) % 360)
+    return torch.full((count,), fit.mean().item())
+
+
+def bootstrap_ci(values: list[float], seed: int = 0, resamples: int = 10_000) -> list[float]:
+    """95 % confidence interval of the mean of per-seed values, by bootstrap over seeds."""
+    array = np.asarray(values, dtype=np.float64)
+    if len(array) < 2:
+        return [float(array.mean()), float(array.mean())]
+    means = array[np.random.default_rng(seed).integers(0, len(array), (resamples, len(array)))].mean(axis=1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def summarise(per_seed: list[dict[str, float]]) -> dict[str, Any]:
+    """Per-seed metrics, their means and confidence intervals."""
+    names = list(per_seed[0])
+    return {"seeds": per_seed, "mean": {n: float(np.mean([m[n] for m in per_seed])) for n in names},
+            "ci95": {n: bootstrap_ci([m[n] for m in per_seed]) for n in names}}
+
+
+# --- predictors ---------------------------------------------------------------------------------
+
+Predict = Callable[[ZooTensors], torch.Tensor]
+"""A trained predictor: rows -> predictions in the target's terms."""
+
+
+def _fit(target: Target, model: nn.Module, features: Callable[[ZooTensors, torch.Tensor | None], torch.Tensor], parts: dict[str, ZooTensors],
+         truth: dict[str, torch.Tensor], scaler: Scaler, steps: int, batch: int, lr: float, seed: int, eval_every: int) -> Predict:
+    """Train ``model`` on ``features`` of the fit rows, keeping the state best on validation (the fit rows if validation is empty)."""
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    select = "validation" if len(parts["validation"]) else "fit"
+    name, higher = target.primary
+    best_score, best_state = None, None
+
+    def predict(rows: ZooTensors) -> torch.Tensor:
+        model.eval()
+        with torch.no_grad():
+            outs = [model(features(rows, torch.arange(start, min(start + 256, len(rows)))))
+                    for start in range(0, len(rows), 256)]
+        return predictions(target, torch.cat(outs).cpu(), scaler)
+
+    fit_truth = truth["fit"].to(device)
+    for step in range(1, steps + 1):
+        model.train()
+        index = torch.randint(len(parts["fit"]), (min(batch, len(parts["fit"])),), generator=generator)
+        loss = training_loss(target, model(features(parts["fit"], index)), fit_truth[index.to(device)], scaler)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % eval_every == 0 or step == steps:
+            score = metrics(target, predict(parts[select]), truth[select])[name]
+            if best_score is None or (score > best_score if higher else score < best_score):
+                best_score, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    return predict
+
+
+def probe_predictor(target: Target, embed: Callable[[ZooTensors], torch.Tensor], parts: dict[str, ZooTensors], truth: dict[str, torch.Tensor],
+                    steps: list[int], seed: int, train_steps: int, device: torch.device) -> Predict:
+    """An MLP on frozen embeddings (standardised with the fit rows' statistics)."""
+    embedded = {part: embed(rows).detach() for part, rows in parts.items()}
+    mean, scale = embedded["fit"].mean(0), embedded["fit"].std(0).clamp(min=1e-6)
+    cache = {id(rows): (embedded[part] - mean) / scale for part, rows in parts.items()}
+    torch.manual_seed(seed)
+    model = mlp(embedded["fit"].shape[1], 64, 64, output_size(target, steps)).to(device)
+    features = lambda rows, index: cache[id(rows)][index.to(device)]  # noqa: E731
+    return _fit(target, model, features, parts, truth, Scaler(target, truth["fit"]), train_steps, 256, 1e-3, seed, max(1, train_steps // 20))
+
+
+class EndToEnd(nn.Module):
+    """An encoder and an MLP head, trained together on a target."""
+
+    def __init__(self, encoder: RNNEncoderModel, head: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.encoder(params))
+
+
+def supervised_predictor(target: Target, encoder: str, parts: dict[str, ZooTensors], truth: dict[str, torch.Tensor],
+                         steps: list[int], seed: int, train_steps: int, batch: int, device: torch.device) -> Predict:
+    """The encoder architecture with an MLP head, trained end to end on the target from the weights (no pretraining).
+
+    Encoders that are not permutation-invariant see randomly permuted RNNs in training, as in pretraining.
+    """
+    torch.manual_seed(seed)
+    network = RNNEncoderModel(RNNEncoderConfig.for_zoo(encoder, parts["fit"].spec))
+    model = EndToEnd(network, mlp(network.config.embedding_dim, 64, output_size(target, steps))).to(device)
+    permutations = torch.Generator().manual_seed(seed)
+
+    def features(rows: ZooTensors, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return rows.params(index.to(rows.inputs.device), permutations, permute=model.training and network.needs_augmentation)
+
+    return _fit(target, model, features, parts, truth, Scaler(target, truth["fit"]), train_steps, batch, 1e-3, seed, max(1, train_steps // 10))
+
+
+# --- the study ----------------------------------------------------------------------------------
+
+def check_study(info: ZooInfo, supervised: list[str], targets: list[str] | None, seeds: int, probe_steps: int,
+                supervised_steps: int, supervised_batch: int, device: str) -> list[str]:
+    """Raise :class:`ZooError` for settings no study of the zoo of ``info`` can run with; returns the targets to run
+    (``targets``, or all of the zoo's)."""
+    check_counts(seeds=seeds, probe_steps=probe_steps, supervised_steps=supervised_steps, supervised_batch=supervised_batch)
+    check_encoder_names("--supervised", supervised)
+    check_device(device)
+    available = TARGETS[zoo_spec(info.zoo).name]
+    unknown = [name for name in targets or [] if name not in available]
+    if unknown:
+        raise ZooError(f"unknown target(s) {unknown} for a {info.zoo} zoo; choose from {', '.join(available)}")
+    return targets or list(available)
+
+
+def embedder(encoder: RNNEncoderModel) -> Callable[[ZooTensors], torch.Tensor]:
+    """Frozen embeddings of all rows of a part, in chunks."""
+
+    def embed(rows: ZooTensors) -> torch.Tensor:
+        encoder.eval()
+        with torch.no_grad():
+            chunks = [encoder(rows.params(torch.arange(start, min(start + 256, len(rows)), device=rows.inputs.device)))
+                      for start in range(0, len(rows), 256)]
+        return torch.cat(chunks) if chunks else torch.zeros(0, encoder.config.embedding_dim, device=rows.inputs.device)
+
+    return embed
+
+
+def run_downstream(
+    zoo: str | Path,
+    pretrained: dict[str, Callable[[ZooTensors], torch.Tensor]],
+    supervised: list[str],
+    targets: list[str] | None = None,
+    seeds: int = 5,
+    probe_steps: int = 2000,
+    supervised_steps: int = 2000,
+    supervised_batch: int = SUPERVISED_BATCH,
+    device: str = "cpu",
+    splits: dict[str, ZooTensors] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score every method on every target; returns the results and seed 0's predictions on the reported parts.
+
+    ``pretrained`` maps a method name to a function giving embeddings of rows (for a pretrained
+    encoder: :func:`embedder`; tests pass synthetic ones). ``splits``: the zoo already loaded on ``device``.
+    Every setting is checked (:func:`check_study`) before the zoo's rows are loaded.
+    """
+    info = check_zoo(zoo)
+    spec = zoo_spec(info.zoo)
+    chosen = check_study(info, supervised, targets, seeds, probe_steps, supervised_steps, supervised_batch, device)
+    torch_device = torch.device(device)
+    parts, moved, kept = protocol_parts(splits or load_splits(zoo, torch_device))
+    if len(parts["fit"]) == 0:
+        raise ZooError(f"{zoo} has no rows to train a predictor on")
+    available = TARGETS[spec.name]
+    steps = sorted(info.snapshot_steps)
+    results: dict[str, Any] = {"zoo": str(zoo), "zoo_name": spec.name, "seeds": seeds,
+                               "rows": {part: len(rows) for part, rows in parts.items()},
+                               "ood_tasks": {"moved_into_training": [spec.task_cell(task) for task in moved], "reported": [spec.task_cell(task) for task in kept]},
+                               "targets": {}}
+    outputs: dict[str, Any] = {}
+    for name in chosen:
+        target = available[name]
+        truth = {part: target_values(target, rows, steps) for part, rows in parts.items()}
+        methods: dict[str, Callable[[int], Predict]] = {
+            f"pretrained:{method}": partial(probe_predictor, target, embed, parts, truth, steps, train_steps=probe_steps, device=torch_device)
+            for method, embed in pretrained.items()
+        }
+        methods.update({f"supervised:{encoder}": partial(supervised_predictor, target, encoder, parts, truth, steps,
+                                                         train_steps=supervised_steps, batch=supervised_batch, device=torch_device)
+                        for encoder in supervised})
+        entry: dict[str, Any] = {"kind": target.kind, "primary_metric": target.primary[0], "higher_is_better": target.primary[1], "methods": {}}
+        trivial = {part: metrics(target, trivial_predictions(target, truth["fit"], len(truth[part])), truth[part])
+                   for part in REPORTED if len(truth[part])}
+        entry["methods"]["trivial"] = {part: summarise([score]) for part, score in trivial.items()}
+        for method, make in methods.items():
+            per_part: dict[str, list[dict[str, float]]] = {part: [] for part in REPORTED if len(truth[part])}
+            for seed in range(seeds):
+                predict = make(seed=seed)
+                for part in per_part:
+                    predicted = predict(parts[part])
+                    per_part[part].append(metrics(target, predicted, truth[part]))
+                    if seed == 0:
+                        outputs.setdefault(name, {}).setdefault(method, {})[part] = {"predicted": predicted, "true": truth[part]}
+            entry["methods"][method] = {part: summarise(scores) for part, scores in per_part.items()}
+        results["targets"][name] = entry
+    return results, outputs
+
+
+def load_pretrained(folders: list[Path], info: ZooInfo, device: str) -> dict[str, Callable[[ZooTensors], torch.Tensor]]:
+    """The embedders of the encoders saved in ``folders`` (``RUN/encoder`` of ``rnn_zoos.experiments.pretrain``), by encoder name;
+    :class:`ZooError` for a folder that holds no encoder, or one pretrained on another kind of zoo than that of ``info``."""
+    encoders = {}
+    for folder in folders:
+        if not (folder / "config.json").is_file():
+            raise ZooError(f"--pretrained {folder} is not an encoder folder (no config.json); pass RUN/encoder of rnn_zoos.experiments.pretrain")
+        model = RNNEncoderModel.from_pretrained(folder)
+        if model.config.zoo != info.zoo:
+            raise ZooError(f"--pretrained {folder} was pretrained on a {model.config.zoo} zoo, not a {info.zoo} zoo like --zoo")
+        encoders[model.config.encoder] = embedder(model.to(device))
+    return encoders
+
+
+def write_results(out: Path, results: dict[str, Any], outputs: dict[str, Any]) -> None:
+    """Write ``out/downstream.json`` and ``out/predictions.pt`` (seed 0's predictions)."""
+    with output_folder(out):
+        with atomic_write(out / "downstream.json") as temporary:
+            temporary.write_text(json.dumps(results, indent=1))
+        with atomic_write(out / "predictions.pt") as temporary:
+            torch.save(outputs, temporary)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m baselines.downstream", description=__doc__.split("\n")[0])
+    parser.add_argument("--zoo", required=True)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--pretrained", nargs="*", default=[], type=Path, help="encoder folders written by rnn_zoos.experiments.pretrain (RUN/encoder)")
+    parser.add_argument("--supervised", nargs="*", default=[], help="encoder names trained end to end without pretraining")
+    parser.add_argument("--targets", nargs="*", default=None)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--probe-steps", type=int, default=2000)
+    parser.add_argument("--supervised-steps", type=int, default=2000)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    try:
+        check_out_folder(args.out)
+        info = check_zoo(args.zoo)
+        check_study(info, args.supervised, args.targets, args.seeds, args.probe_steps, args.supervised_steps, SUPERVISED_BATCH,
+                    args.device)
+        encoders = load_pretrained(args.pretrained, info, args.device)
+        results, outputs = run_downstream(args.zoo, encoders, args.supervised, args.targets, args.seeds, args.probe_steps,
+                                          args.supervised_steps, device=args.device)
+        write_results(args.out, results, outputs)
+    except ZooError as error:
+        return report(error)
+    print(json.dumps({target: {method: {part: entry[part]["mean"] for part in entry} for method, entry in value["methods"].items()}
+                      for target, value in results["targets"].items()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

