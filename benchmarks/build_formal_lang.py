@@ -9,7 +9,7 @@ import torch
 
 from benchmarks.builder_speed import arguments, one_run_loop, report, time_baseline, time_ours
 from builders.formal_lang import WEIGHT_DECAY, FormalLangRecipe
-from rnn_zoos.format import FORMAL_LANG
+from rnn_zoos.zoos import FORMAL_LANG
 from rnn_zoos.lstm import LSTMWithHead
 from rnn_zoos.zoos import formal_lang as fl
 from rnn_zoos.training import TrainingSchedule

@@ -12,7 +12,7 @@ import torch
 
 from benchmarks.builder_speed import arguments, one_run_loop, report, time_baseline, time_ours
 from builders.seq_mnist import SeqMnistRecipe
-from rnn_zoos.format import SEQ_MNIST
+from rnn_zoos.zoos import SEQ_MNIST
 from rnn_zoos.lstm import LSTMWithHead
 from rnn_zoos.zoos import seq_mnist as sm
 from rnn_zoos.zoos.mnist_sources import load_mnist

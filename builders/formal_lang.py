@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from rnn_zoos.build import BuildConfig, ZooRecipe, parse_build_args, recorded_log_probs, run_builder
-from rnn_zoos.format import FORMAL_LANG
+from rnn_zoos.zoos import FORMAL_LANG
 from rnn_zoos.lstm import Params, lstm_forward, lstm_step
 from rnn_zoos.streams import stream_uniform
 from rnn_zoos.zoos import formal_lang as fl

@@ -20,7 +20,7 @@ import torch
 
 from rnn_zoos.build import BuildConfig, ZooRecipe, parse_build_args, recorded_log_probs, run_builder
 from rnn_zoos.errors import ZooError
-from rnn_zoos.format import SEQ_MNIST
+from rnn_zoos.zoos import SEQ_MNIST
 from rnn_zoos.lstm import Params, lstm_forward
 from rnn_zoos.streams import mix32, stream_uniform
 from rnn_zoos.zoos import seq_mnist as sm

@@ -6,7 +6,8 @@
 """
 
 from .errors import DamagedZooError, ZooError
-from .format import FORMAT_VERSION, ZooInfo, decode_weights, encode_weights
+from .format import FORMAT_VERSION, ZooInfo
+from .blob import decode_weights, encode_weights
 from .loading import collate_rows, decode_batch, load_zoo, read_info, resolve_zoo, to_module
 from .lstm import LSTMArchitecture, LSTMWithHead
 

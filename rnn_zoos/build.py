@@ -39,7 +39,9 @@ from transformers import HfArgumentParser
 
 from .errors import DamagedZooError, ZooError, describe_difference, report
 from .files import atomic_write, check_out_folder, exclusive_lock, remove_temporaries
-from .format import FORMAT_VERSION, INFO_PATH, ZooInfo, ZooSpec, encode_weights, file_sha256
+from .format import FORMAT_VERSION, INFO_PATH, ZooInfo, file_sha256
+from .zoos import ZooSpec
+from .blob import encode_weights
 from .layout import card_template, plan_splits, write_parquet, write_zoo_layout
 from .lstm import Params, lstm_forward
 from .streams import run_seeds

@@ -31,3 +31,9 @@ def describe_difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:
     """The options that differ between what a folder holds and what was asked for: ``key='a' there vs 'b' now``."""
     keys = sorted(set(found) | set(wanted))
     return ", ".join(f"{key}={found.get(key)!r} there vs {wanted.get(key)!r} now" for key in keys if found.get(key) != wanted.get(key))
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: untrusted values in error messages stay one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -23,15 +23,12 @@ from datasets.arrow_writer import ParquetWriter
 
 from .errors import DamagedZooError, ZooError
 from .files import atomic_write
-from .format import CARD_PATH, DATA_DIR, FORMAT_VERSION, INFO_PATH, SPLITS, SplitInfo, ZooInfo, ZooSpec, file_sha256
+from .format import (
+    CARD_PATH, DATA_DIR, FORMAT_VERSION, INFO_PATH, ROW_GROUP_SIZE, ROWS_PER_SHARD, SPLITS, SplitInfo, ZooInfo, file_sha256, shard_paths,
+)
+from .zoos import ZooSpec
 from .plots import card_plots
 from .splits import split_tasks, task_mask
-
-ROWS_PER_SHARD = 1000
-"""Rows per data file: about 110 MB for the formal-language zoo."""
-ROW_GROUP_SIZE = 100
-"""Rows per Parquet row group: the unit a streaming reader fetches."""
-
 
 def write_parquet(path: str | Path, features: Features, batches: Iterable[dict[str, Any] | pa.Table]) -> int:
     """Write rows (column dicts or Arrow tables with these features) to one Parquet file atomically; returns the row count."""
@@ -47,12 +44,6 @@ def write_parquet(path: str | Path, features: Features, batches: Iterable[dict[s
         finally:
             writer.close()
     return num_rows
-
-
-def shard_paths(split: str, num_rows: int) -> list[str]:
-    """Relative paths of a split's data files: ``data/{split}-0000i-of-0000N.parquet``; none for an empty split."""
-    count = -(-num_rows // ROWS_PER_SHARD)
-    return [f"{DATA_DIR}/{split}-{index:05d}-of-{count:05d}.parquet" for index in range(count)]
 
 
 def write_split(folder: Path, split: str, features: Features, tables: Iterable[pa.Table], num_rows: int) -> tuple[list[str], int]:

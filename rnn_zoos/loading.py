@@ -45,18 +45,9 @@ from huggingface_hub.utils import validate_repo_id
 
 from .errors import DamagedZooError, ZooError
 from .files import atomic_write
-from .format import (
-    DATA_DIR,
-    INFO_PATH,
-    SPLITS,
-    ZooInfo,
-    ZooSpec,
-    decode_weights,
-    file_sha256,
-    short,
-    weights_architecture,
-    zoo_spec,
-)
+from .format import DATA_DIR, INFO_PATH, SPLITS, ZooInfo, file_sha256, short
+from .zoos import ZooSpec, zoo_spec
+from .blob import decode_weights, weights_architecture
 from .lstm import LSTMWithHead, Params, stack_params
 
 Zoo = datasets.Dataset | datasets.IterableDataset | datasets.DatasetDict | datasets.IterableDatasetDict

@@ -42,7 +42,9 @@ from tqdm.auto import tqdm
 
 from rnn_zoos.files import check_out_folder, output_folder
 from rnn_zoos.errors import DamagedZooError, ZooError, report
-from rnn_zoos.format import FORMAL_LANG, RELEASE_SOURCE, SEQ_MNIST, LogProbsReproduction, ZooSpec, encode_weights
+from rnn_zoos.zoos import FORMAL_LANG, SEQ_MNIST, ZooSpec
+from rnn_zoos.format import RELEASE_SOURCE, LogProbsReproduction
+from rnn_zoos.blob import encode_weights
 from rnn_zoos.layout import card_template, plan_splits, write_zoo_layout
 from rnn_zoos.lstm import LSTMArchitecture, Params, lstm_forward, stack_params
 from rnn_zoos.zoos.formal_lang import BOS, EOS

@@ -17,20 +17,10 @@ import yaml
 
 from .errors import DamagedZooError, ZooError
 from .files import TEMPORARY_NAME
-from .format import (
-    CARD_PATH,
-    DATA_DIR,
-    INFO_PATH,
-    RELEASE_SOURCE,
-    SPLITS,
-    ZooInfo,
-    ZooSpec,
-    decode_weights,
-    file_sha256,
-    short,
-    zoo_spec,
-)
-from .layout import ROW_GROUP_SIZE, ROWS_PER_SHARD, shard_paths
+from .format import CARD_PATH, DATA_DIR, INFO_PATH, RELEASE_SOURCE, SPLITS, ZooInfo, file_sha256, short
+from .zoos import ZooSpec, zoo_spec
+from .blob import decode_weights
+from .format import ROW_GROUP_SIZE, ROWS_PER_SHARD, shard_paths
 from .loading import check_schema, resolve_zoo, unlisted_files
 from .lstm import lstm_forward, stack_params
 from .plots import ASSETS_DIR

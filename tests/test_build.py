@@ -18,7 +18,8 @@ import rnn_zoos.build
 import rnn_zoos.layout
 from builders import formal_lang
 from rnn_zoos import ZooError
-from rnn_zoos.format import FORMAL_LANG, encode_weights, weights_header
+from rnn_zoos.zoos import FORMAL_LANG
+from rnn_zoos.blob import encode_weights, weights_header
 from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead
 
 from conftest import assert_same_zoo, build_formal, build_with_kills, cli_options, zoo_content

@@ -17,7 +17,7 @@ from rnn_zoos.splits import downstream_tasks
 
 
 def test_downstream_halves_are_the_ood_tasks_split_larger_half_into_training() -> None:
-    from rnn_zoos.format import FORMAL_LANG
+    from rnn_zoos.zoos import FORMAL_LANG
     from rnn_zoos.splits import split_tasks
     from rnn_zoos.zoos import formal_lang as fl
 

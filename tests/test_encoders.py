@@ -10,7 +10,7 @@ from rnn_zoos.models.encoders import ENCODERS, EncoderShape, build_encoder
 from rnn_zoos.models.encoders.dws import DWSEncoder
 from rnn_zoos.models.encoders.probing import NoninteractiveProbingEncoder
 from rnn_zoos.models.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
-from rnn_zoos.format import FORMAL_LANG, SEQ_MNIST
+from rnn_zoos.zoos import FORMAL_LANG, SEQ_MNIST
 from rnn_zoos.lstm import lstm_forward, lstm_step
 from rnn_zoos.streams import run_seeds
 from rnn_zoos.symmetry import gate_rows, permute_hidden, random_permutations

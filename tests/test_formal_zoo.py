@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import rnn_zoos
-from rnn_zoos.format import FORMAL_LANG, ZooInfo, file_sha256
+from rnn_zoos.zoos import FORMAL_LANG
+from rnn_zoos.format import ZooInfo, file_sha256
 from rnn_zoos.lstm import lstm_forward
 from rnn_zoos.zoos import formal_lang as fl
 from rnn_zoos.training import TrainingSchedule

@@ -23,7 +23,9 @@ import pytest
 
 import rnn_zoos
 from rnn_zoos import ZooError
-from rnn_zoos.format import SEQ_MNIST, encode_weights, file_sha256, weights_header
+from rnn_zoos.zoos import SEQ_MNIST
+from rnn_zoos.blob import encode_weights, weights_header
+from rnn_zoos.format import file_sha256
 from rnn_zoos.lstm import LSTMWithHead
 from rnn_zoos.verify import verify_zoo
 

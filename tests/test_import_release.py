@@ -17,7 +17,8 @@ import rnn_zoos
 from rnn_zoos import release as import_release
 from builders import verify as verify_cli
 from rnn_zoos import ZooError
-from rnn_zoos.format import FORMAL_LANG, SEQ_MNIST, ZooSpec, file_sha256
+from rnn_zoos.zoos import FORMAL_LANG, SEQ_MNIST, ZooSpec
+from rnn_zoos.format import file_sha256
 from rnn_zoos.lstm import lstm_forward, stack_params
 from rnn_zoos.zoos import seq_mnist as sm
 from rnn_zoos.zoos.formal_lang import BOS, EOS

@@ -11,7 +11,8 @@ import torch
 
 import rnn_zoos
 from builders.seq_mnist import WEIGHT_DECAYS
-from rnn_zoos.format import SEQ_MNIST, ZooInfo
+from rnn_zoos.zoos import SEQ_MNIST
+from rnn_zoos.format import ZooInfo
 from rnn_zoos.zoos import seq_mnist as sm
 from rnn_zoos.training import TrainingSchedule
 

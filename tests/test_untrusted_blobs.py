@@ -16,7 +16,8 @@ import torch
 
 import rnn_zoos
 from rnn_zoos import DamagedZooError, ZooError
-from rnn_zoos.format import FORMAL_LANG, encode_weights, weights_header
+from rnn_zoos.zoos import FORMAL_LANG
+from rnn_zoos.blob import encode_weights, weights_header
 from rnn_zoos.lstm import LSTMWithHead
 from rnn_zoos.verify import verify_zoo
 

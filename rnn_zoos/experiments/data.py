@@ -12,7 +12,8 @@ import torch
 
 import rnn_zoos
 from rnn_zoos.errors import ZooError
-from rnn_zoos.format import SPLITS, ZooInfo, ZooSpec, zoo_spec
+from rnn_zoos.format import SPLITS, ZooInfo
+from rnn_zoos.zoos import ZooSpec, zoo_spec
 from rnn_zoos.lstm import Params
 from rnn_zoos.symmetry import permute_hidden, random_permutations
 

@@ -36,7 +36,8 @@ from torch import nn
 
 from rnn_zoos.errors import ZooError, report
 from rnn_zoos.files import atomic_write, check_out_folder, output_folder
-from rnn_zoos.format import ZooInfo, zoo_spec
+from rnn_zoos.format import ZooInfo
+from rnn_zoos.zoos import zoo_spec
 from rnn_zoos.splits import downstream_tasks
 
 from .data import (

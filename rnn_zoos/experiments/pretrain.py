@@ -34,7 +34,8 @@ from transformers import HfArgumentParser
 
 from rnn_zoos.errors import DamagedZooError, ZooError, describe_difference, report
 from rnn_zoos.files import atomic_write, check_out_folder
-from rnn_zoos.format import SPLITS, ZooInfo, zoo_spec
+from rnn_zoos.format import SPLITS, ZooInfo
+from rnn_zoos.zoos import zoo_spec
 from rnn_zoos.lstm import Params
 from rnn_zoos.zoos import seq_mnist as sm
 from rnn_zoos.zoos.mnist_sources import load_mnist

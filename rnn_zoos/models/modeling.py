@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from rnn_zoos.format import ZooSpec
+from rnn_zoos.zoos import ZooSpec
 from rnn_zoos.lstm import LSTMArchitecture, Params
 
 from .encoders import EncoderShape, build_encoder
