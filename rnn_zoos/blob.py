@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 
 from .errors import DamagedZooError, ZooError, short
 from .lstm import LSTMArchitecture, Params
+from .weights import LSTMWeights, shape_difference
 
 WEIGHTS_DTYPE = "F32"
 """The safetensors dtype of every tensor in a weights blob (format v1 stores float32 weights)."""
@@ -41,10 +42,15 @@ def encode_weights(params: Params, architecture: LSTMArchitecture) -> bytes:
     """One RNN's parameters (no model dimension) as a self-describing safetensors file, in bytes.
 
     The header is rewritten with sorted keys (safetensors writes its metadata in hash-map order),
-    so equal weights always give equal bytes.
+    so equal weights always give equal bytes. Parameters that are not exactly the tensors of
+    ``architecture`` (by name and shape) raise ``ValueError``.
     """
+    weights = LSTMWeights.from_params(params, architecture)
+    if weights.batch_shape:
+        raise ValueError(f"encode_weights takes one RNN's parameters; these have the batch shape {weights.batch_shape} "
+                         "(encode each RNN of a batch on its own)")
     metadata = {"format": "pt", "cell": "lstm", **{k: str(v) for k, v in architecture.to_dict().items()}}
-    tensors = {name: params[name].detach().to("cpu", torch.float32).contiguous() for name in architecture.parameter_shapes()}
+    tensors = {name: tensor.detach().to("cpu", torch.float32).contiguous() for name, tensor in weights.items()}
     blob = safetensors.torch.save(tensors, metadata=metadata)
     (size,) = struct.unpack("<Q", blob[:8])
     header = json.dumps(json.loads(blob[8 : 8 + size]), separators=(",", ":"), sort_keys=True).encode()
@@ -145,22 +151,6 @@ def _tensor_shapes(header: dict[str, Any], data_size: int) -> dict[str, tuple[in
     return shapes
 
 
-def _listing(items: list[str], limit: int = 3) -> str:
-    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def _shape_difference(found: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]) -> str:
-    """The tensors that are missing, unexpected or of another shape, a few of each."""
-    parts = []
-    if missing := [name for name in expected if name not in found]:
-        parts.append(f"missing {_listing(missing)}")
-    if extra := [short(name) for name in found if name not in expected]:
-        parts.append(f"unexpected {_listing(extra)}")
-    if wrong := [f"{name} {found[name]} (expected {expected[name]})" for name in expected if name in found and found[name] != expected[name]]:
-        parts.append(f"shapes {_listing(wrong)}")
-    return "; ".join(parts)
-
-
 def weights_architecture(blob: bytes) -> LSTMArchitecture:
     """The architecture recorded in a weights blob's metadata, after checking the whole blob without allocating tensors.
 
@@ -173,7 +163,7 @@ def weights_architecture(blob: bytes) -> LSTMArchitecture:
     shapes = _tensor_shapes(header, data_size)
     expected = architecture.parameter_shapes()
     if shapes != expected:
-        raise DamagedZooError(f"weights blob tensors do not match its metadata {architecture}: {_shape_difference(shapes, expected)}; the blob is corrupt")
+        raise DamagedZooError(f"weights blob tensors do not match its metadata {architecture}: {shape_difference(shapes, expected)}; the blob is corrupt")
     return architecture
 
 

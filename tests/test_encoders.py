@@ -10,11 +10,13 @@ from rnn_zoos.models.encoders import ENCODERS, EncoderShape, build_encoder
 from rnn_zoos.models.encoders.dws import DWSEncoder
 from rnn_zoos.models.encoders.probing import NoninteractiveProbingEncoder
 from rnn_zoos.models.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
-from rnn_zoos.zoos import FORMAL_LANG, SEQ_MNIST
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG
+from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
 from rnn_zoos.lstm import lstm_forward, lstm_step
 from rnn_zoos.streams import run_seeds
-from rnn_zoos.symmetry import gate_rows, permute_hidden, random_permutations
+from rnn_zoos.symmetry import permute_hidden, random_permutations
 from rnn_zoos.training import initial_params
+from rnn_zoos.weights import GATES, LayerTensors, LSTMWeights, merge_gates, split_gates
 
 INVARIANT = ["layerwise_statistics", "dws", "noninteractive_probing", "interactive_probing"]
 AUGMENTED = ["flat", "parameter_transformer"]
@@ -66,11 +68,23 @@ def test_emulator_has_the_papers_size() -> None:
 def break_gate_coupling(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Swap neuron 0's input-gate row with neuron 3's forget-gate row in layer 0: not a symmetry of the LSTM."""
     broken = {name: tensor.clone() for name, tensor in params.items()}
-    hidden = params["lstm.weight_hh_l0"].shape[-1]
-    for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-        tensor = broken[f"lstm.{kind}_l0"]
-        tensor[:, [0, hidden + 3]] = tensor[:, [hidden + 3, 0]]
+    gates = [GATES.index("input"), GATES.index("forget")]
+    for kind in LayerTensors._fields:
+        gated = split_gates(broken[f"lstm.{kind}_l0"], kind)  # a view: writing to it writes the tensor
+        gated[:, gates, [0, 3]] = gated[:, gates[::-1], [3, 0]].clone()
     return broken
+
+
+def rows_moved(params: dict[str, torch.Tensor], perms: torch.Tensor, kinds: tuple[str, ...] = LayerTensors._fields) -> dict[str, torch.Tensor]:
+    """Layer 0's neurons' rows (every gate block) of ``kinds`` moved by ``perms`` ``[M, H]``, their columns left in place."""
+    weights = LSTMWeights.from_params(params)
+    moved = dict(params)
+    for kind in kinds:
+        gated = weights.gates(0, kind)  # [M, 4, H, ...]
+        index = perms[:, None].expand(-1, len(GATES), -1)
+        index = index.reshape(*index.shape, *[1] * (gated.dim() - 3)).expand(gated.shape)
+        moved[f"lstm.{kind}_l0"] = merge_gates(torch.gather(gated, 2, index), kind)
+    return moved
 
 
 @pytest.mark.parametrize("spec", [FORMAL_LANG, SEQ_MNIST], ids=lambda spec: spec.name)
@@ -93,10 +107,7 @@ def test_invariant_encoders_ignore_neuron_permutations(name, spec) -> None:
 def test_rows_permuted_without_their_columns_change_the_embedding(name) -> None:
     params = rnns()
     model = encoder(name)
-    rows = gate_rows(torch.roll(torch.arange(32), 1).unsqueeze(0), 32)[0]
-    broken = dict(params)
-    for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):  # rows moved, recurrent and next-layer columns not
-        broken[f"lstm.{kind}_l0"] = params[f"lstm.{kind}_l0"][:, rows]
+    broken = rows_moved(params, torch.roll(torch.arange(32), 1).expand(5, -1))  # recurrent and next-layer columns not moved
     assert (model(broken) - model(params)).abs().max() > 1e-6
 
 
@@ -104,8 +115,8 @@ def test_dws_layers_are_equivariant_and_uncoupled_permutations_are_not_symmetrie
     params = rnns()
     model: DWSEncoder = encoder("dws")
     perms = random_permutations(params, torch.Generator().manual_seed(3))
-    features = model.equivariant_features(params)
-    moved = model.equivariant_features(permute_hidden(params, perms))
+    features = model.equivariant_features(params).to_params()
+    moved = model.equivariant_features(permute_hidden(params, perms)).to_params()
     take = lambda tensor, perm, dim: torch.stack([t.index_select(dim - 1, p) for t, p in zip(tensor, perm)])  # noqa: E731
     for layer, perm in enumerate(perms):
         source = perms[layer - 1] if layer else None
@@ -119,9 +130,9 @@ def test_dws_layers_are_equivariant_and_uncoupled_permutations_are_not_symmetrie
             torch.testing.assert_close(moved[f"lstm.bias_{kind}_l{layer}"], take(features[f"lstm.bias_{kind}_l{layer}"], perm, 1))
     torch.testing.assert_close(moved["head.weight"], take(features["head.weight"], perms[-1], 2))
     torch.testing.assert_close(moved["head.bias"], features["head.bias"])
-    broken = dict(params)  # the recurrent matrix's rows moved without its columns: the features do not follow
-    broken["lstm.weight_hh_l0"] = take(params["lstm.weight_hh_l0"], gate_rows(perms[0], 32), 1)
-    assert (model.equivariant_features(broken)["lstm.weight_hh_l0"] - features["lstm.weight_hh_l0"]).abs().max() > 1e-6
+    broken = rows_moved(params, perms[0], ("weight_hh",))  # the recurrent matrix's rows moved without its columns
+    changed = model.equivariant_features(broken).layers[0].weight_hh
+    assert (changed - take(take(features["lstm.weight_hh_l0"], perms[0], 1), perms[0], 2)).abs().max() > 1e-6  # do not follow
 
 
 @pytest.mark.parametrize("name", AUGMENTED)

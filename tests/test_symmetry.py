@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead, lstm_forward, stack_params
-from rnn_zoos.symmetry import _take, gate_rows, permute_hidden, random_permutations
+from rnn_zoos.symmetry import permute_hidden, random_permutations
+from rnn_zoos.weights import GATES, LSTMWeights, merge_gates
 
 ARCH = LSTMArchitecture(input_size=4, hidden_size=6, num_layers=2, output_size=3)
 
@@ -39,18 +40,17 @@ def test_identity_and_inverse(params) -> None:
 
 def _uncoupled(params, perm, skip: str) -> dict[str, torch.Tensor]:
     """Permute layer 0's neurons but leave out one of the coupled places."""
-    out = dict(params)
-    rows = gate_rows(perm, ARCH.hidden_size)
-    for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-        out[f"lstm.{kind}_l0"] = _take(out[f"lstm.{kind}_l0"], rows, 1)
-    if skip != "recurrent columns":
-        out["lstm.weight_hh_l0"] = _take(out["lstm.weight_hh_l0"], perm, 2)
-    if skip != "next layer columns":
-        out["lstm.weight_ih_l1"] = _take(out["lstm.weight_ih_l1"], perm, 2)
-    if skip == "gate blocks together":  # permute only the input-gate block, not the other three
-        out = dict(params)
-        out["lstm.weight_ih_l0"] = params["lstm.weight_ih_l0"].clone()
-        out["lstm.weight_ih_l0"][:, : ARCH.hidden_size] = _take(params["lstm.weight_ih_l0"][:, : ARCH.hidden_size], perm, 1)
+    weights = LSTMWeights.from_params(params)
+    if skip == "gate blocks together":  # permute only the input-gate block of weight_ih, not the other three
+        gated = weights.gates(0, "weight_ih").clone()
+        input_gate = GATES.index("input")
+        gated[:, input_gate] = gated[:, input_gate, perm[0]]
+        return {**params, "lstm.weight_ih_l0": merge_gates(gated, "weight_ih")}
+    out = weights.permute_hidden([perm, torch.arange(ARCH.hidden_size).expand(3, -1)]).to_params()
+    if skip == "recurrent columns":  # put the recurrent matrix's columns back
+        out["lstm.weight_hh_l0"] = out["lstm.weight_hh_l0"][..., torch.argsort(perm[0])]
+    if skip == "next layer columns":
+        out["lstm.weight_ih_l1"] = params["lstm.weight_ih_l1"]
     return out
 
 
@@ -77,3 +77,17 @@ def test_last_layer_couples_with_the_head(params, inputs) -> None:
 def test_wrong_number_of_permutations_is_refused(params) -> None:
     with pytest.raises(ValueError, match="one permutation per layer"):
         permute_hidden(params, [torch.arange(ARCH.hidden_size).expand(3, -1)])
+
+
+def test_typed_weights_are_permuted_alike(params) -> None:
+    perms = random_permutations(params, torch.Generator().manual_seed(4))
+    typed = LSTMWeights.from_params(params)
+    assert [perm.shape for perm in random_permutations(typed, torch.Generator().manual_seed(4))] == [(3, ARCH.hidden_size)] * 2
+    permuted = permute_hidden(params, perms)
+    assert all(torch.equal(permuted[name], tensor) for name, tensor in typed.permute_hidden(perms).items())
+
+
+def test_shared_permutations_are_the_same_for_every_model(params) -> None:
+    perms = random_permutations(params, torch.Generator().manual_seed(5), shared=True)
+    assert all(torch.equal(perm[0], perm[index]) for perm in perms for index in range(3))
+    assert all(torch.equal(perm[0].sort().values, torch.arange(ARCH.hidden_size)) for perm in perms)

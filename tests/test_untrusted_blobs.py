@@ -16,7 +16,7 @@ import torch
 
 import rnn_zoos
 from rnn_zoos import DamagedZooError, ZooError
-from rnn_zoos.zoos import FORMAL_LANG
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.blob import encode_weights, weights_header
 from rnn_zoos.lstm import LSTMWithHead
 from rnn_zoos.verify import verify_zoo
@@ -106,6 +106,16 @@ def test_sound_blobs_still_decode_and_foreign_ones_are_named() -> None:
     with pytest.raises(ZooError, match="a weights blob is bytes .*, not NoneType"):
         rnn_zoos.decode_weights(None)
     assert sorted(weights_header(blob)) == sorted([*FORMAL_LANG.architecture.parameter_shapes(), "__metadata__"])
+
+
+def test_encoding_refuses_weights_that_would_make_a_damaged_blob() -> None:
+    params = dict(LSTMWithHead(FORMAL_LANG.architecture).state_dict())
+    with pytest.raises(ValueError, match=r"shapes head\.bias \(5,\) \(expected \(6,\)\)"):
+        encode_weights({**params, "head.bias": params["head.bias"][:5]}, FORMAL_LANG.architecture)
+    with pytest.raises(ValueError, match=r"missing lstm\.bias_hh_l1"):
+        encode_weights({name: tensor for name, tensor in params.items() if name != "lstm.bias_hh_l1"}, FORMAL_LANG.architecture)
+    with pytest.raises(ValueError, match=r"one RNN's parameters; these have the batch shape \(2,\)"):
+        encode_weights({name: torch.stack([tensor, tensor]) for name, tensor in params.items()}, FORMAL_LANG.architecture)
 
 
 def test_verify_names_the_row_of_a_blob_with_offsets_past_its_end(formal_zoo: Path, tmp_path: Path) -> None:

@@ -53,11 +53,3 @@ def mlp(*sizes: int, output: nn.Module | None = None) -> nn.Sequential:
         layers.append(output)
     return nn.Sequential(*layers)
 
-
-def weight_pairs(architecture: LSTMArchitecture) -> list[tuple[str, str]]:
-    """Every weight matrix with its bias, in parameter order: ``(lstm.weight_ih_l0, lstm.bias_ih_l0)``, ...,
-    ``(head.weight, head.bias)``."""
-    pairs = []
-    for layer in range(architecture.num_layers):
-        pairs += [(f"lstm.weight_{kind}_l{layer}", f"lstm.bias_{kind}_l{layer}") for kind in ("ih", "hh")]
-    return pairs + [("head.weight", "head.bias")]

@@ -1,13 +1,15 @@
 """The paper's permutation-equivariant deep-weight-space network for LSTMs (``NFLSTMParameterEncoder``).
 
-The weights are read with the four gates as channels: ``weight_ih_l{l}`` and ``weight_hh_l{l}``
-become ``[M, H, fan_in, 4]`` (rows: the layer's neurons), the biases ``[M, H, 4]``, and the head
-``[M, O, H, 4]`` (its one channel repeated four times). Four :class:`NPLinearLSTM` layers of 48
-channels (ReLU between them) mix every matrix with its own row, column and overall means and with
-the means of the matrices that share its neurons, all shared across neurons, so permuting the
-hidden neurons of a layer permutes the outputs alike (equivariance). Learned embeddings of the
-input columns and output rows break the symmetry the RNN does not have. The mean of every output
-tensor over its neuron dimensions (invariant) feeds an MLP ``10 * 48 -> 128 -> 16``.
+The weights are read with the four gates as channels (:meth:`rnn_zoos.weights.LSTMWeights.gate_channels`):
+``weight_ih_l{l}`` and ``weight_hh_l{l}`` become ``[M, H, fan_in, 4]`` (rows: the layer's neurons), the
+biases ``[M, H, 4]``, and the head ``[M, O, H, 4]`` (its one channel repeated four times); features
+between layers are :class:`rnn_zoos.weights.LSTMTensors` of that layout with more channels. Four
+:class:`NPLinearLSTM` layers of 48 channels (ReLU between them) mix every matrix with its own row,
+column and overall means and with the means of the matrices that share its neurons, all shared
+across neurons, so permuting the hidden neurons of a layer permutes the outputs alike
+(equivariance). Learned embeddings of the input columns and output rows break the symmetry the RNN
+does not have. The mean of every output tensor over its neuron dimensions (invariant) feeds an MLP
+``10 * 48 -> 128 -> 16``.
 
 Tensors here are channel-last; a 1x1 convolution of the paper's code is a :class:`torch.nn.Linear`
 over channels, initialised as the paper's ``set_init_`` does (uniform in +-sqrt(1 / fan-in summed
@@ -22,25 +24,9 @@ import torch
 from torch import nn
 
 from rnn_zoos.lstm import LSTMArchitecture, Params
+from rnn_zoos.weights import GATES, LayerTensors, LSTMTensors, LSTMWeights
 
 from .base import EncoderShape, WeightEncoder, mlp
-
-GATES = 4
-Features = dict[str, torch.Tensor]
-"""Per parameter name: weights ``[M, rows, cols, C]``, biases ``[M, rows, C]``."""
-
-
-def gate_channels(params: Params, architecture: LSTMArchitecture) -> Features:
-    """The weights with gates as channels (the paper's ``prepare_lstm_params_for_np``), channel-last."""
-    models, hidden = params["head.weight"].shape[0], architecture.hidden_size
-    features = {}
-    for name, tensor in params.items():
-        if name.startswith("lstm."):
-            split = tensor.reshape(models, GATES, hidden, *tensor.shape[2:])
-            features[name] = split.movedim(1, -1)
-        else:
-            features[name] = tensor.unsqueeze(-1).expand(*tensor.shape, GATES)
-    return features
 
 
 def _init_together(*layers: nn.Linear) -> None:
@@ -105,12 +91,13 @@ class NPLinearLSTM(nn.Module):
         self.out_embed = nn.Parameter(torch.randn(architecture.output_size, 1, channels_in))
         self.out_bias_embed = nn.Parameter(torch.randn(architecture.output_size, channels_in))
 
-    def forward(self, features: Features) -> Features:
+    def forward(self, features: LSTMTensors) -> LSTMTensors:
+        """New features of every tensor: weights ``[M, rows, cols, C']``, biases ``[M, rows, C']``, from ``C`` channels."""
         layers = self.layers
-        weights_ih = [features[f"lstm.weight_ih_l{l}"] for l in range(layers)] + [features["head.weight"]]  # noqa: E741
-        biases_ih = [features[f"lstm.bias_ih_l{l}"] for l in range(layers)] + [features["head.bias"]]  # noqa: E741
-        weights_hh = [features[f"lstm.weight_hh_l{l}"] for l in range(layers)]  # noqa: E741
-        biases_hh = [features[f"lstm.bias_hh_l{l}"] for l in range(layers)]  # noqa: E741
+        weights_ih = [layer.weight_ih for layer in features.layers] + [features.head_weight]
+        biases_ih = [layer.bias_ih for layer in features.layers] + [features.head_bias]
+        weights_hh = [layer.weight_hh for layer in features.layers]
+        biases_hh = [layer.bias_hh for layer in features.layers]
         weights_ih[0] = weights_ih[0] + self.in_embed
         weights_ih[-1] = weights_ih[-1] + self.out_embed
         biases_ih[-1] = biases_ih[-1] + self.out_bias_embed
@@ -121,7 +108,7 @@ class NPLinearLSTM(nn.Module):
         ordered_weights = [w for pair in zip(weights_ih, weights_hh) for w in pair] + [weights_ih[-1]]
         ordered_biases = [b for pair in zip(biases_ih, biases_hh) for b in pair] + [biases_ih[-1]]
         summary = torch.cat([w.mean(dim=(1, 2)) for w in ordered_weights] + [b.mean(dim=1) for b in ordered_biases], dim=-1)
-        out: Features = {}
+        new_ih = []
         for index, terms in enumerate(self.ih):
             along_columns = [rows_ih[index]]
             along_rows = [columns_ih[index], biases_ih[index]]
@@ -135,17 +122,17 @@ class NPLinearLSTM(nn.Module):
                 ]
             if index < layers:
                 along_rows += [columns_hh[index], biases_hh[index], rows_hh[index], rows_ih[index + 1]]
-            weight, bias = terms(weights_ih[index], summary, torch.cat(along_columns, -1), torch.cat(along_rows, -1))
-            names = ("head.weight", "head.bias") if index == layers else (f"lstm.weight_ih_l{index}", f"lstm.bias_ih_l{index}")
-            out[names[0]], out[names[1]] = weight, bias
+            new_ih.append(terms(weights_ih[index], summary, torch.cat(along_columns, -1), torch.cat(along_rows, -1)))
+        new_hh = []
         for index, terms in enumerate(self.hh):
             along_columns = [rows_hh[index], columns_hh[index], biases_hh[index], columns_ih[index], biases_ih[index]]
             along_rows = [columns_hh[index], biases_hh[index], rows_hh[index]]
             if index < layers - 1:
                 along_rows.append(rows_ih[index + 1])
-            weight, bias = terms(weights_hh[index], summary, torch.cat(along_columns, -1), torch.cat(along_rows, -1))
-            out[f"lstm.weight_hh_l{index}"], out[f"lstm.bias_hh_l{index}"] = weight, bias
-        return out
+            new_hh.append(terms(weights_hh[index], summary, torch.cat(along_columns, -1), torch.cat(along_rows, -1)))
+        new_layers = tuple(LayerTensors(ih[0], hh[0], ih[1], hh[1]) for ih, hh in zip(new_ih, new_hh))
+        head_weight, head_bias = new_ih[-1]
+        return LSTMTensors(new_layers, head_weight, head_bias)
 
 
 class DWSEncoder(WeightEncoder):
@@ -156,19 +143,20 @@ class DWSEncoder(WeightEncoder):
     def __init__(self, shape: EncoderShape, channels: int = 48, layers: int = 4, hidden: int = 128) -> None:
         super().__init__(shape)
         arch = shape.architecture
-        self.layers = nn.ModuleList(NPLinearLSTM(arch, GATES if index == 0 else channels, channels) for index in range(layers))
+        self.layers = nn.ModuleList(
+            NPLinearLSTM(arch, len(GATES) if index == 0 else channels, channels) for index in range(layers)
+        )
         self.readout = mlp(len(arch.parameter_shapes()) * channels, hidden, shape.embedding_dim)
 
-    def equivariant_features(self, params: Params) -> Features:
+    def equivariant_features(self, params: Params) -> LSTMTensors:
         """The output of the last equivariant layer (permuting neurons permutes it alike)."""
-        features = gate_channels(params, self.shape.architecture)
+        features = LSTMWeights.from_params(params, self.shape.architecture).gate_channels()
         for index, layer in enumerate(self.layers):
             if index > 0:
-                features = {name: torch.relu(value) for name, value in features.items()}
+                features = features.map(torch.relu)
             features = layer(features)
         return features
 
     def forward(self, params: Params) -> torch.Tensor:
-        features = self.equivariant_features(params)
-        pooled = [features[name].flatten(1, -2).mean(dim=1) for name in self.shape.architecture.parameter_shapes()]
+        pooled = [tensor.flatten(1, -2).mean(dim=1) for tensor in self.equivariant_features(params).tensors()]
         return self.readout(torch.cat(pooled, dim=-1))

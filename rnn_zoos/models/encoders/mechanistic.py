@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from rnn_zoos.lstm import Params
+from rnn_zoos.weights import LSTMWeights
 
 from .base import EncoderShape, WeightEncoder, mlp
 
@@ -18,13 +19,14 @@ STATISTICS = 2 + len(QUANTILES)
 
 
 def layerwise_statistics(params: Params) -> torch.Tensor:
-    """Mean, variance (unbiased) and the quantiles 0, .25, .5, .75, 1 of every parameter tensor: ``[M, 7 * tensors]``.
+    """Mean, variance (unbiased) and the quantiles 0, .25, .5, .75, 1 of every parameter tensor, in parameter order:
+    ``[M, 7 * tensors]``.
 
     Each statistic is taken over all entries of a tensor, so none changes when hidden neurons are permuted.
     """
     quantiles = None
     features = []
-    for tensor in params.values():
+    for tensor in LSTMWeights.from_params(params).tensors():
         flat = tensor.flatten(1)
         if quantiles is None:
             quantiles = torch.tensor(QUANTILES, dtype=flat.dtype, device=flat.device)
@@ -51,7 +53,7 @@ class LayerwiseStatisticsEncoder(WeightEncoder):
 
 
 class FlatEncoder(WeightEncoder):
-    """All weights flattened into one vector, then an MLP ``P -> 128 -> 128 -> 128 -> 16``.
+    """All weights flattened into one vector (in parameter order), then an MLP ``P -> 128 -> 128 -> 128 -> 16``.
 
     Not invariant: the paper trains it on randomly permuted RNNs."""
 
@@ -63,4 +65,4 @@ class FlatEncoder(WeightEncoder):
         self.net = mlp(shape.architecture.num_parameters, *[hidden] * layers, shape.embedding_dim)
 
     def forward(self, params: Params) -> torch.Tensor:
-        return self.net(torch.cat([tensor.flatten(1) for tensor in params.values()], dim=-1))
+        return self.net(LSTMWeights.from_params(params, self.shape.architecture).flatten())

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from rnn_zoos.lstm import Params
+from rnn_zoos.weights import LSTMWeights, weight_matrix_shapes
 
-from .base import EncoderShape, WeightEncoder, weight_pairs
+from .base import EncoderShape, WeightEncoder
 
 
 class ParameterTransformerEncoder(WeightEncoder):
@@ -26,10 +27,9 @@ class ParameterTransformerEncoder(WeightEncoder):
 
     def __init__(self, shape: EncoderShape, width: int = 128, layers: int = 6, heads: int = 2) -> None:
         super().__init__(shape)
-        shapes = shape.architecture.parameter_shapes()
-        self.pairs = weight_pairs(shape.architecture)
-        self.projections = nn.ModuleList(nn.Linear(shapes[weight][1] + 1, width) for weight, _ in self.pairs)
-        tokens = sum(shapes[weight][0] for weight, _ in self.pairs)
+        matrices = weight_matrix_shapes(shape.architecture)
+        self.projections = nn.ModuleList(nn.Linear(columns + 1, width) for _, columns in matrices)
+        tokens = sum(rows for rows, _ in matrices)
         self.compression = nn.Parameter(torch.zeros(1, 1, width))
         self.positions = nn.Parameter(torch.randn(1, tokens + 1, width))
         layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=4 * width, batch_first=True)
@@ -37,10 +37,8 @@ class ParameterTransformerEncoder(WeightEncoder):
         self.out = nn.Linear(width, shape.embedding_dim)
 
     def forward(self, params: Params) -> torch.Tensor:
-        rows = [
-            projection(torch.cat([params[weight], params[bias].unsqueeze(-1)], dim=-1))
-            for projection, (weight, bias) in zip(self.projections, self.pairs)
-        ]
+        weights = LSTMWeights.from_params(params, self.shape.architecture)
+        rows = [projection(matrix) for projection, matrix in zip(self.projections, weights.rows_with_bias())]
         models = rows[0].shape[0]
         sequence = torch.cat([*rows, self.compression.expand(models, -1, -1)], dim=1) + self.positions
         return self.out(self.transformer(sequence)[:, -1])
