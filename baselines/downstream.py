@@ -8,4 +8,4 @@ import sys
 from rnn_zoos.experiments.downstream import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m baselines.downstream"))

@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks.builder_speed import arguments, one_run_loop, report, time_baseline, time_ours
-from builders.formal_lang import WEIGHT_DECAY, FormalLangRecipe
-from rnn_zoos.zoos import FORMAL_LANG
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG, WEIGHT_DECAY, FormalLangRecipe
 from rnn_zoos.lstm import LSTMWithHead
 from rnn_zoos.zoos import formal_lang as fl
 from rnn_zoos.training import TrainingSchedule
@@ -32,7 +31,7 @@ def baseline_step(device: str):
 def main() -> None:
     args = arguments(__doc__.split("\n")[0])
     baseline = time_baseline(baseline_step(args.device), args.baseline_steps, args.device)
-    ours = time_ours(FormalLangRecipe(), args.runs_per_batch, args.steps, args.device)
+    ours = time_ours(FormalLangRecipe(FORMAL_LANG), args.runs_per_batch, args.steps, args.device)
     report("formal-lang", args, ours, baseline)
 
 

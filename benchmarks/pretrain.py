@@ -24,7 +24,7 @@ import rnn_zoos
 from rnn_zoos.models.encoders import ENCODERS
 from rnn_zoos.experiments.pretrain import PretrainConfig, Pretraining
 from benchmarks.builder_speed import synchronize
-from builders.formal_lang import FormalLangRecipe
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG, FormalLangRecipe
 from rnn_zoos.build import BuildConfig, build_zoo
 from rnn_zoos.symmetry import permute_hidden, random_permutations
 
@@ -47,8 +47,7 @@ def loader_step(run: Pretraining, batches: Iterator[dict]) -> None:
         params = permute_hidden(params, random_permutations(params, shared=True))
     sequence = torch.rand(len(batch["inputs"]), batch["inputs"].shape[1]).argsort(dim=1)[:, : config.sequences_per_rnn]
     rows = torch.arange(len(batch["inputs"])).unsqueeze(1).expand_as(sequence)
-    spec = run.splits["train"].spec
-    inputs = spec.model_inputs(batch["inputs"][rows, sequence].flatten(0, 1)).to(device)
+    inputs = run.splits["train"].kind.model_inputs(batch["inputs"][rows, sequence].flatten(0, 1)).to(device)
     targets = batch["log_probs"][rows, sequence].flatten(0, 1).float().to(device)
     run.optimize(params, inputs, targets)
 
@@ -79,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         zoo = args.zoo or str(
-            build_zoo(FormalLangRecipe(), BuildConfig(out=str(Path(scratch) / "zoo"), runs=16, steps=20, device=args.device))
+            build_zoo(FormalLangRecipe(FORMAL_LANG), BuildConfig(out=str(Path(scratch) / "zoo"), runs=16, steps=20, device=args.device))
         )
         dataset = rnn_zoos.load_zoo(zoo, split="train")
         if len(dataset) < args.batch_rnns:

@@ -16,45 +16,42 @@ the same zoo waits and then finds the zoo complete; one with other options is re
 
 from __future__ import annotations
 
-import contextlib
-import json
+import dataclasses
 import math
 import os
+import platform
 import re
 import shutil
 import sys
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
-from transformers import HfArgumentParser
 
-from .errors import DamagedZooError, ZooError, describe_difference, report
-from .files import atomic_write, check_out_folder, exclusive_lock, remove_temporaries
-from .format import FORMAT_VERSION, INFO_PATH, ZooInfo, file_sha256
-from .zoos import ZooSpec
+from .arguments import parse_config
 from .blob import encode_weights
-from .layout import card_template, plan_splits, write_parquet, write_zoo_layout
-from .lstm import Params, lstm_forward
+from .build_config import BuildConfig
+from .build_folder import LOCK_FILE, TRASH_DIR, WORK_DIR, build_lock, prepare_output
+from .cards import provenance_fields
+from .errors import ZooError, report
+from .files import atomic_write
+from .format import FORMAT_VERSION
+from .layout import plan_splits, summary_line, write_parquet, write_zoo_layout
 from .streams import run_seeds
 from .training import BatchedAdamW, TrainingSchedule, initial_params
+from .zoos import ZooRecipe, zoo_kind
 
-WORK_DIR = ".build"
-TRASH_DIR = ".build.trash"
-LOCK_FILE = ".build.lock"
-"""Locked by the one builder at work in a folder; it exists while a build is unfinished."""
-"""Where the kernel shows its state as files: no zoo can be written there."""
+__all__ = ["LOCK_FILE", "TRASH_DIR", "WORK_DIR", "BuildConfig", "ZooRecipe", "build_lock", "build_zoo", "main"]
+
 MEMORY_HEADROOM = 4.0
 """Peak memory of a run in a batch, over the activations autograd saves in one of its training steps.
-Measured on CPU: 1.5 to 1.6 for a training step, 1.8 (seq-mnist) and 3.1 (formal-lang, which samples
+Measured on CPU: 1.5 to 1.6 for a training step, 1.8 (sequential MNIST) and 3.1 (formal languages, which sample
 1000 strings) for a snapshot; rounded up."""
 INTERRUPTED = "interrupted; run the same command to resume"
 CHECKPOINT_SECONDS = 120.0
@@ -62,96 +59,43 @@ CHECKPOINT_SECONDS = 120.0
 _CHUNK_PATTERN = re.compile(r"runs-(\d{5})-(\d{5})")
 
 
-@dataclass
-class BuildConfig:
-    """Options shared by every zoo builder (the command line of ``python -m builders.<zoo>``)."""
+def main(zoo: str, argv: list[str] | None = None, prog: str | None = None) -> int:
+    """``rnn-zoos build ZOO``: parse the zoo kind's options, check them, make its recipe and build; returns the exit status.
 
-    out: str = field(metadata={"help": "folder to write the zoo to (created; an unfinished build there is resumed)"})
-    runs: int = field(default=1000, metadata={"help": "number of training runs"})
-    steps: int = field(default=20_000, metadata={"help": "optimizer steps per run; snapshot steps and learning-rate breakpoints scale with it"})
-    seed: int = field(default=0, metadata={"help": "zoo seed; run r uses the seed SeedSequence([seed, r])"})
-    device: Literal["cpu", "cuda"] = field(default="cpu", metadata={"help": "where to train"})
-    runs_per_batch: Optional[int] = field(
-        default=None, metadata={"help": "runs trained at once as one batched model (default: 1000 on cuda, 64 on cpu)"}
-    )
-
-    def validate(self) -> None:
-        """Raise :class:`ZooError` for a value no build can use."""
-        check_out_folder(self.out)
-        for name in ("runs", "steps"):
-            if getattr(self, name) < 1:
-                raise ZooError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.runs_per_batch is not None and self.runs_per_batch < 1:
-            raise ZooError(f"--runs-per-batch must be at least 1, got {self.runs_per_batch}")
-        if not 0 <= self.seed < 2**63:
-            raise ZooError(f"--seed must be a non-negative 64-bit integer, got {self.seed}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ZooError("--device cuda: no CUDA device is available here; use --device cpu")
-
-    @property
-    def batch_runs(self) -> int:
-        """Runs per batched model."""
-        default = 1000 if self.device == "cuda" else 64
-        return min(self.runs, self.runs_per_batch or default)
-
-
-def recorded_log_probs(spec: ZooSpec, params: Params, inputs: torch.Tensor) -> np.ndarray:
-    """The ``log_probs`` column: float16 log-softmax outputs of M RNNs on their recorded ``inputs [M, 100, ...]``."""
-    logits, _ = lstm_forward(params, spec.model_inputs(inputs))
-    return torch.log_softmax(logits, dim=-1).to(torch.float16).cpu().numpy()
-
-
-def parse_build_args(config_class: type[BuildConfig], prog: str, description: str, argv: list[str] | None = None) -> BuildConfig:
-    """Parse a builder's command line into its config dataclass (``HfArgumentParser``; bad options exit 2 with usage)."""
-    parser = HfArgumentParser(config_class, prog=prog, description=description)
-    return config_class(**vars(parser.parse_args(argv)))
-
-
-def run_builder(config: BuildConfig, make_recipe: Callable[[], ZooRecipe]) -> int:
-    """The body of ``python -m builders.<zoo>``: check the options, make the recipe, build; returns the exit status.
-
-    A :class:`ZooError` ends in one ``error:`` line (status 2), Ctrl-C in one line that says how to
-    resume (status 130), neither with a traceback.
+    A :class:`ZooError` ends in one ``error:`` line (status 2, or 1 for a damaged zoo), Ctrl-C in one
+    line that says how to resume (status 130), neither with a traceback. A finished build ends with
+    one summary line: the folder, the rows per split and the time it took.
     """
+    kind = zoo_kind(zoo)
+    config = parse_config(kind.build_config, prog or f"rnn-zoos build {zoo}", f"Build the {zoo} zoo: {kind.description}.", argv)
+    started = time.monotonic()
     try:
         config.validate()
-        build_zoo(make_recipe(), config)
+        out = build_zoo(kind.recipe(config), config)
     except ZooError as error:
         return report(error)
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130
+    print(summary_line(out, time.monotonic() - started))
     return 0
 
 
-class ZooRecipe(ABC):
-    """What one kind of zoo trains and records. Subclasses live in ``builders/``."""
+def build_command(kind_name: str, config: BuildConfig) -> str:
+    """The command that builds this zoo: ``rnn-zoos build ZOO`` with every option of ``config`` spelled out."""
+    options = []
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if value is not None:
+            options.append(f"--{item.name.replace('_', '-')} {value}")
+    return f"rnn-zoos build {kind_name} {' '.join(options)}"
 
-    spec: ZooSpec
 
-    def content_config(self) -> dict[str, Any]:
-        """Options beyond :class:`BuildConfig` that change the zoo's content (recorded and checked on resume)."""
-        return {}
-
-    @abstractmethod
-    def setup(self, seeds: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-run constants from the runs' seeds ``[K]``: at least ``weight_decay [K]``, usually the task."""
-
-    @abstractmethod
-    def loss(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> torch.Tensor:
-        """Per-run training loss ``[K]`` of the update that produces step ``step`` (data drawn for that step)."""
-
-    @abstractmethod
-    def snapshot(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> dict[str, Any]:
-        """Columns of the K rows of a snapshot, all but ``run``, ``step``, ``seed`` and ``weights``."""
-
-    def card_fields(self) -> dict[str, Any]:
-        """Zoo-specific ``$placeholders`` of the card template."""
-        return {}
-
-    def notes(self) -> list[str]:
-        """Remarks recorded in ``meta/info.json`` (deviations, caveats)."""
-        return []
+def device_description(device: str) -> str:
+    """The device a zoo was built on, in words: the GPU's name, or the CPU's."""
+    if device == "cuda" and torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name()})"
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
 @dataclass(frozen=True, order=True)
@@ -169,115 +113,13 @@ class Chunk:
 def zoo_identity(recipe: ZooRecipe, config: BuildConfig) -> dict[str, Any]:
     """Everything that determines a zoo's content; two builds with equal identities give the same zoo."""
     return {
-        "zoo": recipe.spec.name,
+        "zoo": recipe.kind.name,
         "format_version": FORMAT_VERSION,
         "runs": config.runs,
         "steps": config.steps,
         "seed": config.seed,
         **recipe.content_config(),
     }
-
-
-@contextlib.contextmanager
-def build_lock(out: Path, identity: dict[str, Any]) -> Iterator[None]:
-    """Be the one builder at work in ``out`` for the duration of the block, holding the lock of ``OUT/.build.lock``.
-
-    A folder that holds something other than a zoo or a build is refused before anything is
-    written into it. While another builder holds the lock, a build of the same zoo waits for it and
-    one of a different zoo is refused (see :func:`_wait_for_other_builder`). The lock file is
-    removed on leaving unless an unfinished build stays in ``out``.
-    """
-    lock = out / LOCK_FILE
-    with contextlib.ExitStack() as stack:
-        try:
-            _refuse_foreign(out)
-            out.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(exclusive_lock(lock, on_busy=lambda: _wait_for_other_builder(out, identity)))
-        except OSError as error:
-            raise ZooError(f"cannot write into --out {out} ({error.strerror or error}); choose a folder you can write to") from None
-        try:
-            yield
-        finally:
-            if not (out / WORK_DIR).exists():
-                lock.unlink(missing_ok=True)
-
-
-def _wait_for_other_builder(out: Path, identity: dict[str, Any]) -> None:
-    """Another builder holds the lock of ``out``: refuse if it builds a different zoo, else say that this one waits."""
-    try:
-        found = json.loads((out / WORK_DIR / "config.json").read_text())
-    except (OSError, ValueError):
-        found = identity  # not known yet: wait, and check once the folder is ours
-    if found != identity:
-        raise ZooError(f"--out {out} is being built by another process with other options ({describe_difference(found, identity)}); "
-                       "wait for it to finish, or choose another --out")
-    print(f"{out}: another builder is at work here; waiting for it to finish", flush=True)
-
-
-def _refuse_foreign(out: Path) -> None:
-    """Refuse a folder that holds files but neither a zoo nor a build (a lock file alone is a build's)."""
-    if not out.is_dir() or (out / WORK_DIR).is_dir() or (out / INFO_PATH).is_file():
-        return
-    if any(path.name != LOCK_FILE for path in out.iterdir()):
-        raise ZooError(f"--out {out} exists and is not an empty folder nor an rnn-zoos build; choose a new or empty folder")
-
-
-def _prepare_output(out: Path, identity: dict[str, Any]) -> bool:
-    """Check ``out`` (locked) and start or continue a build there; returns False if the zoo is already complete."""
-    work = out / WORK_DIR
-    if (out / INFO_PATH).is_file() and not work.exists():
-        _check_finished_zoo(out, identity)
-        _remove_leftovers(out)
-        return False
-    if work.is_dir():
-        _check_unfinished_build(work, identity)
-        _remove_leftovers(out)
-        return True
-    _refuse_foreign(out)
-    work.mkdir()
-    with atomic_write(work / "config.json") as temporary:
-        temporary.write_text(json.dumps(identity, indent=2))
-    return True
-
-
-def _check_finished_zoo(out: Path, identity: dict[str, Any]) -> None:
-    """Refuse a finished zoo in ``out`` that is another zoo, or whose data files do not match ``meta/info.json``."""
-    info = ZooInfo.load(out)
-    if info.builder != identity:
-        raise ZooError(f"--out {out} holds a different zoo ({describe_difference(info.builder, identity)}); choose another --out or delete it")
-    damaged = _damaged_files(out, info)
-    if damaged:
-        raise DamagedZooError(f"--out {out} holds this zoo, finished, but {', '.join(damaged)} ({INFO_PATH} lists every data file "
-                       f"with its checksum); its training work is gone, so delete {out} and build again")
-
-
-def _damaged_files(out: Path, info: ZooInfo) -> list[str]:
-    """The data files of the zoo in ``out`` that are missing or differ from their checksums in ``meta/info.json``."""
-    damaged = []
-    for path, checksum in sorted(info.checksums.items()):
-        if not (out / path).is_file():
-            damaged.append(f"{path} is missing")
-        elif file_sha256(out / path) != checksum:
-            damaged.append(f"{path} does not match its checksum")
-    return damaged
-
-
-def _check_unfinished_build(work: Path, identity: dict[str, Any]) -> None:
-    """Refuse to continue an unfinished build in ``work`` that is of another zoo, or whose config cannot be read."""
-    config_path = work / "config.json"
-    try:
-        found = json.loads(config_path.read_text())
-    except (OSError, ValueError):
-        raise DamagedZooError(f"{config_path} is missing or unreadable; delete {work.parent} and build again") from None
-    if found != identity:
-        raise ZooError(f"--out {work.parent} holds an unfinished build of a different zoo ({describe_difference(found, identity)}); "
-                       "rerun with its options, or choose another --out")
-
-
-def _remove_leftovers(out: Path) -> None:
-    """Delete what killed builds leave behind: a half-deleted work folder and temporary files."""
-    shutil.rmtree(out / TRASH_DIR, ignore_errors=True)
-    remove_temporaries(out)
 
 
 def check_batch_fits(recipe: ZooRecipe, config: BuildConfig) -> None:
@@ -301,7 +143,7 @@ def memory_per_run(recipe: ZooRecipe, config: BuildConfig) -> int:
     one run, plus the run's weights, gradients and two AdamW moments.
     """
     seeds = torch.tensor(run_seeds(config.seed, [0]), dtype=torch.int64, device=torch.device(config.device))
-    params = {name: tensor.requires_grad_() for name, tensor in initial_params(recipe.spec.architecture, seeds).items()}
+    params = {name: tensor.requires_grad_() for name, tensor in initial_params(recipe.kind.architecture, seeds).items()}
     saved: dict[int, int] = {}
 
     def count(tensor: torch.Tensor) -> torch.Tensor:
@@ -377,7 +219,7 @@ class ChunkTrainer:
         self.seed_values = run_seeds(config.seed, range(chunk.first, chunk.stop))
         self.seeds = torch.tensor(self.seed_values, dtype=torch.int64, device=self.device)
         self.runs = recipe.setup(self.seeds)
-        self.params = {name: tensor.requires_grad_() for name, tensor in initial_params(recipe.spec.architecture, self.seeds).items()}
+        self.params = {name: tensor.requires_grad_() for name, tensor in initial_params(recipe.kind.architecture, self.seeds).items()}
         self.optimizer = BatchedAdamW(self.params, self.runs["weight_decay"])
 
     @property
@@ -430,13 +272,13 @@ class ChunkTrainer:
         with torch.no_grad():
             params = {name: tensor.detach() for name, tensor in self.params.items()}
             columns = self.recipe.snapshot(params, self.runs, self.seeds, step)
-            architecture = self.recipe.spec.architecture
+            architecture = self.recipe.kind.architecture
             cpu = {name: tensor.cpu() for name, tensor in params.items()}
             weights = [encode_weights({name: tensor[index] for name, tensor in cpu.items()}, architecture)
                        for index in range(len(self.seed_values))]
         rows = {"run": list(range(self.chunk.first, self.chunk.stop)), "step": [step] * len(weights),
                 "seed": self.seed_values, **columns, "weights": weights}
-        features = self.recipe.spec.features
+        features = self.recipe.kind.features
         write_parquet(self.folder / f"step-{step:06d}.parquet", features, [{name: rows[name] for name in features}])
 
 
@@ -452,7 +294,7 @@ def build_zoo(recipe: ZooRecipe, config: BuildConfig) -> Path:
     out = Path(config.out)
     identity = zoo_identity(recipe, config)
     with build_lock(out, identity):
-        if _prepare_output(out, identity):
+        if prepare_output(out, identity):
             _train_and_finalize(recipe, config, identity, out)
         else:
             print(f"{out}: the zoo is already complete ({identity})")
@@ -464,7 +306,7 @@ def _train_and_finalize(recipe: ZooRecipe, config: BuildConfig, identity: dict[s
     work = out / WORK_DIR
     chunks = _plan_chunks(work, config.runs, config.batch_runs)
     total = config.runs * config.steps
-    with tqdm(total=total, desc=f"training {recipe.spec.name}", unit=" model-steps", unit_scale=True, smoothing=0.05) as progress:
+    with tqdm(total=total, desc=f"training {recipe.kind.name}", unit=" model-steps", unit_scale=True, smoothing=0.05) as progress:
         for chunk in chunks:
             folder = work / chunk.name
             if (folder / "finished").exists():
@@ -507,21 +349,20 @@ def _split_tables(chunk_folders: list[Path], runs: set[int], group: int = 100) -
 
 def _finalize(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], out: Path, chunk_folders: list[Path]) -> None:
     """Assign splits and write the Hub layout from the finished chunks."""
-    spec = recipe.spec
-    plan = plan_splits(spec, _run_tasks(chunk_folders))
+    kind = recipe.kind
+    plan = plan_splits(kind, _run_tasks(chunk_folders))
     snapshot_steps = TrainingSchedule(steps=config.steps).snapshot_steps()
     write_zoo_layout(
         out,
-        spec,
+        kind,
         plan,
         rows_of=lambda runs: _split_tables(chunk_folders, set(runs)),
         rows_per_split={split: len(entry.runs) * len(snapshot_steps) for split, entry in plan.items()},
         info_fields={"builder": identity, "snapshot_steps": snapshot_steps, "notes": recipe.notes()},
-        template=card_template(recipe.spec.name),
         card_fields={
             "steps": config.steps,
-            "provenance": "rebuilt with the batched builder of rnn-zoos "
-            f"(`python -m builders.{spec.name.replace('-', '_')} --runs {config.runs} --steps {config.steps} --seed {config.seed}`)",
+            "provenance": "rebuilt with the batched builder of rnn-zoos",
+            **provenance_fields(build_command(kind.name, config), device_description(config.device)),
             "step_zero": "step 0 = the initial weights",
             "seeds": f"zoo seed {config.seed}; run r uses the seed `SeedSequence([{config.seed}, r])` (stored in `seed`), "
             "which alone determines all its random numbers",

@@ -1,6 +1,6 @@
 """The on-Hub zoo format, version 1: columns, the weights blob and ``meta/info.json``.
 
-This module is the one place that fixes the format (DESIGN.md section 3). A zoo folder::
+This module is the one place that fixes the format (ARCHITECTURE.md, "The on-Hub format"). A zoo folder::
 
     README.md                       dataset card; its YAML ``configs`` map splits to data files
     data/{split}-0000i-of-0000N.parquet
@@ -26,7 +26,7 @@ from typing import Any
 
 from .errors import DamagedZooError, ZooError, short
 from .lstm import LSTMArchitecture
-from .zoos import ZOO_SPECS, ZooSpec
+from .zoos import zoo_kind, zoo_names
 
 FORMAT_VERSION = "1.1"
 SPLITS = ("train", "validation", "ood")
@@ -206,8 +206,9 @@ def _from_json_value(value: Any, hint: Any, where: str) -> Any:
 def _check_info(info: ZooInfo) -> None:
     """The checks of a parsed record beyond types: the zoo is known, its splits are the format's, counts are
     non-negative, data files lie in ``data/`` and tasks are tasks of the zoo. Raises ``ValueError`` naming the field."""
-    _expect(info.zoo in ZOO_SPECS, info.zoo, f"a zoo this rnn_zoos reads ({', '.join(sorted(ZOO_SPECS))}; a newer rnn_zoos may read more)", "zoo")
-    spec = ZOO_SPECS[info.zoo]
+    known = zoo_names()
+    _expect(info.zoo in known, info.zoo, f"a zoo this rnn_zoos reads ({', '.join(known)}; a newer rnn_zoos may read more)", "zoo")
+    kind = zoo_kind(info.zoo)
     if missing := [name for name in SPLITS if name not in info.splits]:
         raise ValueError(f"splits lacks the split {missing[0]!r} (a zoo has the splits {', '.join(SPLITS)})")
     if unknown := [name for name in info.splits if name not in SPLITS]:
@@ -219,18 +220,9 @@ def _check_info(info: ZooInfo) -> None:
         for index, path in enumerate(split.files):
             _expect(bool(DATA_FILE.fullmatch(path)), path, "a Parquet file in data/", f"{where}.files[{index}]")
         for index, task in enumerate(split.tasks):
-            _expect(_is_task(spec, task), task, f"a {spec.name} task", f"{where}.tasks[{index}]")
+            _expect(kind.is_task(task), task, f"a {kind.name} task", f"{where}.tasks[{index}]")
     for path in info.checksums:
         _expect(bool(DATA_FILE.fullmatch(path)), path, "a Parquet file in data/", "a key of checksums")
-
-
-def _is_task(spec: ZooSpec, task: Any) -> bool:
-    """Whether ``task`` (from JSON) is a task cell of a ``spec`` zoo: its task key can be formed."""
-    try:
-        spec.task_key(task)
-    except (TypeError, ValueError, OverflowError):
-        return False
-    return True
 
 
 def check_format_version(version: str, source: str) -> None:

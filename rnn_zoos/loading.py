@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import datasets
 import numpy as np
@@ -31,23 +29,12 @@ from datasets.formatting import _register_formatter
 from datasets.formatting.formatting import NumpyArrowExtractor
 from datasets.formatting.np_formatter import NumpyFormatter
 from datasets.formatting.torch_formatter import TorchFormatter
-from huggingface_hub import hf_hub_download, snapshot_download
-from huggingface_hub.errors import (
-    EntryNotFoundError,
-    GatedRepoError,
-    HfHubHTTPError,
-    HFValidationError,
-    LocalEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from huggingface_hub.utils import validate_repo_id
-
 from .errors import DamagedZooError, ZooError
 from .files import atomic_write
 from .format import DATA_DIR, INFO_PATH, SPLITS, ZooInfo, file_sha256, short
-from .zoos import ZooSpec, zoo_spec
+from .zoos import ZooKind, zoo_kind
 from .blob import decode_weights, weights_architecture
+from .sources import ZooSource, resolve_zoo
 from .lstm import LSTMWithHead, Params, stack_params
 
 Zoo = datasets.Dataset | datasets.IterableDataset | datasets.DatasetDict | datasets.IterableDatasetDict
@@ -88,99 +75,6 @@ _register_formatter(ZooTorchFormatter, ROW_FORMATS["torch"])
 _register_formatter(ZooNumpyFormatter, ROW_FORMATS["numpy"])
 
 
-# --- where a zoo's files are ------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ZooSource:
-    """A zoo resolved to its files: a local folder, or a Hub dataset repo whose files are fetched into the Hub cache."""
-
-    name: str
-    """The folder or repo id as given, for messages."""
-    folder: Path | None = None
-    repo_id: str | None = None
-    revision: str | None = None
-
-    def file(self, relative: str) -> Path:
-        """A file of the zoo on this machine: in the folder (it may not exist), or downloaded from the Hub once."""
-        if self.folder is not None:
-            return self.folder / relative
-        return Path(self._from_hub(lambda: hf_hub_download(self.repo_id, relative, repo_type="dataset", revision=self.revision), relative))
-
-    def snapshot(self) -> Path:
-        """A folder on this machine with all files of the zoo: the folder itself, or a download of the whole repo."""
-        if self.folder is not None:
-            return self.folder
-        return Path(self._from_hub(lambda: snapshot_download(self.repo_id, repo_type="dataset", revision=self.revision), "the files"))
-
-    def hub_url(self, relative: str) -> str:
-        """The ``hf://`` URL of a file of the repo, for streaming it."""
-        at = f"@{quote(self.revision, safe='')}" if self.revision else ""
-        return f"hf://datasets/{self.repo_id}{at}/{relative}"
-
-    def info(self) -> ZooInfo:
-        """``meta/info.json``, parsed and checked (:meth:`ZooInfo.from_json`)."""
-        return ZooInfo.read(self.file(INFO_PATH), f"{self.name}/{INFO_PATH}")
-
-    def _from_hub(self, call: Callable[[], str], relative: str) -> str:
-        """Run a Hub download of ``relative``; its errors become a :class:`ZooError` saying what the Hub said."""
-        repo = f"the Hub dataset repo {self.repo_id}" + (f" (revision {self.revision})" if self.revision else "")
-        try:
-            return call()
-        except LocalEntryNotFoundError:
-            raise ZooError(f"{repo} is not in the local cache and the Hub cannot be reached (HF_HUB_OFFLINE set, or no network); "
-                           "load it once while online") from None
-        except GatedRepoError:
-            raise ZooError(f"{repo} is gated: request access on its page and log in with `hf auth login`") from None
-        except RepositoryNotFoundError:
-            raise ZooError(f"{repo} does not exist (check the name, or log in with `hf auth login` for a private repo)") from None
-        except RevisionNotFoundError:
-            raise ZooError(f"{repo} has no revision {self.revision!r}") from None
-        except EntryNotFoundError:
-            if relative == INFO_PATH:
-                raise ZooError(f"{repo} has no {INFO_PATH}: it is not an rnn-zoos zoo") from None
-            raise DamagedZooError(f"{repo} has no file {relative}: the zoo is incomplete") from None
-        except (HfHubHTTPError, HFValidationError, OSError) as error:
-            said = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise ZooError(f"{repo} could not be read: the Hub said {short(said, 200)}") from None
-
-
-def is_repo_id(name: str) -> bool:
-    """Whether ``name`` is a valid Hub repo id (``NAME`` or ``ORG/NAME``), by ``huggingface_hub``'s rules."""
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return False
-    return True
-
-
-def resolve_zoo(source: str | Path, revision: str | None = None, hub: bool = True) -> ZooSource:
-    """Resolve a zoo folder or Hub dataset repo id to its files; the one place that decides which it is.
-
-    An existing folder wins. A ``Path``, a name that is not a valid repo id, or any name when ``hub`` is
-    False must be a folder. Otherwise the repo's ``meta/info.json`` is fetched (or found in the Hub cache).
-    A name that is neither raises :class:`ZooError` saying that no such folder exists and, for a valid
-    repo id, what the Hub said.
-    """
-    path, shown = Path(source), str(source) if len(str(source)) <= 200 else f"{str(source)[:197]}..."
-    try:
-        kind = "folder" if path.is_dir() else "file" if path.exists() else None
-    except OSError as error:  # a name too long for a path, say
-        raise ZooError(f"{shown} cannot be a zoo folder ({error.strerror})") from None
-    if kind == "folder":
-        return ZooSource(str(source), folder=path)
-    if kind == "file":
-        raise ZooError(f"{shown} is a file, not a zoo folder")
-    absent = f"no folder {shown} exists" + ("" if path.is_absolute() else f" in {Path.cwd()}")
-    if not hub or isinstance(source, Path) or not is_repo_id(str(source)):
-        raise ZooError(f"{absent}; give the path of a zoo folder" + (" or a Hub dataset repo id (ORG/NAME)" if hub else ""))
-    zoo = ZooSource(str(source), repo_id=str(source), revision=revision)
-    try:
-        zoo.file(INFO_PATH)
-    except ZooError as error:
-        raise ZooError(f"{absent}, and {error}") from None
-    return zoo
-
-
 def read_info(name_or_path: str | Path, revision: str | None = None) -> ZooInfo:
     """``meta/info.json`` of a local zoo folder or a Hub dataset repo, with the format version and every field checked."""
     return resolve_zoo(name_or_path, revision).info()
@@ -196,15 +90,15 @@ def unlisted_files(folder: Path, info: ZooInfo) -> list[str]:
     return [path for path in entries if path not in listed]
 
 
-def check_schema(path: Path, label: str, spec: ZooSpec) -> None:
-    """Raise :class:`DamagedZooError` (naming the file ``label``) unless the Parquet file at ``path`` has the columns of a ``spec`` zoo."""
+def check_schema(path: Path, label: str, kind: ZooKind) -> None:
+    """Raise :class:`DamagedZooError` (naming the file ``label``) unless the Parquet file at ``path`` has the columns of a ``kind`` zoo."""
     try:
         found = datasets.Features.from_arrow_schema(pq.read_schema(path))
     except Exception as error:  # pyarrow and datasets raise many types for a damaged footer or schema metadata
         raise DamagedZooError(f"{label} is not a readable Parquet file ({type(error).__name__}: {short(str(error), 200)})") from None
-    if found != spec.features:
-        differing = sorted(name for name in {*found, *spec.features} if found.get(name) != spec.features.get(name))
-        raise DamagedZooError(f"{label} does not have the {spec.name} schema: the columns {', '.join(differing)} are missing, extra or of "
+    if found != kind.features:
+        differing = sorted(name for name in {*found, *kind.features} if found.get(name) != kind.features.get(name))
+        raise DamagedZooError(f"{label} does not have the {kind.name} schema: the columns {', '.join(differing)} are missing, extra or of "
                               "another type; rebuild the zoo or download it again")
 
 
@@ -248,7 +142,7 @@ def checked_data_files(source: ZooSource, info: ZooInfo, relatives: list[str]) -
     Every file must exist and match its checksum in ``meta/info.json`` and the zoo's schema. Returns the
     paths and whether any file changed since it was last checked (``datasets``' cache of it is then stale).
     """
-    spec = zoo_spec(info.zoo)
+    kind = zoo_kind(info.zoo)
     verified = _VerifiedFiles()
     paths = []
     for relative in relatives:
@@ -259,7 +153,7 @@ def checked_data_files(source: ZooSource, info: ZooInfo, relatives: list[str]) -
         if not path.is_file():
             raise DamagedZooError(f"{label} is missing: the zoo is incomplete; rebuild it or download it again")
         verified.check(path, label, info.checksums[relative])
-        check_schema(path, label, spec)
+        check_schema(path, label, kind)
         paths.append(path)
     verified.save()
     return paths, verified.changed
@@ -273,7 +167,7 @@ def load_zoo(
     """Load a zoo from a local folder or a Hub repo id.
 
     Args:
-        name_or_path: a zoo folder, or a Hub dataset repo id such as ``rnn-zoos/formal-lang``.
+        name_or_path: a zoo folder, or a Hub dataset repo id such as ``user/my-zoo``.
         split: ``train``, ``validation`` or ``ood``; all three (a dict) if None.
         streaming: return ``IterableDataset``\\ s that read the Parquet files lazily.
         revision: branch, tag or commit of a Hub repo.
@@ -292,14 +186,14 @@ def load_zoo(
         raise ZooError(f"unknown format {format!r}; load_zoo gives rows as {', '.join(ROW_FORMATS)}")
     source = resolve_zoo(name_or_path, revision)
     info = source.info()
-    spec = zoo_spec(info.zoo)
+    kind = zoo_kind(info.zoo)
     wanted = [split] if split else list(SPLITS)
     if source.folder is not None and (unlisted := unlisted_files(source.folder, info)):
         warnings.warn(f"{source.name}: {', '.join(unlisted)} not listed in {INFO_PATH}, so not loaded; "
                       "run python -m builders.verify on the zoo", stacklevel=2)
-    loaded = _read_splits(source, info, spec, wanted, streaming)
+    loaded = _read_splits(source, info, kind, wanted, streaming)
     for name in wanted:
-        dataset = loaded[name] if name in loaded else _empty_split(spec, name, streaming)
+        dataset = loaded[name] if name in loaded else _empty_split(kind, name, streaming)
         loaded[name] = dataset.with_format(ROW_FORMATS[format])
     if split:
         return loaded[split]
@@ -314,7 +208,7 @@ def _split_files(info: ZooInfo, name: str) -> list[str]:
     return entry.files
 
 
-def _read_splits(source: ZooSource, info: ZooInfo, spec: ZooSpec, wanted: list[str], streaming: bool) -> dict[str, Any]:
+def _read_splits(source: ZooSource, info: ZooInfo, kind: ZooKind, wanted: list[str], streaming: bool) -> dict[str, Any]:
     """The non-empty splits among ``wanted``, read with ``datasets``' Parquet reader from exactly their listed files."""
     files = {name: _split_files(info, name) for name in wanted}
     files = {name: relatives for name, relatives in files.items() if relatives}
@@ -337,24 +231,24 @@ def _read_splits(source: ZooSource, info: ZooInfo, spec: ZooSpec, wanted: list[s
         raise DamagedZooError(f"{source.name}: the data files could not be read ({type(cause).__name__}: {short(str(cause), 200)}); "
                               "run python -m builders.verify on the zoo") from None
     for name, dataset in loaded.items():
-        _check_split(source, info, spec, name, dataset)
+        _check_split(source, info, kind, name, dataset)
     return loaded
 
 
-def _check_split(source: ZooSource, info: ZooInfo, spec: ZooSpec, name: str, dataset: datasets.Dataset | datasets.IterableDataset) -> None:
+def _check_split(source: ZooSource, info: ZooInfo, kind: ZooKind, name: str, dataset: datasets.Dataset | datasets.IterableDataset) -> None:
     """A loaded split has the zoo's columns and, unless streamed, the row count of ``meta/info.json``."""
-    if dataset.features is not None and dataset.features != spec.features:
+    if dataset.features is not None and dataset.features != kind.features:
         raise DamagedZooError(f"{source.name}: split {name} does not have the columns of a {info.zoo} zoo; rebuild it or download it again")
     if isinstance(dataset, datasets.Dataset) and len(dataset) != info.splits[name].num_rows:
         raise DamagedZooError(f"{source.name}: split {name} has {len(dataset)} rows in its files, {INFO_PATH} says {info.splits[name].num_rows}; "
                               "rebuild the zoo or download it again")
 
 
-def _empty_split(spec: ZooSpec, name: str, streaming: bool) -> datasets.Dataset | datasets.IterableDataset:
+def _empty_split(kind: ZooKind, name: str, streaming: bool) -> datasets.Dataset | datasets.IterableDataset:
     """An empty split with the zoo's columns (``datasets`` cannot load a split without files)."""
     if streaming:
-        return datasets.IterableDataset.from_generator(_no_rows, features=spec.features, split=name)
-    return datasets.Dataset.from_dict({column: [] for column in spec.features}, features=spec.features, split=name)
+        return datasets.IterableDataset.from_generator(_no_rows, features=kind.features, split=name)
+    return datasets.Dataset.from_dict({column: [] for column in kind.features}, features=kind.features, split=name)
 
 
 def _no_rows() -> Iterator[dict[str, Any]]:

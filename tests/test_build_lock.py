@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from rnn_zoos.build import main as build_main
+
 import rnn_zoos.layout
-from builders import formal_lang
 from rnn_zoos.build import LOCK_FILE
 from rnn_zoos.files import exclusive_lock
 from rnn_zoos.verify import verify_zoo
@@ -43,14 +44,14 @@ def test_a_builder_of_another_zoo_is_refused_while_one_works_and_the_same_zoo_wa
     with contextlib.ExitStack() as other_builder:
         other_builder.enter_context(exclusive_lock(out / LOCK_FILE, on_busy=lambda: None))
         before = folder_state(out)
-        assert formal_lang.main(["--out", str(out), *cli_options({**options, "seed": 1})]) == 2
+        assert build_main("formal-lang", ["--out", str(out), *cli_options({**options, "seed": 1})]) == 2
         assert capsys.readouterr().err == (
             f"error: --out {out} is being built by another process with other options (seed=0 there vs 1 now); "
             "wait for it to finish, or choose another --out\n"
         )
         assert folder_state(out) == before
         threading.Timer(1.0, other_builder.close).start()
-        assert formal_lang.main(["--out", str(out), *cli_options(options)]) == 0
+        assert build_main("formal-lang", ["--out", str(out), *cli_options(options)]) == 0
     assert f"{out}: another builder is at work here; waiting for it to finish" in capsys.readouterr().out
     assert verify_zoo(out) == []
     assert sorted(path.name for path in out.iterdir()) == ZOO_FILES

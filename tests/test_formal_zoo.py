@@ -1,4 +1,4 @@
-"""A tiny formal-language zoo, built in a temporary folder, holds what DESIGN.md section 3 promises."""
+"""A tiny formal-language zoo, built in a temporary folder, holds what the format promises (ARCHITECTURE.md, "The on-Hub format")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import rnn_zoos
-from rnn_zoos.zoos import FORMAL_LANG
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.format import ZooInfo, file_sha256
 from rnn_zoos.lstm import lstm_forward
 from rnn_zoos.zoos import formal_lang as fl

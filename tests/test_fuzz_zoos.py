@@ -23,7 +23,7 @@ import pytest
 
 import rnn_zoos
 from rnn_zoos import ZooError
-from rnn_zoos.zoos import SEQ_MNIST
+from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
 from rnn_zoos.blob import encode_weights, weights_header
 from rnn_zoos.format import file_sha256
 from rnn_zoos.lstm import LSTMWithHead

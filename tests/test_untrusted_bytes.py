@@ -12,7 +12,7 @@ import torch
 
 import rnn_zoos
 from rnn_zoos import DamagedZooError
-from rnn_zoos.zoos import FORMAL_LANG
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.format import SPLITS
 from rnn_zoos.blob import decode_weights, encode_weights, weights_header
 from rnn_zoos.lstm import lstm_forward, stack_params

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import rnn_zoos
-from builders import publish, verify
+from rnn_zoos import publish, verify
 from rnn_zoos import ZooError
 from rnn_zoos.verify import verify_zoo
 

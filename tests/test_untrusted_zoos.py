@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import rnn_zoos
-from builders import publish, verify
+from rnn_zoos import publish, verify
 from rnn_zoos import DamagedZooError, ZooError
 from rnn_zoos.format import file_sha256
 from rnn_zoos.verify import verify_zoo
@@ -115,7 +115,7 @@ def test_broken_card_yaml_loads_and_verify_names_it(zoo: Path) -> None:
     card = zoo / "README.md"
     card.write_text(card.read_text().replace("configs:", "configs: [\n  {{{", 1))
     assert len(rnn_zoos.load_zoo(zoo, split="train")) == len(rnn_zoos.load_zoo(zoo)["train"]) > 0
-    assert "README.md has no YAML header with configs mapping splits to data files" in verify_zoo(zoo, sample_rows=0)
+    assert "README.md has a YAML header that is not valid YAML (ParserError)" in verify_zoo(zoo, sample_rows=0)
     card.write_bytes(b"---\n\xff\n---\n")
     assert "README.md is not UTF-8 text" in verify_zoo(zoo, sample_rows=0)
 

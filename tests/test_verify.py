@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from builders import verify
+from rnn_zoos import verify
 from rnn_zoos.format import ZooInfo, file_sha256
 from rnn_zoos.verify import verify_zoo
 

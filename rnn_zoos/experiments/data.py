@@ -13,7 +13,7 @@ import torch
 import rnn_zoos
 from rnn_zoos.errors import ZooError
 from rnn_zoos.format import SPLITS, ZooInfo
-from rnn_zoos.zoos import ZooSpec, zoo_spec
+from rnn_zoos.zoos import ZooKind, zoo_kind
 from rnn_zoos.lstm import Params
 from rnn_zoos.symmetry import permute_hidden, random_permutations
 
@@ -28,7 +28,7 @@ READ_ROWS = 500
 class ZooTensors:
     """The rows of one split: batched weights, recorded inputs and log-probs (as stored: int16 / float16), and light columns."""
 
-    spec: ZooSpec
+    kind: ZooKind
     weights: Params
     inputs: torch.Tensor
     log_probs: torch.Tensor
@@ -41,7 +41,7 @@ class ZooTensors:
     def to(self, device: str | torch.device) -> ZooTensors:
         """The same rows on ``device``."""
         return ZooTensors(
-            self.spec,
+            self.kind,
             {name: tensor.to(device) for name, tensor in self.weights.items()},
             self.inputs.to(device),
             self.log_probs.to(device),
@@ -52,7 +52,7 @@ class ZooTensors:
     def select(self, mask: torch.Tensor) -> ZooTensors:
         """The rows where ``mask`` is true."""
         index = torch.nonzero(mask.to(self.inputs.device)).flatten()
-        return ZooTensors(self.spec, {name: tensor[index] for name, tensor in self.weights.items()}, self.inputs[index],
+        return ZooTensors(self.kind, {name: tensor[index] for name, tensor in self.weights.items()}, self.inputs[index],
                           self.log_probs[index], {name: tensor[index.to(tensor.device)] for name, tensor in self.columns.items()},
                           [self.tasks[i] for i in index.tolist()])
 
@@ -60,7 +60,7 @@ class ZooTensors:
     def concat(parts: list[ZooTensors]) -> ZooTensors:
         """The rows of several parts, one after the other."""
         first = parts[0]
-        return ZooTensors(first.spec, {name: torch.cat([part.weights[name] for part in parts]) for name in first.weights},
+        return ZooTensors(first.kind, {name: torch.cat([part.weights[name] for part in parts]) for name in first.weights},
                           torch.cat([part.inputs for part in parts]), torch.cat([part.log_probs for part in parts]),
                           {name: torch.cat([part.columns[name] for part in parts]) for name in first.columns},
                           [task for part in parts for task in part.tasks])
@@ -76,7 +76,7 @@ class ZooTensors:
     def sequences(self, index: torch.Tensor, sequence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Model inputs ``[B * k, T, I]`` and target log-probs ``[B * k, T, O]`` of sequences ``[B, k]`` of rows ``index [B]``."""
         rows = index.unsqueeze(1).expand_as(sequence)
-        inputs = self.spec.model_inputs(self.inputs[rows, sequence].flatten(0, 1))
+        inputs = self.kind.model_inputs(self.inputs[rows, sequence].flatten(0, 1))
         return inputs, self.log_probs[rows, sequence].flatten(0, 1).float()
 
 
@@ -88,11 +88,11 @@ def load_splits(zoo: str | Path, device: str | torch.device = "cpu") -> dict[str
 def load_split(zoo: str | Path, split: str, device: str | torch.device = "cpu") -> ZooTensors:
     """Load one split of a zoo (folder or Hub id) into tensors on ``device``."""
     info = rnn_zoos.read_info(zoo)
-    spec = zoo_spec(info.zoo)
+    kind = zoo_kind(info.zoo)
     dataset = rnn_zoos.load_zoo(zoo, split=split, format="numpy")
-    weights: dict[str, list[torch.Tensor]] = {name: [] for name in spec.architecture.parameter_shapes()}
+    weights: dict[str, list[torch.Tensor]] = {name: [] for name in kind.architecture.parameter_shapes()}
     inputs, log_probs, tasks = [], [], []
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in (*LIGHT, *spec.extra_columns)}
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in (*LIGHT, *kind.extra_columns)}
     for start in range(0, len(dataset), READ_ROWS):
         rows = dataset[start : start + READ_ROWS]
         decoded = rnn_zoos.decode_batch(list(rows["weights"]))
@@ -100,16 +100,16 @@ def load_split(zoo: str | Path, split: str, device: str | torch.device = "cpu") 
             weights[name].append(decoded[name])
         inputs.append(torch.from_numpy(np.asarray(rows["inputs"])))
         log_probs.append(torch.from_numpy(np.asarray(rows["log_probs"])))
-        tasks += [spec.task_key(task) for task in rows["task"]]
+        tasks += [kind.task_key(task) for task in rows["task"]]
         for name in columns:
             columns[name].append(np.asarray(rows[name]))
-    shapes = spec.architecture.parameter_shapes()
+    shapes = kind.architecture.parameter_shapes()
     empty = lambda shape, dtype: torch.zeros((0, *shape), dtype=dtype)  # noqa: E731
     return ZooTensors(
-        spec,
+        kind,
         {name: torch.cat(parts) if parts else empty(shapes[name], torch.float32) for name, parts in weights.items()},
-        torch.cat(inputs) if inputs else empty(spec.inputs_feature.shape, torch.float32),
-        torch.cat(log_probs) if log_probs else empty(spec.log_probs_feature.shape, torch.float16),
+        torch.cat(inputs) if inputs else empty(kind.inputs_feature.shape, torch.float32),
+        torch.cat(log_probs) if log_probs else empty(kind.log_probs_feature.shape, torch.float16),
         {name: torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros(0) for name, parts in columns.items()},
         tasks,
     ).to(device)

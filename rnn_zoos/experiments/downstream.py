@@ -12,20 +12,17 @@ target without pretraining (``--supervised``), and the trivial predictor (mean, 
 class or mean direction of the training targets), the floor beside every metric. Each method runs
 with several seeds; the report gives the mean and a bootstrapped 95 % confidence interval.
 
-Targets: formal languages: ``task`` (m_b, m_c, m_d, three 6-way heads; exact match and per
-component) and ``accuracy`` (MSE). Sequential MNIST: ``angle`` (predicted as (cos, sin); mean
-absolute angular error in degrees), ``accuracy`` (MSE), ``step`` (which snapshot step; accuracy)
-and ``generalization_gap`` (MSE).
+The targets are the zoo kind's (:meth:`rnn_zoos.zoos.ZooKind.targets`, :mod:`rnn_zoos.targets`):
+formal languages ``task`` and ``accuracy``; sequential MNIST ``angle``, ``accuracy``, ``step`` and
+``generalization_gap``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,8 +34,10 @@ from torch import nn
 from rnn_zoos.errors import ZooError, report
 from rnn_zoos.files import atomic_write, check_out_folder, output_folder
 from rnn_zoos.format import ZooInfo
-from rnn_zoos.zoos import zoo_spec
+from rnn_zoos.zoos import zoo_kind
+from tqdm.auto import tqdm
 from rnn_zoos.splits import downstream_tasks
+from rnn_zoos.targets import Target
 
 from .data import (
     ZooTensors,
@@ -58,108 +57,16 @@ SUPERVISED_BATCH = 64
 """RNNs per step of the encoders trained end to end (``--supervised``)."""
 
 
-@dataclass(frozen=True)
-class Target:
-    """A property to predict, how it is encoded for training, and how predictions are scored."""
-
-    name: str
-    kind: str
-    """``task`` (three 6-way heads), ``regression``, ``angle`` or ``classes``."""
-
-    @property
-    def primary(self) -> tuple[str, bool]:
-        """The metric used for model selection, and whether higher is better."""
-        return {"task": ("exact_match", True), "regression": ("mse", False), "angle": ("angular_error", False), "classes": ("accuracy", True)}[self.kind]
-
-
-TARGETS = {
-    "formal-lang": {"task": Target("task", "task"), "accuracy": Target("accuracy", "regression")},
-    "seq-mnist": {"angle": Target("angle", "angle"), "accuracy": Target("accuracy", "regression"), "step": Target("step", "classes"),
-                  "generalization_gap": Target("generalization_gap", "regression")},
-}
-
-
 def protocol_parts(splits: dict[str, ZooTensors]) -> tuple[dict[str, ZooTensors], list, list]:
     """The rows of ``fit``, ``validation`` and ``ood`` (the reported half) under the paper's protocol,
     with the ood tasks moved into training and those reported (:func:`rnn_zoos.splits.downstream_tasks`)."""
     ood = splits["ood"]
-    spec = ood.spec
-    every_task = spec.task_array([task for part in splits.values() for task in part.tasks])
-    moved, kept = (spec.task_keys(vectors) for vectors in downstream_tasks(every_task, spec.criterion))
+    kind = ood.kind
+    every_task = kind.task_array([task for part in splits.values() for task in part.tasks])
+    moved, kept = (kind.task_keys(vectors) for vectors in downstream_tasks(every_task, kind.criterion))
     moved_mask = torch.tensor([task in set(moved) for task in ood.tasks], dtype=torch.bool)
     parts = {"fit": ZooTensors.concat([splits["train"], ood.select(moved_mask)]), "validation": splits["validation"], "ood": ood.select(~moved_mask)}
     return parts, moved, kept
-
-
-def target_values(target: Target, rows: ZooTensors, steps: list[int]) -> torch.Tensor:
-    """The true values of a target for some rows (class indices for ``task`` and ``classes``)."""
-    if target.kind == "task":
-        return torch.tensor([list(task[1:]) for task in rows.tasks], dtype=torch.long).view(-1, 3) + 3
-    if target.kind == "angle":
-        return torch.tensor(rows.tasks, dtype=torch.float32)
-    if target.kind == "classes":
-        return torch.tensor([steps.index(int(step)) for step in rows.columns["step"].tolist()], dtype=torch.long)
-    return rows.columns[target.name].float().cpu()
-
-
-def output_size(target: Target, steps: list[int]) -> int:
-    return {"task": 18, "regression": 1, "angle": 2, "classes": len(steps)}[target.kind]
-
-
-class Scaler:
-    """Standardises regression targets with the training mean and deviation."""
-
-    def __init__(self, target: Target, fit: torch.Tensor) -> None:
-        regression = target.kind == "regression"
-        self.mean = fit.mean() if regression else torch.tensor(0.0)
-        self.scale = fit.std().clamp(min=1e-8) if regression and len(fit) > 1 else torch.tensor(1.0)
-
-
-def training_loss(target: Target, out: torch.Tensor, y: torch.Tensor, scaler: Scaler) -> torch.Tensor:
-    """What a predictor is trained on."""
-    if target.kind == "task":
-        return sum(nn.functional.cross_entropy(out.view(-1, 3, 6)[:, k], y[:, k]) for k in range(3))
-    if target.kind == "classes":
-        return nn.functional.cross_entropy(out, y)
-    if target.kind == "angle":
-        radians = torch.deg2rad(y)
-        return nn.functional.mse_loss(out, torch.stack([radians.cos(), radians.sin()], dim=-1))
-    return nn.functional.mse_loss(out[:, 0], (y - scaler.mean) / scaler.scale)
-
-
-def predictions(target: Target, out: torch.Tensor, scaler: Scaler) -> torch.Tensor:
-    """Network outputs turned into predictions in the target's own terms."""
-    if target.kind == "task":
-        return out.view(-1, 3, 6).argmax(-1)
-    if target.kind == "classes":
-        return out.argmax(-1)
-    if target.kind == "angle":
-        return torch.rad2deg(torch.atan2(out[:, 1], out[:, 0])) % 360
-    return out[:, 0] * scaler.scale + scaler.mean
-
-
-def metrics(target: Target, predicted: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
-    """Scores of predictions against the truth."""
-    predicted, true = predicted.cpu(), true.cpu()
-    if target.kind == "task":
-        equal = predicted == true
-        return {"exact_match": equal.all(-1).float().mean().item(), **{f"m_{c}": equal[:, k].float().mean().item() for k, c in enumerate("bcd")}}
-    if target.kind == "classes":
-        return {"accuracy": (predicted == true).float().mean().item()}
-    if target.kind == "angle":
-        difference = (predicted - true).abs() % 360
-        return {"angular_error": torch.minimum(difference, 360 - difference).mean().item()}
-    return {"mse": (predicted - true).square().mean().item()}
-
-
-def trivial_predictions(target: Target, fit: torch.Tensor, count: int) -> torch.Tensor:
-    """The floor: the training mean, the most frequent training class (per component) or the mean training direction."""
-    if target.kind in ("task", "classes"):
-        return fit.mode(dim=0).values.expand(count, *fit.shape[1:]).clone()
-    if target.kind == "angle":
-        radians = torch.deg2rad(fit)
-        return torch.full((count,), math.degrees(math.atan2(radians.sin().mean(), radians.cos().mean())) % 360)
-    return torch.full((count,), fit.mean().item())
 
 
 def bootstrap_ci(values: list[float], seed: int = 0, resamples: int = 10_000) -> list[float]:
@@ -185,13 +92,13 @@ Predict = Callable[[ZooTensors], torch.Tensor]
 
 
 def _fit(target: Target, model: nn.Module, features: Callable[[ZooTensors, torch.Tensor | None], torch.Tensor], parts: dict[str, ZooTensors],
-         truth: dict[str, torch.Tensor], scaler: Scaler, steps: int, batch: int, lr: float, seed: int, eval_every: int) -> Predict:
+         truth: dict[str, torch.Tensor], scaler: Any, steps: int, batch: int, lr: float, seed: int, eval_every: int) -> Predict:
     """Train ``model`` on ``features`` of the fit rows, keeping the state best on validation (the fit rows if validation is empty)."""
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     select = "validation" if len(parts["validation"]) else "fit"
-    name, higher = target.primary
+    name, higher = target.primary, target.higher_is_better
     best_score, best_state = None, None
 
     def predict(rows: ZooTensors) -> torch.Tensor:
@@ -199,18 +106,18 @@ def _fit(target: Target, model: nn.Module, features: Callable[[ZooTensors, torch
         with torch.no_grad():
             outs = [model(features(rows, torch.arange(start, min(start + 256, len(rows)))))
                     for start in range(0, len(rows), 256)]
-        return predictions(target, torch.cat(outs).cpu(), scaler)
+        return target.predictions(torch.cat(outs).cpu(), scaler)
 
     fit_truth = truth["fit"].to(device)
     for step in range(1, steps + 1):
         model.train()
         index = torch.randint(len(parts["fit"]), (min(batch, len(parts["fit"])),), generator=generator)
-        loss = training_loss(target, model(features(parts["fit"], index)), fit_truth[index.to(device)], scaler)
+        loss = target.loss(model(features(parts["fit"], index)), fit_truth[index.to(device)], scaler)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if step % eval_every == 0 or step == steps:
-            score = metrics(target, predict(parts[select]), truth[select])[name]
+            score = target.metrics(predict(parts[select]), truth[select])[name]
             if best_score is None or (score > best_score if higher else score < best_score):
                 best_score, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
@@ -224,9 +131,9 @@ def probe_predictor(target: Target, embed: Callable[[ZooTensors], torch.Tensor],
     mean, scale = embedded["fit"].mean(0), embedded["fit"].std(0).clamp(min=1e-6)
     cache = {id(rows): (embedded[part] - mean) / scale for part, rows in parts.items()}
     torch.manual_seed(seed)
-    model = mlp(embedded["fit"].shape[1], 64, 64, output_size(target, steps)).to(device)
+    model = mlp(embedded["fit"].shape[1], 64, 64, target.output_size(steps)).to(device)
     features = lambda rows, index: cache[id(rows)][index.to(device)]  # noqa: E731
-    return _fit(target, model, features, parts, truth, Scaler(target, truth["fit"]), train_steps, 256, 1e-3, seed, max(1, train_steps // 20))
+    return _fit(target, model, features, parts, truth, target.scaler(truth["fit"]), train_steps, 256, 1e-3, seed, max(1, train_steps // 20))
 
 
 class EndToEnd(nn.Module):
@@ -247,14 +154,14 @@ def supervised_predictor(target: Target, encoder: str, parts: dict[str, ZooTenso
     Encoders that are not permutation-invariant see randomly permuted RNNs in training, as in pretraining.
     """
     torch.manual_seed(seed)
-    network = RNNEncoderModel(RNNEncoderConfig.for_zoo(encoder, parts["fit"].spec))
-    model = EndToEnd(network, mlp(network.config.embedding_dim, 64, output_size(target, steps))).to(device)
+    network = RNNEncoderModel(RNNEncoderConfig.for_zoo(encoder, parts["fit"].kind))
+    model = EndToEnd(network, mlp(network.config.embedding_dim, 64, target.output_size(steps))).to(device)
     permutations = torch.Generator().manual_seed(seed)
 
     def features(rows: ZooTensors, index: torch.Tensor) -> dict[str, torch.Tensor]:
         return rows.params(index.to(rows.inputs.device), permutations, permute=model.training and network.needs_augmentation)
 
-    return _fit(target, model, features, parts, truth, Scaler(target, truth["fit"]), train_steps, batch, 1e-3, seed, max(1, train_steps // 10))
+    return _fit(target, model, features, parts, truth, target.scaler(truth["fit"]), train_steps, batch, 1e-3, seed, max(1, train_steps // 10))
 
 
 # --- the study ----------------------------------------------------------------------------------
@@ -266,7 +173,7 @@ def check_study(info: ZooInfo, supervised: list[str], targets: list[str] | None,
     check_counts(seeds=seeds, probe_steps=probe_steps, supervised_steps=supervised_steps, supervised_batch=supervised_batch)
     check_encoder_names("--supervised", supervised)
     check_device(device)
-    available = TARGETS[zoo_spec(info.zoo).name]
+    available = zoo_kind(info.zoo).targets()
     unknown = [name for name in targets or [] if name not in available]
     if unknown:
         raise ZooError(f"unknown target(s) {unknown} for a {info.zoo} zoo; choose from {', '.join(available)}")
@@ -305,22 +212,23 @@ def run_downstream(
     Every setting is checked (:func:`check_study`) before the zoo's rows are loaded.
     """
     info = check_zoo(zoo)
-    spec = zoo_spec(info.zoo)
+    kind = zoo_kind(info.zoo)
     chosen = check_study(info, supervised, targets, seeds, probe_steps, supervised_steps, supervised_batch, device)
     torch_device = torch.device(device)
     parts, moved, kept = protocol_parts(splits or load_splits(zoo, torch_device))
     if len(parts["fit"]) == 0:
         raise ZooError(f"{zoo} has no rows to train a predictor on")
-    available = TARGETS[spec.name]
+    available = kind.targets()
     steps = sorted(info.snapshot_steps)
-    results: dict[str, Any] = {"zoo": str(zoo), "zoo_name": spec.name, "seeds": seeds,
+    results: dict[str, Any] = {"zoo": str(zoo), "zoo_name": kind.name, "seeds": seeds,
                                "rows": {part: len(rows) for part, rows in parts.items()},
-                               "ood_tasks": {"moved_into_training": [spec.task_cell(task) for task in moved], "reported": [spec.task_cell(task) for task in kept]},
+                               "ood_tasks": {"moved_into_training": [kind.task_cell(task) for task in moved], "reported": [kind.task_cell(task) for task in kept]},
                                "targets": {}}
     outputs: dict[str, Any] = {}
+    progress = tqdm(total=len(chosen) * (len(pretrained) + len(supervised)) * seeds, desc="downstream predictors", unit=" fits")
     for name in chosen:
         target = available[name]
-        truth = {part: target_values(target, rows, steps) for part, rows in parts.items()}
+        truth = {part: target.values(rows, steps) for part, rows in parts.items()}
         methods: dict[str, Callable[[int], Predict]] = {
             f"pretrained:{method}": partial(probe_predictor, target, embed, parts, truth, steps, train_steps=probe_steps, device=torch_device)
             for method, embed in pretrained.items()
@@ -328,35 +236,48 @@ def run_downstream(
         methods.update({f"supervised:{encoder}": partial(supervised_predictor, target, encoder, parts, truth, steps,
                                                          train_steps=supervised_steps, batch=supervised_batch, device=torch_device)
                         for encoder in supervised})
-        entry: dict[str, Any] = {"kind": target.kind, "primary_metric": target.primary[0], "higher_is_better": target.primary[1], "methods": {}}
-        trivial = {part: metrics(target, trivial_predictions(target, truth["fit"], len(truth[part])), truth[part])
+        entry: dict[str, Any] = {"kind": target.label, "primary_metric": target.primary, "higher_is_better": target.higher_is_better,
+                                 "methods": {}}
+        trivial = {part: target.metrics(target.trivial(truth["fit"], len(truth[part])), truth[part])
                    for part in REPORTED if len(truth[part])}
         entry["methods"]["trivial"] = {part: summarise([score]) for part, score in trivial.items()}
         for method, make in methods.items():
             per_part: dict[str, list[dict[str, float]]] = {part: [] for part in REPORTED if len(truth[part])}
             for seed in range(seeds):
                 predict = make(seed=seed)
+                progress.update()
                 for part in per_part:
                     predicted = predict(parts[part])
-                    per_part[part].append(metrics(target, predicted, truth[part]))
+                    per_part[part].append(target.metrics(predicted, truth[part]))
                     if seed == 0:
                         outputs.setdefault(name, {}).setdefault(method, {})[part] = {"predicted": predicted, "true": truth[part]}
             entry["methods"][method] = {part: summarise(scores) for part, scores in per_part.items()}
         results["targets"][name] = entry
+    progress.close()
     return results, outputs
 
 
 def load_pretrained(folders: list[Path], info: ZooInfo, device: str) -> dict[str, Callable[[ZooTensors], torch.Tensor]]:
-    """The embedders of the encoders saved in ``folders`` (``RUN/encoder`` of ``rnn_zoos.experiments.pretrain``), by encoder name;
+    """The embedders of the encoders saved in ``folders`` (``RUN/encoder`` of ``rnn-zoos pretrain``), by method name: the
+    encoder's name, or ``ENCODER@RUN`` for encoders that two or more folders share (so no run's results replace another's);
     :class:`ZooError` for a folder that holds no encoder, or one pretrained on another kind of zoo than that of ``info``."""
-    encoders = {}
+    models = []
     for folder in folders:
         if not (folder / "config.json").is_file():
-            raise ZooError(f"--pretrained {folder} is not an encoder folder (no config.json); pass RUN/encoder of rnn_zoos.experiments.pretrain")
+            raise ZooError(f"--pretrained {folder} is not an encoder folder (no config.json); pass RUN/encoder of rnn-zoos pretrain")
         model = RNNEncoderModel.from_pretrained(folder)
         if model.config.zoo != info.zoo:
             raise ZooError(f"--pretrained {folder} was pretrained on a {model.config.zoo} zoo, not a {info.zoo} zoo like --zoo")
-        encoders[model.config.encoder] = embedder(model.to(device))
+        models.append((folder, model))
+    names = [model.config.encoder for _, model in models]
+    encoders = {}
+    for (folder, model), name in zip(models, names):
+        if names.count(name) > 1:
+            run = folder.resolve().parent if folder.name == "encoder" else folder.resolve()
+            name = f"{name}@{run.name}"
+        if name in encoders:
+            raise ZooError(f"--pretrained: two folders give the method name {name}; pass each pretraining run once")
+        encoders[name] = embedder(model.to(device))
     return encoders
 
 
@@ -369,18 +290,20 @@ def write_results(out: Path, results: dict[str, Any], outputs: dict[str, Any]) -
             torch.save(outputs, temporary)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m baselines.downstream", description=__doc__.split("\n")[0])
-    parser.add_argument("--zoo", required=True)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--pretrained", nargs="*", default=[], type=Path, help="encoder folders written by rnn_zoos.experiments.pretrain (RUN/encoder)")
-    parser.add_argument("--supervised", nargs="*", default=[], help="encoder names trained end to end without pretraining")
-    parser.add_argument("--targets", nargs="*", default=None)
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--probe-steps", type=int, default=2000)
-    parser.add_argument("--supervised-steps", type=int, default=2000)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser = argparse.ArgumentParser(prog=prog or "rnn-zoos downstream", description=__doc__.split("\n")[0])
+    parser.add_argument("--zoo", required=True, help="zoo folder or Hub dataset id")
+    parser.add_argument("--out", required=True, type=Path, help="folder for downstream.json and predictions.pt (new or empty)")
+    parser.add_argument("--pretrained", nargs="*", default=[], type=Path,
+                        help="encoder folders written by rnn-zoos pretrain (RUN/encoder); the same encoder twice is named ENCODER@RUN")
+    parser.add_argument("--supervised", nargs="*", default=[], help="encoder names trained end to end on each target, without pretraining")
+    parser.add_argument("--targets", nargs="*", default=None, help="which of the zoo's targets to predict (default: all of them)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per method; the report gives their mean and a 95 %% interval (default: 5)")
+    parser.add_argument("--probe-steps", type=int, default=2000, help="training steps of each probe on frozen embeddings (default: 2000)")
+    parser.add_argument("--supervised-steps", type=int, default=2000, help="training steps of each end-to-end encoder (default: 2000)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where to train (default: cuda if available)")
     args = parser.parse_args(argv)
     try:
         check_out_folder(args.out)

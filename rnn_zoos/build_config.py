@@ -1,0 +1,46 @@
+"""The options every zoo builder shares: ``rnn-zoos build ZOO --out DIR [--runs ...]`` (a zoo kind may add its own)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+import torch
+
+from .errors import ZooError
+from .files import check_out_folder
+
+
+@dataclass
+class BuildConfig:
+    """Options shared by every zoo builder (the command line of ``rnn-zoos build ZOO`` and ``python -m builders.<zoo>``)."""
+
+    out: str = field(metadata={"help": "folder to write the zoo to (created; an unfinished build there is resumed)"})
+    runs: int = field(default=1000, metadata={"help": "number of training runs"})
+    steps: int = field(default=20_000, metadata={"help": "optimizer steps per run; snapshot steps and learning-rate breakpoints scale with it"})
+    seed: int = field(default=0, metadata={"help": "zoo seed; run r uses the seed SeedSequence([seed, r])"})
+    device: Literal["cpu", "cuda"] = field(default="cpu", metadata={"help": "where to train"})
+    runs_per_batch: Optional[int] = field(
+        default=None, metadata={"help": "runs trained at once as one batched model (default: 1000 on cuda, 64 on cpu)"}
+    )
+
+    def validate(self) -> None:
+        """Raise :class:`ZooError` for a value no build can use."""
+        check_out_folder(self.out)
+        for name in ("runs", "steps"):
+            if getattr(self, name) < 1:
+                raise ZooError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.runs_per_batch is not None and self.runs_per_batch < 1:
+            raise ZooError(f"--runs-per-batch must be at least 1, got {self.runs_per_batch}")
+        if not 0 <= self.seed < 2**63:
+            raise ZooError(f"--seed must be a non-negative 64-bit integer, got {self.seed}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ZooError("--device cuda: no CUDA device is available here; use --device cpu")
+
+    @property
+    def batch_runs(self) -> int:
+        """Runs per batched model."""
+        default = 1000 if self.device == "cuda" else 64
+        return min(self.runs, self.runs_per_batch or default)
+
+

@@ -1,0 +1,111 @@
+"""The options of an emulation-pretraining run (``rnn-zoos pretrain``), whose defaults are the paper's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+import torch
+
+from rnn_zoos.errors import ZooError
+from rnn_zoos.format import ZooInfo
+from rnn_zoos.zoos import zoo_kind
+
+from .data import check_counts, check_device, check_encoder_names, option_name
+
+__all__ = ["PAPER_SETTINGS", "EncoderName", "PretrainConfig"]
+
+EncoderName = Literal[
+    "layerwise_statistics", "flat", "parameter_transformer", "dws", "noninteractive_probing", "interactive_probing"
+]
+PAPER_SETTINGS: dict[str, tuple[Any, str]] = {
+    "steps": (100_000, "total_training_steps"),
+    "batch_rnns": (64, "rnn_batch_size"),
+    "sequences_per_rnn": (1, "sequence_batch_size"),
+    "loss": ("total_variation", "criterion"),
+    "lr": (1e-4, "learning_rate"),
+    "weight_decay": (0.01, "weight_decay"),
+    "clip": (0.1, "gradient_clipping"),
+    "eval_every": (1000, "the training loop's evaluation at step % 1000 == 0"),
+    "eval_rnns": (None, "evaluate_with_dataset reads every RNN of the split"),
+    "cloned_rnns": (20, "num_evaluation_policies"),
+    "probing_sequences": (1, "num_parallel_probing_sequences"),
+    "probing_length": (None, "probing_sequence_length: 22, or the sequence length + 1 (50) for sequential MNIST"),
+    "probing_static_weight": (0.0, "static_weight"),
+}
+"""The pretraining options whose values the paper's code fixes (``training_configs.py``, ``training_script.py``):
+option -> (the paper's value, where the code sets it). ``None``: all RNNs / the zoo's default. The defaults below are these."""
+
+
+@dataclass
+class PretrainConfig:
+    """Options of ``python -m baselines.pretrain``; the defaults are the paper's (``training_configs.py``)."""
+
+    zoo: str = field(metadata={"help": "zoo folder or Hub dataset id"})
+    encoder: EncoderName = field(metadata={"help": "which encoder to pretrain"})
+    out: str = field(metadata={"help": "output folder (an unfinished run there with the same options is resumed)"})
+    steps: int = field(default=PAPER_SETTINGS["steps"][0], metadata={"help": "training steps"})
+    batch_rnns: int = field(default=PAPER_SETTINGS["batch_rnns"][0], metadata={"help": "RNNs per step"})
+    sequences_per_rnn: int = field(
+        default=PAPER_SETTINGS["sequences_per_rnn"][0], metadata={"help": "recorded sequences emulated per RNN and step"}
+    )
+    loss: Literal["total_variation", "reverse_kl"] = field(default=PAPER_SETTINGS["loss"][0], metadata={"help": "emulation loss"})
+    lr: float = field(default=PAPER_SETTINGS["lr"][0], metadata={"help": "AdamW learning rate"})
+    weight_decay: float = field(default=PAPER_SETTINGS["weight_decay"][0], metadata={"help": "AdamW weight decay"})
+    clip: float = field(
+        default=PAPER_SETTINGS["clip"][0],
+        metadata={"help": "gradient-norm clipping, for the emulator and the encoder separately (0: none)"},
+    )
+    eval_every: int = field(
+        default=PAPER_SETTINGS["eval_every"][0], metadata={"help": "steps between evaluations (logged losses, best checkpoint)"}
+    )
+    eval_rnns: Optional[int] = field(
+        default=PAPER_SETTINGS["eval_rnns"][0],
+        metadata={"help": "RNNs of validation and of ood evaluated, spread over the split (default: all)"},
+    )
+    cloned_rnns: int = field(
+        default=PAPER_SETTINGS["cloned_rnns"][0],
+        metadata={"help": "RNNs per split for the cloned performance at the end (0: skip)"},
+    )
+    probing_sequences: int = field(
+        default=PAPER_SETTINGS["probing_sequences"][0],
+        metadata={"help": "probing encoders: parallel probe sequences (the paper's ablation: 1, 2, 4, 8)"},
+    )
+    probing_length: Optional[int] = field(
+        default=PAPER_SETTINGS["probing_length"][0],
+        metadata={"help": "probing encoders: probe steps (default: the zoo's, 22 formal, 50 MNIST)"},
+    )
+    probing_static_weight: float = field(
+        default=PAPER_SETTINGS["probing_static_weight"][0],
+        metadata={"help": "interactive probing: weight of learned static codes added to its probes' source"},
+    )
+    mnist: Optional[str] = field(
+        default=None, metadata={"help": "MNIST source for the cloned performance of a zoo whose task needs it, such as MNIST (default: the zoo's)"}
+    )
+    device: Literal["cpu", "cuda"] = field(
+        default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "training device"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed of initialisation, batches and augmentation"})
+
+    def validate(self) -> None:
+        """Raise :class:`ZooError` for values no run can use."""
+        counts = ("steps", "batch_rnns", "sequences_per_rnn", "eval_every", "probing_sequences")
+        check_counts(**{name: getattr(self, name) for name in counts})
+        for name in ("eval_rnns", "probing_length"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ZooError(f"{option_name(name)} must be at least 1 (or left out), got {getattr(self, name)}")
+        for name in ("cloned_rnns", "weight_decay", "clip", "probing_static_weight"):
+            if getattr(self, name) < 0:
+                raise ZooError(f"{option_name(name)} must not be negative, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ZooError(f"--lr must be positive, got {self.lr}")
+        check_encoder_names("--encoder", [self.encoder])
+        check_device(self.device)
+
+    def validate_for_zoo(self, info: ZooInfo) -> None:
+        """Raise :class:`ZooError` for values the zoo of ``info`` cannot serve."""
+        if info.splits["train"].num_rows == 0:
+            raise ZooError(f"{self.zoo} has no train rows to pretrain on")
+        recorded = zoo_kind(info.zoo).inputs_feature.shape[0]
+        if self.sequences_per_rnn > recorded:
+            raise ZooError(f"--sequences-per-rnn {self.sequences_per_rnn}: the zoo records only {recorded} sequences per RNN")

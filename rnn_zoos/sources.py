@@ -1,0 +1,147 @@
+"""Where a zoo's files are: one resolver, "folder or Hub repo id + revision -> files on this machine".
+
+:func:`resolve_zoo` serves loading, ``verify`` and ``publish`` alike. For a Hub repo given without a
+revision it picks the newest tag of this library's major format version (``v1.1`` before ``v1.0``;
+``publish`` tags every push), as lerobot resolves its codebase version, and says which it used; a
+repo without such tags is read at its main branch.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    GatedRepoError,
+    HfHubHTTPError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import validate_repo_id
+from urllib.parse import quote
+
+from .errors import DamagedZooError, ZooError
+from .format import FORMAT_VERSION, INFO_PATH, ZooInfo, short
+
+VERSION_TAG = re.compile(r"v(\d+)\.(\d+)")
+"""A tag of a pushed format version: ``v{major}.{minor}``."""
+
+
+@dataclass(frozen=True)
+class ZooSource:
+    """A zoo resolved to its files: a local folder, or a Hub dataset repo whose files are fetched into the Hub cache."""
+
+    name: str
+    """The folder or repo id as given, for messages."""
+    folder: Path | None = None
+    repo_id: str | None = None
+    revision: str | None = None
+
+    def file(self, relative: str) -> Path:
+        """A file of the zoo on this machine: in the folder (it may not exist), or downloaded from the Hub once."""
+        if self.folder is not None:
+            return self.folder / relative
+        return Path(self._from_hub(lambda: hf_hub_download(self.repo_id, relative, repo_type="dataset", revision=self.revision), relative))
+
+    def snapshot(self) -> Path:
+        """A folder on this machine with all files of the zoo: the folder itself, or a download of the whole repo."""
+        if self.folder is not None:
+            return self.folder
+        return Path(self._from_hub(lambda: snapshot_download(self.repo_id, repo_type="dataset", revision=self.revision), "the files"))
+
+    def hub_url(self, relative: str) -> str:
+        """The ``hf://`` URL of a file of the repo, for streaming it."""
+        at = f"@{quote(self.revision, safe='')}" if self.revision else ""
+        return f"hf://datasets/{self.repo_id}{at}/{relative}"
+
+    def info(self) -> ZooInfo:
+        """``meta/info.json``, parsed and checked (:meth:`ZooInfo.from_json`)."""
+        return ZooInfo.read(self.file(INFO_PATH), f"{self.name}/{INFO_PATH}")
+
+    def _from_hub(self, call: Callable[[], str], relative: str) -> str:
+        """Run a Hub download of ``relative``; its errors become a :class:`ZooError` saying what the Hub said."""
+        repo = f"the Hub dataset repo {self.repo_id}" + (f" (revision {self.revision})" if self.revision else "")
+        try:
+            return call()
+        except LocalEntryNotFoundError:
+            raise ZooError(f"{repo} is not in the local cache and the Hub cannot be reached (HF_HUB_OFFLINE set, or no network); "
+                           "load it once while online") from None
+        except GatedRepoError:
+            raise ZooError(f"{repo} is gated: request access on its page and log in with `hf auth login`") from None
+        except RepositoryNotFoundError:
+            raise ZooError(f"{repo} does not exist (check the name, or log in with `hf auth login` for a private repo)") from None
+        except RevisionNotFoundError:
+            raise ZooError(f"{repo} has no revision {self.revision!r}") from None
+        except EntryNotFoundError:
+            if relative == INFO_PATH:
+                raise ZooError(f"{repo} has no {INFO_PATH}: it is not an rnn-zoos zoo") from None
+            raise DamagedZooError(f"{repo} has no file {relative}: the zoo is incomplete") from None
+        except (HfHubHTTPError, HFValidationError, OSError) as error:
+            said = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ZooError(f"{repo} could not be read: the Hub said {short(said, 200)}") from None
+
+
+def is_repo_id(name: str) -> bool:
+    """Whether ``name`` is a valid Hub repo id (``NAME`` or ``ORG/NAME``), by ``huggingface_hub``'s rules."""
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def resolve_zoo(source: str | Path, revision: str | None = None, hub: bool = True) -> ZooSource:
+    """Resolve a zoo folder or Hub dataset repo id to its files; the one place that decides which it is.
+
+    An existing folder wins. A ``Path``, a name that is not a valid repo id, or any name when ``hub`` is
+    False must be a folder. Otherwise the repo's ``meta/info.json`` is fetched (or found in the Hub cache).
+    A name that is neither raises :class:`ZooError` saying that no such folder exists and, for a valid
+    repo id, what the Hub said. A repo id without ``revision`` is read at the newest tag of our major
+    format version (:func:`newest_format_tag`), if it has one.
+    """
+    path, shown = Path(source), str(source) if len(str(source)) <= 200 else f"{str(source)[:197]}..."
+    try:
+        kind = "folder" if path.is_dir() else "file" if path.exists() else None
+    except OSError as error:  # a name too long for a path, say
+        raise ZooError(f"{shown} cannot be a zoo folder ({error.strerror})") from None
+    if kind == "folder":
+        return ZooSource(str(source), folder=path)
+    if kind == "file":
+        raise ZooError(f"{shown} is a file, not a zoo folder")
+    absent = f"no folder {shown} exists" + ("" if path.is_absolute() else f" in {Path.cwd()}")
+    if not hub or isinstance(source, Path) or not is_repo_id(str(source)):
+        raise ZooError(f"{absent}; give the path of a zoo folder" + (" or a Hub dataset repo id (ORG/NAME)" if hub else ""))
+    if revision is None and (revision := newest_format_tag(str(source))) is not None:
+        print(f"{shown}: reading revision {revision}, the newest tag of format version {FORMAT_VERSION.split('.')[0]} "
+              "(pass a revision to read another)", file=sys.stderr)
+    zoo = ZooSource(str(source), repo_id=str(source), revision=revision)
+    try:
+        zoo.file(INFO_PATH)
+    except ZooError as error:
+        raise ZooError(f"{absent}, and {error}") from None
+    return zoo
+
+
+def format_tags(tags: list[str], version: str = FORMAT_VERSION) -> list[str]:
+    """The tags among ``tags`` of the major format version of ``version``, newest first."""
+    major = int(version.split(".")[0])
+    found = [(int(match[2]), tag) for tag in tags if (match := VERSION_TAG.fullmatch(tag)) and int(match[1]) == major]
+    return [tag for _, tag in sorted(found, reverse=True)]
+
+
+def newest_format_tag(repo_id: str) -> str | None:
+    """The newest tag of our major format version on the Hub dataset repo ``repo_id``; None if it has none or the Hub's
+    list of tags cannot be read (offline, say)."""
+    try:
+        refs = HfApi().list_repo_refs(repo_id, repo_type="dataset")
+    except (HfHubHTTPError, HFValidationError, OSError, ValueError):
+        return None
+    tags = format_tags([ref.name for ref in refs.tags])
+    return tags[0] if tags else None

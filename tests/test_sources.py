@@ -1,0 +1,58 @@
+"""One resolver for every command: folder or repo id + revision -> files; a repo id alone reads the newest format tag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import rnn_zoos.sources as sources
+from rnn_zoos.format import FORMAT_VERSION, INFO_PATH
+from rnn_zoos.sources import format_tags, resolve_zoo
+
+
+def test_format_tags_are_those_of_our_major_version_newest_first() -> None:
+    tags = ["v1.0", "v2.0", "v1.10", "v1.2", "latest", "v1.x", "1.3", "v0.9"]
+    assert format_tags(tags, "1.1") == ["v1.10", "v1.2", "v1.0"]
+    assert format_tags(tags, "2.0") == ["v2.0"] and format_tags(["main"], "1.1") == []
+
+
+@pytest.fixture
+def fake_hub(monkeypatch: pytest.MonkeyPatch, formal_zoo: Path) -> dict:
+    """A Hub whose repo has the given tags and serves the formal zoo's files; records the revision of every download."""
+    seen: dict = {"revisions": [], "tags": []}
+
+    def list_repo_refs(self, repo_id: str, repo_type: str) -> SimpleNamespace:
+        assert repo_type == "dataset"
+        return SimpleNamespace(tags=[SimpleNamespace(name=tag) for tag in seen["tags"]], branches=[])
+
+    def download(repo_id: str, filename: str, repo_type: str, revision: str | None) -> str:
+        seen["revisions"].append(revision)
+        return str(formal_zoo / filename)
+
+    monkeypatch.setattr(sources.HfApi, "list_repo_refs", list_repo_refs)
+    monkeypatch.setattr(sources, "hf_hub_download", download)
+    return seen
+
+
+def test_a_repo_id_without_revision_reads_the_newest_tag_of_our_format_and_says_so(fake_hub: dict, capsys) -> None:
+    major = FORMAT_VERSION.split(".")[0]
+    fake_hub["tags"] = [f"v{major}.0", f"v{major}.7", f"v{int(major) + 1}.0", "v0.3"]
+    zoo = resolve_zoo("someone/zoo")
+    assert zoo.revision == f"v{major}.7" and fake_hub["revisions"] == [f"v{major}.7"]
+    assert f"someone/zoo: reading revision v{major}.7, the newest tag of format version {major}" in capsys.readouterr().err
+    assert zoo.info().zoo == "formal-lang" and fake_hub["revisions"][-1] == f"v{major}.7"
+
+
+def test_a_given_revision_or_a_repo_without_tags_is_read_as_asked(fake_hub: dict, capsys) -> None:
+    fake_hub["tags"] = ["v1.0"]
+    assert resolve_zoo("someone/zoo", revision="main").revision == "main"
+    fake_hub["tags"] = ["release"]
+    assert resolve_zoo("someone/zoo").revision is None
+    assert fake_hub["revisions"] == ["main", None] and capsys.readouterr().err == ""
+
+
+def test_a_folder_is_read_as_it_is(formal_zoo: Path, fake_hub: dict) -> None:
+    zoo = resolve_zoo(str(formal_zoo))
+    assert zoo.folder == formal_zoo and zoo.file(INFO_PATH).is_file() and fake_hub["revisions"] == []
