@@ -25,7 +25,6 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,27 +34,24 @@ import torch
 from tqdm.auto import tqdm
 
 from .arguments import parse_config
-from .blob import encode_weights
 from .build_config import BuildConfig
 from .build_folder import LOCK_FILE, TRASH_DIR, WORK_DIR, build_lock, prepare_output
 from .cards import provenance_fields
+from .chunk_trainer import Chunk, ChunkTrainer
 from .errors import ZooError, report
-from .files import atomic_write
 from .format import FORMAT_VERSION
-from .layout import plan_splits, summary_line, write_parquet, write_zoo_layout
+from .layout import plan_splits, summary_line, write_zoo_layout
 from .streams import run_seeds
-from .training import BatchedAdamW, TrainingSchedule, initial_params
+from .training import TrainingSchedule, initial_params
 from .zoos import ZooRecipe, zoo_kind
 
-__all__ = ["LOCK_FILE", "TRASH_DIR", "WORK_DIR", "BuildConfig", "ZooRecipe", "build_lock", "build_zoo", "main"]
+__all__ = ["LOCK_FILE", "TRASH_DIR", "WORK_DIR", "BuildConfig", "Chunk", "ChunkTrainer", "ZooRecipe", "build_lock", "build_zoo", "main"]
 
 MEMORY_HEADROOM = 4.0
 """Peak memory of a run in a batch, over the activations autograd saves in one of its training steps.
 Measured on CPU: 1.5 to 1.6 for a training step, 1.8 (sequential MNIST) and 3.1 (formal languages, which sample
 1000 strings) for a snapshot; rounded up."""
 INTERRUPTED = "interrupted; run the same command to resume"
-CHECKPOINT_SECONDS = 120.0
-"""Checkpoint at least this often between snapshots, so an interruption loses little work."""
 _CHUNK_PATTERN = re.compile(r"runs-(\d{5})-(\d{5})")
 
 
@@ -96,18 +92,6 @@ def device_description(device: str) -> str:
     if device == "cuda" and torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name()})"
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-
-
-@dataclass(frozen=True, order=True)
-class Chunk:
-    """Runs ``first`` to ``stop - 1``, trained together as one batched model."""
-
-    first: int
-    stop: int
-
-    @property
-    def name(self) -> str:
-        return f"runs-{self.first:05d}-{self.stop - 1:05d}"
 
 
 def zoo_identity(recipe: ZooRecipe, config: BuildConfig) -> dict[str, Any]:
@@ -206,80 +190,6 @@ def _plan_chunks(work: Path, runs: int, batch_runs: int) -> list[Chunk]:
         plan.append(Chunk(first, stop))
         first = stop
     return sorted(plan, key=lambda chunk: chunk.first)
-
-
-class ChunkTrainer:
-    """Trains one chunk of runs, writing a Parquet part per snapshot and checkpoints to resume from."""
-
-    def __init__(self, recipe: ZooRecipe, config: BuildConfig, chunk: Chunk, folder: Path) -> None:
-        self.recipe, self.chunk, self.folder = recipe, chunk, folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.schedule = TrainingSchedule(steps=config.steps)
-        self.device = torch.device(config.device)
-        self.seed_values = run_seeds(config.seed, range(chunk.first, chunk.stop))
-        self.seeds = torch.tensor(self.seed_values, dtype=torch.int64, device=self.device)
-        self.runs = recipe.setup(self.seeds)
-        self.params = {name: tensor.requires_grad_() for name, tensor in initial_params(recipe.kind.architecture, self.seeds).items()}
-        self.optimizer = BatchedAdamW(self.params, self.runs["weight_decay"])
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.folder / "checkpoint.pt"
-
-    def run(self, progress: tqdm) -> None:
-        """Train from the last checkpoint (or the start) to the end, then mark the chunk finished."""
-        step = self._restore()
-        snapshot_steps = set(self.schedule.snapshot_steps())
-        if step == 0 and 0 in snapshot_steps:
-            self.write_snapshot(0)
-        progress.update(step * len(self.seed_values))
-        saved_at = time.monotonic()
-        while step < self.schedule.steps:
-            step += 1
-            self.train_step(step)
-            progress.update(len(self.seed_values))
-            if step in snapshot_steps:
-                self.write_snapshot(step)
-            if step in snapshot_steps or time.monotonic() - saved_at > CHECKPOINT_SECONDS:
-                self._save(step)
-                saved_at = time.monotonic()
-        (self.folder / "finished").touch()
-        self.checkpoint_path.unlink(missing_ok=True)
-
-    def _restore(self) -> int:
-        if not self.checkpoint_path.is_file():
-            return 0
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
-        with torch.no_grad():
-            for name, tensor in self.params.items():
-                tensor.copy_(state["params"][name])
-        self.optimizer.load_state_dict(state["optimizer"])
-        return int(state["step"])
-
-    def _save(self, step: int) -> None:
-        state = {"step": step, "params": {name: tensor.detach() for name, tensor in self.params.items()},
-                 "optimizer": self.optimizer.state_dict()}
-        with atomic_write(self.checkpoint_path) as temporary:
-            torch.save(state, temporary)
-
-    def train_step(self, step: int) -> None:
-        """One AdamW update of every run, on the data of step ``step``."""
-        self.recipe.loss(self.params, self.runs, self.seeds, step).sum().backward()
-        self.optimizer.step(self.schedule.learning_rate(step))
-
-    def write_snapshot(self, step: int) -> None:
-        """Evaluate the current weights and write the chunk's rows of step ``step`` as a Parquet part."""
-        with torch.no_grad():
-            params = {name: tensor.detach() for name, tensor in self.params.items()}
-            columns = self.recipe.snapshot(params, self.runs, self.seeds, step)
-            architecture = self.recipe.kind.architecture
-            cpu = {name: tensor.cpu() for name, tensor in params.items()}
-            weights = [encode_weights({name: tensor[index] for name, tensor in cpu.items()}, architecture)
-                       for index in range(len(self.seed_values))]
-        rows = {"run": list(range(self.chunk.first, self.chunk.stop)), "step": [step] * len(weights),
-                "seed": self.seed_values, **columns, "weights": weights}
-        features = self.recipe.kind.features
-        write_parquet(self.folder / f"step-{step:06d}.parquet", features, [{name: rows[name] for name in features}])
 
 
 def build_zoo(recipe: ZooRecipe, config: BuildConfig) -> Path:
