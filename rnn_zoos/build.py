@@ -82,7 +82,9 @@ def build_command(kind_name: str, config: BuildConfig) -> str:
     options = []
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
-        if value is not None:
+        if value is True:
+            options.append(f"--{item.name.replace('_', '-')}")
+        elif value is not None and value is not False:
             options.append(f"--{item.name.replace('_', '-')} {value}")
     return f"rnn-zoos build {kind_name} {' '.join(options)}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -23,6 +24,12 @@ class BuildConfig:
     runs_per_batch: Optional[int] = field(
         default=None, metadata={"help": "runs trained at once as one batched model (default: 1000 on cuda, 64 on cpu)"}
     )
+    compile: bool = field(
+        default=False, metadata={"help": "compile the training loss (forward and backward) with torch.compile; rounding may differ slightly"}
+    )
+    cuda_graphs: bool = field(
+        default=False, metadata={"help": "capture the training step once as a CUDA graph and replay it (cuda only); rounding may differ slightly"}
+    )
 
     def validate(self) -> None:
         """Raise :class:`ZooError` for a value no build can use."""
@@ -36,6 +43,11 @@ class BuildConfig:
             raise ZooError(f"--seed must be a non-negative 64-bit integer, got {self.seed}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ZooError("--device cuda: no CUDA device is available here; use --device cpu")
+        if self.cuda_graphs and self.device != "cuda":
+            raise ZooError(f"--cuda-graphs captures the training step as a CUDA graph, which needs --device cuda; "
+                           f"drop --cuda-graphs on {self.device} (--compile works there)")
+        if self.compile and self.device == "cpu" and not any(shutil.which(name) for name in ("g++", "c++", "clang++")):
+            raise ZooError("--compile on cpu needs a C++ compiler (g++ or clang++) on the PATH; install one or drop --compile")
 
     @property
     def batch_runs(self) -> int:

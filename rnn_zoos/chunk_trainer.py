@@ -1,12 +1,25 @@
-"""Training one chunk of runs as one batched model: snapshots and checkpoints to resume from.
+"""Training one chunk of runs as one batched model: snapshots, checkpoints, and how a training step is executed.
 
 A :class:`ChunkTrainer` takes the runs ``chunk.first`` to ``chunk.stop - 1`` from their initial
 weights (or the last checkpoint) to the last step, writing a Parquet part per snapshot step.
+
+A training step runs in one of two ways:
+
+- *eager* (the default): the recipe's loss with the step as a Python int and a float learning rate,
+  exactly the code path every zoo so far was built with;
+- *static* (``--compile`` or ``--cuda-graphs``): the step counter and the learning rate live in
+  device tensors that the step itself reads (:meth:`TrainingSchedule.learning_rate_tensor`), and AdamW
+  is the fused kernel reading its learning rate from that tensor. Nothing is read back to the host,
+  so the whole step (loss, backward, weight decay, AdamW) can be captured once as a CUDA graph and
+  replayed (``--cuda-graphs``), and ``--compile`` compiles the loss (forward and backward) with
+  :func:`torch.compile`. The random numbers are the same; the rounding differs slightly from the
+  eager step (a float32 learning rate, the fused AdamW, compiled kernels), as it does between devices.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +36,8 @@ from .zoos import ZooRecipe
 
 CHECKPOINT_SECONDS = 120.0
 """Checkpoint at least this often between snapshots, so an interruption loses little work."""
+WARMUP_STEPS = 3
+"""Training steps run uncaptured before a CUDA graph is captured (lazy initialisation, compilation, autotuning)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -49,7 +64,14 @@ class ChunkTrainer:
         self.seeds = torch.tensor(self.seed_values, dtype=torch.int64, device=self.device)
         self.runs = recipe.setup(self.seeds)
         self.params = {name: tensor.requires_grad_() for name, tensor in initial_params(recipe.kind.architecture, self.seeds).items()}
-        self.optimizer = BatchedAdamW(self.params, self.runs["weight_decay"])
+        self.static = config.compile or config.cuda_graphs
+        self.cuda_graphs = config.cuda_graphs
+        self.step_counter = torch.zeros((), dtype=torch.int64, device=self.device)
+        learning_rate = torch.zeros((), dtype=torch.float32, device=self.device) if self.static else None
+        self.optimizer = BatchedAdamW(self.params, self.runs["weight_decay"], learning_rate)
+        self.loss = torch.compile(recipe.loss) if config.compile else recipe.loss
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.uncaptured_steps = 0
 
     @property
     def checkpoint_path(self) -> Path:
@@ -93,8 +115,46 @@ class ChunkTrainer:
 
     def train_step(self, step: int) -> None:
         """One AdamW update of every run, on the data of step ``step``."""
-        self.recipe.loss(self.params, self.runs, self.seeds, step).sum().backward()
-        self.optimizer.step(self.schedule.learning_rate(step))
+        if not self.static:
+            self.recipe.loss(self.params, self.runs, self.seeds, step).sum().backward()
+            self.optimizer.step(self.schedule.learning_rate(step))
+            return
+        self.step_counter.fill_(step)  # a kernel on the device: no synchronisation
+        if self.graph is not None:
+            self.graph.replay()
+        elif self.cuda_graphs and self.uncaptured_steps >= WARMUP_STEPS:
+            self.graph = self._capture()
+            self.graph.replay()
+        else:
+            self._uncaptured_step()
+
+    def _static_step(self) -> None:
+        """The step of ``self.step_counter`` reading nothing on the host: what a CUDA graph captures."""
+        self.optimizer.learning_rate.copy_(self.schedule.learning_rate_tensor(self.step_counter))
+        self.loss(self.params, self.runs, self.seeds, self.step_counter).sum().backward()
+        self.optimizer.step()
+
+    def _uncaptured_step(self) -> None:
+        """:meth:`_static_step` run directly (on a side stream on CUDA, as a warm-up before capture must be)."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*capturable=True.*")  # a warm-up step of a capturable optimizer
+            if self.device.type != "cuda":
+                self._static_step()
+            else:
+                side = torch.cuda.Stream(self.device)
+                side.wait_stream(torch.cuda.current_stream(self.device))
+                with torch.cuda.stream(side):
+                    self._static_step()
+                torch.cuda.current_stream(self.device).wait_stream(side)
+        self.uncaptured_steps += 1
+
+    def _capture(self) -> torch.cuda.CUDAGraph:
+        """Capture :meth:`_static_step` as a CUDA graph (capturing runs nothing: the caller replays it)."""
+        graph = torch.cuda.CUDAGraph()
+        torch.cuda.synchronize(self.device)
+        with torch.cuda.graph(graph):
+            self._static_step()
+        return graph
 
     def write_snapshot(self, step: int) -> None:
         """Evaluate the current weights and write the chunk's rows of step ``step`` as a Parquet part."""

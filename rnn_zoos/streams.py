@@ -12,6 +12,8 @@ The hash is ``lowbias32`` (Chris Wellons' integer hash), computed on int64 tenso
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -48,7 +50,7 @@ def stream_bits(seeds: torch.Tensor, keys: tuple[int | torch.Tensor, ...], shape
     words = mix32(lead)
     for key in keys:
         words = mix32(words ^ (torch.as_tensor(key, dtype=torch.int64, device=seeds.device) & _MASK32))
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     position = torch.arange(count, dtype=torch.int64, device=seeds.device).reshape(shape)
     return mix32(mix32(words ^ position) + 0x9E3779B9)
 

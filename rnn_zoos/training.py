@@ -41,6 +41,17 @@ class TrainingSchedule:
             return self.lr_start + (self.lr_middle - self.lr_start) * position / 0.5
         return self.lr_middle + (self.lr_end - self.lr_middle) * (position - 0.5) / 0.5
 
+    def learning_rate_tensor(self, step: torch.Tensor) -> torch.Tensor:
+        """:meth:`learning_rate` of a step held in a device tensor, as a float32 tensor on that device, computed there.
+
+        The same float64 operations in the same order, then rounded to float32: equal to
+        ``float32(learning_rate(step))``, which is also what an eager step multiplies float32 weights by.
+        """
+        position = (step.to(torch.float64) - 1) / self.steps
+        first = self.lr_start + (self.lr_middle - self.lr_start) * position / 0.5
+        second = self.lr_middle + (self.lr_end - self.lr_middle) * (position - 0.5) / 0.5
+        return torch.where(position <= 0.5, first, second).to(torch.float32)
+
 
 def initial_params(architecture: LSTMArchitecture, seeds: torch.Tensor) -> Params:
     """PyTorch's default initialisation of ``nn.LSTM`` and ``nn.Linear(hidden, out)``, per run from its seed.
@@ -61,22 +72,33 @@ class BatchedAdamW:
     Adam is elementwise, so one ``torch.optim.AdamW`` over the stacked tensors updates every run
     exactly as its own optimizer would. The decoupled weight decay (``p *= 1 - lr * wd``, as
     ``torch.optim.AdamW`` applies it before the Adam step) is applied here with each run's own ``wd``.
+
+    With a ``learning_rate`` tensor, :meth:`step` reads the rate from it on the device (the caller
+    updates it) and Adam is the fused kernel, capturable on CUDA: a step that a CUDA graph can
+    capture. Without, the rate is a float passed to each step (fused AdamW on CUDA, foreach on CPU).
     """
 
-    def __init__(self, params: Params, weight_decay: torch.Tensor) -> None:
+    def __init__(self, params: Params, weight_decay: torch.Tensor, learning_rate: torch.Tensor | None = None) -> None:
         self.params = params
         self.weight_decay = weight_decay
-        fused = next(iter(params.values())).is_cuda
-        self.optimizer = torch.optim.AdamW(list(params.values()), lr=0.0, weight_decay=0.0, fused=fused or None)
+        self.learning_rate = learning_rate
+        cuda = next(iter(params.values())).is_cuda
+        if learning_rate is None:
+            self.optimizer = torch.optim.AdamW(list(params.values()), lr=0.0, weight_decay=0.0, fused=cuda or None)
+        else:
+            self.optimizer = torch.optim.AdamW(list(params.values()), lr=learning_rate, weight_decay=0.0, fused=True, capturable=cuda)
 
-    def step(self, lr: float) -> None:
-        """Decay, then one Adam update with learning rate ``lr`` from the gradients in ``.grad``."""
+    def step(self, lr: float | None = None) -> None:
+        """Decay, then one Adam update from the gradients in ``.grad``, with learning rate ``lr`` (a float, or None for the
+        optimizer's ``learning_rate`` tensor)."""
+        rate = self.learning_rate if lr is None else lr
         with torch.no_grad():
             for tensor in self.params.values():
-                decay = 1.0 - lr * self.weight_decay.view(-1, *([1] * (tensor.dim() - 1)))
+                decay = 1.0 - rate * self.weight_decay.view(-1, *([1] * (tensor.dim() - 1)))
                 tensor.mul_(decay)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        if lr is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
@@ -85,5 +107,14 @@ class BatchedAdamW:
         return self.optimizer.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned, possibly by an optimizer of the other kind (float or tensor learning
+        rate): the moments and step counts are taken, this optimizer's own settings kept."""
+        settings = [{key: group[key] for key in ("lr", "foreach", "fused", "capturable")} for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state)
+        for group, own in zip(self.optimizer.param_groups, settings):
+            group.update(own)
+            if group["fused"] or group["capturable"]:  # these keep their step counts on the parameters' device
+                for param in group["params"]:
+                    entry = self.optimizer.state.get(param)
+                    if entry:
+                        entry["step"] = entry["step"].to(param.device, torch.float32)

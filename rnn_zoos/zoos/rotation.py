@@ -37,8 +37,18 @@ def rotate(images: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     Returns:
         ``[R, N, H, W]``; a multiple of 90 degrees moves pixels exactly (as ``torch.rot90``).
     """
+    return rotate_from(images, rotation_sources(angles.to(images.device), *images.shape[-2:]))
+
+
+def rotation_sources(angles: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """:func:`source_indices` of ``angles [R]``, on their device: the angles are read on the host, so a builder calls
+    this once per batch of runs rather than at every step (a step then needs no synchronisation)."""
+    return _sources_on(tuple(angles.detach().to("cpu", torch.float32).tolist()), height, width, angles.device)
+
+
+def rotate_from(images: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+    """:func:`rotate` with the source pixels already computed (:func:`rotation_sources`): a gather on the device."""
     runs, count, height, width = images.shape
-    sources = _sources_on(tuple(angles.detach().to("cpu", torch.float32).tolist()), height, width, images.device)
     flat = images.reshape(runs, count, height * width)
     gathered = flat.gather(2, sources.clamp(min=0).unsqueeze(1).expand(runs, count, height * width))
     zero = torch.zeros((), dtype=images.dtype, device=images.device)

@@ -38,7 +38,7 @@ from ..training import TrainingSchedule
 from . import register_zoo
 from .base import Plot, SequenceModel, ZooKind, ZooRecipe, recorded_log_probs, rnn_model
 from .mnist_sources import MnistImages, load_mnist
-from .rotation import rotate
+from .rotation import rotate, rotate_from, rotation_sources
 
 IMAGE_SIZE = 28
 TILE = 4
@@ -166,13 +166,15 @@ class SeqMnistRecipe(ZooRecipe):
         choice = torch.floor(stream_uniform(seeds, (STREAM_DECAY,), ()) * len(WEIGHT_DECAYS)).long()
         angle = stream_uniform(seeds, (STREAM_ANGLE,), ()) * 360
         recorded = torch.floor(stream_uniform(seeds, (STREAM_INPUTS,), (RECORDED,)) * len(self.train_index)).long()
-        return {"task": angle, "weight_decay": decays[choice], "recorded": self.train_index.to(seeds.device)[recorded]}
+        return {"task": angle, "weight_decay": decays[choice], "recorded": self.train_index.to(seeds.device)[recorded],
+                "sources": rotation_sources(angle, IMAGE_SIZE, IMAGE_SIZE)}
 
     def loss(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> torch.Tensor:
         images, labels = self.images_on(seeds.device)
         pick = torch.floor(stream_uniform(seeds, (STREAM_DATA, step), (TrainingSchedule.batch_size,)) * len(self.train_index)).long()
         index = self.train_index.to(seeds.device)[pick]
-        logits, _ = lstm_forward(params, model_inputs(images[index], runs["task"]))
+        # the rotation of the runs' angles, computed once in setup: a step reads nothing back from the device
+        logits, _ = lstm_forward(params, to_tiles(normalize(rotate_from(images[index], runs["sources"]))))
         return sequence_loss(logits, labels[index]).mean(dim=1)
 
     def snapshot(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> dict[str, Any]:
