@@ -1,6 +1,6 @@
 """Formal-language builder speed: our batched builder against a one-run-at-a-time nn.LSTM loop.
 
-    python -m benchmarks.build_formal_lang [--device cpu|cuda] [--runs-per-batch 1000] [--steps 20]
+    python -m benchmarks.build_formal_lang [--device cpu|cuda] [--runs-per-batch 1000] [--steps 20] [--compile] [--cuda-graphs]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def baseline_step(device: str):
 def main() -> None:
     args = arguments(__doc__.split("\n")[0])
     baseline = time_baseline(baseline_step(args.device), args.baseline_steps, args.device)
-    ours = time_ours(FormalLangRecipe(FORMAL_LANG), args.runs_per_batch, args.steps, args.device)
+    ours = time_ours(FormalLangRecipe(FORMAL_LANG), args.runs_per_batch, args.steps, args.device, args.compile, args.cuda_graphs)
     report("formal-lang", args, ours, baseline)
 
 

