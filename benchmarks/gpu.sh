@@ -69,13 +69,16 @@ lever_options() { # "compile+cuda-graphs" -> "--compile --cuda-graphs"; "eager" 
 }
 
 # --- the environment ------------------------------------------------------------------------------------
-if ! "$PYTHON" -c "import datasets" 2>/dev/null; then
-  if ls .whl/*.whl >/dev/null 2>&1; then
-    log "installing the carried wheels: $(cd .whl && ls *.whl | tr '\n' ' ')"
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >>"$LOG" 2>&1 \
-      || { log "FAILED: pip install of .whl/*.whl"; exit 1; }
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-  fi
+install() { # install wheels into /tmp/site, first on the path
+  log "installing carried wheels: $*"
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$@" >>"$LOG" 2>&1 \
+    || { log "FAILED: pip install $*"; exit 1; }
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+}
+if ! "$PYTHON" -c "import datasets" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+  install $(ls .whl/*.whl | grep -v /pyarrow-)
+  # datasets needs pyarrow >= 24: the carried one only where the device's is older
+  if ! "$PYTHON" -c "import datasets" 2>/dev/null && ls .whl/pyarrow-*.whl >/dev/null 2>&1; then install .whl/pyarrow-*.whl; fi
 fi
 "$PYTHON" - >>"$LOG" 2>&1 <<'EOF' || { log "FAILED: the preflight import (see $LOG)"; "$PYTHON" -m pip list 2>/dev/null | grep -iE "datasets|pyarrow|fsspec|dill|multiprocess|huggingface" >>"$LOG"; exit 1; }
 import datasets, pyarrow, torch, transformers
