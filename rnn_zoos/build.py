@@ -4,14 +4,16 @@ A zoo-specific :class:`ZooRecipe` says what a run trains on and what a snapshot 
 :func:`build_zoo` does the rest: per-run seeds, batching K runs at a time, AdamW, checkpoints,
 resuming, the progress bar, and finally the Hub layout (splits, shards, ``meta/info.json``, card).
 
-Work in progress lives in ``OUT/.build/``: ``config.json`` (what the zoo is), then one folder per
-chunk of runs holding a Parquet part per snapshot step, a checkpoint and, once done, ``finished``.
+Work in progress lives in ``OUT/.build/``: ``config.json`` (what the zoo is), ``plan.json`` (the
+chunks, frozen by the first process), then one folder per chunk of runs holding a Parquet part per
+snapshot step, a checkpoint, the claim of the worker training it and, once done, ``finished``.
 Runs draw every random number from counter-based streams keyed by their seed and step
 (:mod:`rnn_zoos.streams`), so a resumed or differently batched build gives the same zoo.
 
-One builder at a time works in a folder: it holds the OS lock of ``OUT/.build.lock`` (see
-:func:`build_lock`) from before it reads the folder until the zoo is finished. A second builder of
-the same zoo waits and then finds the zoo complete; one with other options is refused.
+Any number of workers may build one folder at once, on one machine or on several sharing it
+(:mod:`rnn_zoos.claims`): each trains the chunks it claims, and the last to finish writes the zoo
+under the OS lock of ``OUT/.build.lock`` (:func:`build_lock`), which also guards starting a build
+and taking over a dead worker's chunk. A process with other options is refused in one line.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +36,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .arguments import parse_config
-from .build_config import BuildConfig
+from .build_config import ENGINE_OPTIONS, BuildConfig
 from .build_folder import LOCK_FILE, TRASH_DIR, WORK_DIR, build_lock, prepare_output
 from .cards import provenance_fields
-from .chunk_trainer import Chunk, ChunkTrainer
+from .chunk_trainer import ChunkTrainer
+from .claims import Chunk, Claim, claim_chunk, claim_state, freeze_plan, is_finished, new_plan, release_claim
 from .errors import ZooError, report
-from .format import FORMAT_VERSION
+from .format import FORMAT_VERSION, INFO_PATH
 from .layout import plan_splits, summary_line, write_zoo_layout
 from .streams import run_seeds
 from .training import TrainingSchedule, initial_params
@@ -67,13 +70,19 @@ def main(zoo: str, argv: list[str] | None = None, prog: str | None = None) -> in
     started = time.monotonic()
     try:
         config.validate()
-        out = build_zoo(kind.recipe(config), config)
+        if config.ray is not None:
+            from .ray_engine import build_with_ray
+
+            out = build_with_ray(zoo, config)
+        else:
+            out = build_zoo(kind.recipe(config), config, config.worker_slot(), config.finalize)
     except ZooError as error:
         return report(error)
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130
-    print(summary_line(out, time.monotonic() - started))
+    if (out / INFO_PATH).is_file():
+        print(summary_line(out, time.monotonic() - started))
     return 0
 
 
@@ -82,6 +91,8 @@ def build_command(kind_name: str, config: BuildConfig) -> str:
     options = []
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
+        if item.name in ENGINE_OPTIONS:
+            continue
         if value is True:
             options.append(f"--{item.name.replace('_', '-')}")
         elif value is not None and value is not False:
@@ -172,61 +183,124 @@ def _cgroup_headroom() -> float:
         return math.inf
 
 
-def _plan_chunks(work: Path, runs: int, batch_runs: int) -> list[Chunk]:
-    """Chunks already started (kept as they are) followed by new chunks of ``batch_runs`` for the remaining runs."""
-    started = sorted(
+def _started_chunks(work: Path) -> list[Chunk]:
+    """Chunks an unfinished build of an earlier version (without a frozen plan) had started, from their folders."""
+    return sorted(
         Chunk(int(match[1]), int(match[2]) + 1)
         for path in work.iterdir()
         if path.is_dir() and (match := _CHUNK_PATTERN.fullmatch(path.name))
     )
-    covered = {run for chunk in started for run in range(chunk.first, chunk.stop)}
-    plan = list(started)
-    first = 0
-    while first < runs:
-        if first in covered:
-            first += 1
-            continue
-        stop = first
-        while stop < runs and stop not in covered and stop - first < batch_runs:
-            stop += 1
-        plan.append(Chunk(first, stop))
-        first = stop
-    return sorted(plan, key=lambda chunk: chunk.first)
 
 
-def build_zoo(recipe: ZooRecipe, config: BuildConfig) -> Path:
-    """Build (or finish building) a zoo into ``config.out``; returns the folder.
+def build_zoo(recipe: ZooRecipe, config: BuildConfig, worker: tuple[int, int] | None = None, finalize: bool = False) -> Path:
+    """Build (or help build, or finish building) a zoo into ``config.out``; returns the folder.
 
     Interrupting at any moment and calling again with the same options continues from the work
-    already done and ends with the same zoo. One builder at a time works in ``config.out`` (see
-    :func:`build_lock`); a batch too large for the device's memory is refused before anything starts.
+    already done and ends with the same zoo. Any number of processes may work on one ``config.out``
+    at once (:mod:`rnn_zoos.claims`): the first freezes the chunk plan, each trains the chunks it
+    claims (``worker = (I, N)`` prefers chunks I, I + N, ...), and the last to finish writes the
+    zoo; a process that finds chunks still trained by others says so and returns. ``finalize``
+    trains nothing and writes the zoo if every chunk is finished (:class:`ZooError` if not). A
+    batch too large for the device's memory is refused before anything starts.
     """
     config.validate()
-    check_batch_fits(recipe, config)
     out = Path(config.out)
     identity = zoo_identity(recipe, config)
-    with build_lock(out, identity):
-        if prepare_output(out, identity):
-            _train_and_finalize(recipe, config, identity, out)
-        else:
-            print(f"{out}: the zoo is already complete ({identity})")
+    if not finalize:
+        check_batch_fits(recipe, config)
+    plan = start_build(out, identity, config)
+    if plan is None:
+        print(f"{out}: the zoo is already complete ({identity})")
+        return out
+    if not finalize:
+        train_chunks(out, identity, plan, lambda chunk, folder, progress: ChunkTrainer(recipe, config, chunk, folder).run(progress),
+                     config, recipe.kind.name, worker)
+    unfinished = [chunk for chunk in plan if not is_finished(out / WORK_DIR / chunk.name)]
+    if unfinished:
+        held = describe_claims(out / WORK_DIR, unfinished)
+        if finalize:
+            raise ZooError(f"--finalize: {len(unfinished)} of {len(plan)} chunks of {out} are not finished ({held}); "
+                           "run the workers to the end first")
+        print(f"{out}: {len(unfinished)} of {len(plan)} chunks are still being trained by other workers ({held}); "
+              "the last to finish writes the zoo (or run with --finalize once all are done)")
+        return out
+    finalize_build(recipe, config, identity, out, plan)
     return out
 
 
-def _train_and_finalize(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], out: Path) -> None:
-    """Train every chunk not finished yet, write the Hub layout and discard the work folder."""
+def start_build(out: Path, identity: dict[str, Any], config: BuildConfig) -> list[Chunk] | None:
+    """Check ``out`` and start or join its build, under the build lock; returns the frozen chunk plan, or None if the
+    zoo is already complete."""
+    with build_lock(out, identity):
+        if not prepare_output(out, identity):
+            return None
+        work = out / WORK_DIR
+        plan, _ = freeze_plan(work, new_plan(config.runs, config.batch_runs, _started_chunks(work)), config.batch_runs)
+        return plan
+
+
+ChunkRun = Callable[[Chunk, Path, Any], None]
+"""Trains one claimed chunk into its folder, updating a progress bar (``update(model_steps)``)."""
+
+
+def worker_order(plan: list[Chunk], worker: tuple[int, int] | None) -> list[Chunk]:
+    """The order a worker tries the chunks in: its own (``I, I + N, ...`` of the plan) first, then all others."""
+    if worker is None:
+        return list(plan)
+    index, count = worker
+    own = plan[index::count]
+    return own + [chunk for chunk in plan if chunk not in own]
+
+
+def take_chunk(out: Path, identity: dict[str, Any], folder: Path) -> Claim | None:
+    """Claim the chunk in ``folder``: a free one at once, a stale one (its worker died) under the build lock."""
+    claim = claim_chunk(folder, take_over=False)
+    if claim is None and not is_finished(folder) and claim_state(folder)[1]:
+        with build_lock(out, identity):
+            claim = claim_chunk(folder, take_over=True)
+    return claim
+
+
+def train_chunks(out: Path, identity: dict[str, Any], plan: list[Chunk], run: ChunkRun, config: BuildConfig, name: str,
+                 worker: tuple[int, int] | None) -> None:
+    """Train every chunk of ``plan`` this process can claim, in :func:`worker_order`."""
     work = out / WORK_DIR
-    chunks = _plan_chunks(work, config.runs, config.batch_runs)
-    total = config.runs * config.steps
-    with tqdm(total=total, desc=f"training {recipe.kind.name}", unit=" model-steps", unit_scale=True, smoothing=0.05) as progress:
-        for chunk in chunks:
+    done = sum(chunk.runs for chunk in plan if is_finished(work / chunk.name)) * config.steps
+    with tqdm(total=config.runs * config.steps, initial=done, desc=f"training {name}", unit=" model-steps", unit_scale=True,
+              smoothing=0.05) as progress:
+        for chunk in worker_order(plan, worker):
+            if not work.is_dir():
+                return  # another worker wrote the zoo
             folder = work / chunk.name
-            if (folder / "finished").exists():
-                progress.update((chunk.stop - chunk.first) * config.steps)
+            claim = take_chunk(out, identity, folder)
+            if claim is None:
                 continue
-            ChunkTrainer(recipe, config, chunk, folder).run(progress)
-    _finalize(recipe, config, identity, out, [work / chunk.name for chunk in chunks])
-    _discard(work)
+            with claim.holding():
+                try:
+                    run(chunk, folder, progress)
+                finally:  # finished, or interrupted (Ctrl-C, an error): free for the next worker at once
+                    release_claim(claim)
+
+
+def describe_claims(work: Path, chunks: list[Chunk]) -> str:
+    """Who holds the claims of ``chunks``, in words."""
+    holders = {}
+    for chunk in chunks:
+        record, stale = claim_state(work / chunk.name)
+        key = "unclaimed" if record is None else f"{record.describe()}{' (stale)' if stale else ''}"
+        holders.setdefault(key, []).append(chunk.name)
+    return "; ".join(f"{key}: {', '.join(names)}" for key, names in holders.items())
+
+
+def finalize_build(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], out: Path, plan: list[Chunk]) -> None:
+    """Write the zoo from the finished chunks and discard the work folder, once: under the build lock, by the first
+    process to get there (the others find the work folder gone)."""
+    with build_lock(out, identity):
+        work = out / WORK_DIR
+        if not work.is_dir():
+            return
+        _finalize(recipe, config, identity, out, [work / chunk.name for chunk in plan])
+        _discard(work)
 
 
 def _discard(work: Path) -> None:

@@ -30,6 +30,15 @@ class BuildConfig:
     cuda_graphs: bool = field(
         default=False, metadata={"help": "capture the training step once as a CUDA graph and replay it (cuda only); rounding may differ slightly"}
     )
+    worker: Optional[str] = field(
+        default=None, metadata={"metavar": "I/N", "help": "I/N: train chunks I, I+N, ... of the plan first, then any free ones (SLURM job arrays)"}
+    )
+    finalize: bool = field(default=False, metadata={"help": "train nothing; write the zoo once every chunk is finished"})
+    ray: Optional[str] = field(
+        default=None,
+        metadata={"nargs": "?", "const": "local", "metavar": "ADDRESS",
+                  "help": "train the chunks as Ray tasks on the cluster at ADDRESS (without ADDRESS: a local Ray instance)"},
+    )
 
     def validate(self) -> None:
         """Raise :class:`ZooError` for a value no build can use."""
@@ -41,6 +50,11 @@ class BuildConfig:
             raise ZooError(f"--runs-per-batch must be at least 1, got {self.runs_per_batch}")
         if not 0 <= self.seed < 2**63:
             raise ZooError(f"--seed must be a non-negative 64-bit integer, got {self.seed}")
+        self.worker_slot()
+        if self.finalize and (self.worker or self.ray):
+            raise ZooError("--finalize trains nothing: leave out --worker and --ray")
+        if self.worker and self.ray:
+            raise ZooError("--worker and --ray are two ways to share a build; choose one")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ZooError("--device cuda: no CUDA device is available here; use --device cpu")
         if self.cuda_graphs and self.device != "cuda":
@@ -49,6 +63,18 @@ class BuildConfig:
         if self.compile and self.device == "cpu" and not any(shutil.which(name) for name in ("g++", "c++", "clang++")):
             raise ZooError("--compile on cpu needs a C++ compiler (g++ or clang++) on the PATH; install one or drop --compile")
 
+    def worker_slot(self) -> tuple[int, int] | None:
+        """``--worker I/N`` as ``(I, N)``; None without it."""
+        if self.worker is None:
+            return None
+        try:
+            index, count = (int(part) for part in self.worker.split("/"))
+        except ValueError:
+            raise ZooError(f"--worker {self.worker!r}: give I/N, this worker's index I of N workers, such as 0/4") from None
+        if not 0 <= index < count:
+            raise ZooError(f"--worker {self.worker}: I must be at least 0 and below N")
+        return index, count
+
     @property
     def batch_runs(self) -> int:
         """Runs per batched model."""
@@ -56,3 +82,5 @@ class BuildConfig:
         return min(self.runs, self.runs_per_batch or default)
 
 
+ENGINE_OPTIONS = ("worker", "finalize", "ray")
+"""Options that say how a build is shared between processes, not what the zoo holds."""

@@ -26,7 +26,8 @@ LOCK_FILE = ".build.lock"
 
 @contextlib.contextmanager
 def build_lock(out: Path, identity: dict[str, Any]) -> Iterator[None]:
-    """Be the one builder at work in ``out`` for the duration of the block, holding the lock of ``OUT/.build.lock``.
+    """Be the one process changing the state of the build in ``out`` (starting it, taking over a stale claim, writing the
+    zoo) for the duration of the block, holding the lock of ``OUT/.build.lock``; chunks train outside it.
 
     A folder that holds something other than a zoo or a build is refused before anything is
     written into it. While another builder holds the lock, a build of the same zoo waits for it and
@@ -57,7 +58,7 @@ def _wait_for_other_builder(out: Path, identity: dict[str, Any]) -> None:
     if found != identity:
         raise ZooError(f"--out {out} is being built by another process with other options ({describe_difference(found, identity)}); "
                        "wait for it to finish, or choose another --out")
-    print(f"{out}: another builder is at work here; waiting for it to finish", flush=True)
+    print(f"{out}: another builder holds the build lock here; waiting for it", flush=True)
 
 
 def _refuse_foreign(out: Path) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .blob import encode_weights
 from .build_config import BuildConfig
+from .claims import FINISHED_FILE, Chunk
 from .files import atomic_write
 from .layout import write_parquet
 from .streams import run_seeds
@@ -38,18 +38,6 @@ CHECKPOINT_SECONDS = 120.0
 """Checkpoint at least this often between snapshots, so an interruption loses little work."""
 WARMUP_STEPS = 3
 """Training steps run uncaptured before a CUDA graph is captured (lazy initialisation, compilation, autotuning)."""
-
-
-@dataclass(frozen=True, order=True)
-class Chunk:
-    """Runs ``first`` to ``stop - 1``, trained together as one batched model."""
-
-    first: int
-    stop: int
-
-    @property
-    def name(self) -> str:
-        return f"runs-{self.first:05d}-{self.stop - 1:05d}"
 
 
 class ChunkTrainer:
@@ -94,7 +82,7 @@ class ChunkTrainer:
             if step in snapshot_steps or time.monotonic() - saved_at > CHECKPOINT_SECONDS:
                 self._save(step)
                 saved_at = time.monotonic()
-        (self.folder / "finished").touch()
+        (self.folder / FINISHED_FILE).touch()
         self.checkpoint_path.unlink(missing_ok=True)
 
     def _restore(self) -> int:

@@ -197,3 +197,25 @@ def test_degenerate_results_are_named_in_plain_sentences() -> None:
     assert _degenerate_downstream("mse", entry) == ["No method does better than the trivial floor on this target."]
     entry["methods"]["pretrained:dws"] = {"ood": {"mean": {"mse": 0.5}}}
     assert _degenerate_downstream("mse", entry) == []
+
+
+def test_pretraining_runs_as_ray_tasks_give_the_same_results(study, formal_zoo: Path, tmp_path: Path, monkeypatch) -> None:
+    """Two encoders' runs as Ray tasks give exactly the numbers the study (all six, no Ray) has for them: every encoder's
+    pretraining and downstream methods depend only on their own seeds."""
+    import ray
+
+    out, results = study
+    chosen = ["layerwise_statistics", "dws"]
+    monkeypatch.setenv("RNN_ZOOS_RAY_CPUS", "2")
+    try:
+        assert reproduce.main(["--zoo", str(formal_zoo), "--scale", "tiny", "--out", str(tmp_path / "ray"), "--device", "cpu",
+                               "--encoders", *chosen, "--ray"]) == 0
+    finally:
+        ray.shutdown()
+    with_ray = json.loads((tmp_path / "ray" / "results.json").read_text())
+    for key in ("emulation", "cloned"):
+        assert with_ray[key] == {encoder: results[key][encoder] for encoder in chosen}
+    methods = {"trivial", *(f"{kind}:{encoder}" for kind in ("pretrained", "supervised") for encoder in chosen)}
+    for target, entry in results["downstream"]["targets"].items():
+        assert with_ray["downstream"]["targets"][target]["methods"] == {
+            method: value for method, value in entry["methods"].items() if method in methods}

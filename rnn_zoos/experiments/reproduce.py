@@ -37,10 +37,13 @@ from .report import SCALES, Scale, differences, pca_plots, write_report
 __all__ = ["SCALES", "Scale", "main", "reproduce"]
 
 
-def reproduce(zoo: str, scale_name: str, out: Path, device: str, encoders: list[str] | None = None) -> dict[str, Any]:
+def reproduce(zoo: str, scale_name: str, out: Path, device: str, encoders: list[str] | None = None,
+              ray: str | None = None) -> dict[str, Any]:
     """Run the study; returns the results (also in ``out/results.json``).
 
-    Every option is checked before ``out`` is made; if the study fails, ``out`` is not left behind empty.
+    ``ray``: run the pretraining runs as parallel Ray tasks on the cluster at this address (``local``: a local
+    instance; :mod:`rnn_zoos.ray_engine`). Every option is checked before ``out`` is made; if the study fails,
+    ``out`` is not left behind empty.
     """
     if scale_name not in SCALES:
         raise ZooError(f"--scale {scale_name!r} is unknown; choose tiny, small or paper")
@@ -50,18 +53,25 @@ def reproduce(zoo: str, scale_name: str, out: Path, device: str, encoders: list[
     check_out_folder(out)
     info = check_zoo(zoo)
     with output_folder(out):
-        return run_study(zoo, info, scale_name, out, device, names)
+        return run_study(zoo, info, scale_name, out, device, names, ray)
 
 
-def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, names: list[str]) -> dict[str, Any]:
+def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, names: list[str],
+              ray: str | None = None) -> dict[str, Any]:
     """Pretrain the encoders ``names`` on the zoo of ``info``, run the downstream study, write the report into ``out``."""
     scale = SCALES[scale_name]
     kind = zoo_kind(info.zoo)
+    runs = {encoder: {"zoo": zoo, "encoder": encoder, "out": str((out / "pretrain" / encoder).resolve()), "device": device,
+                      **scale.pretraining} for encoder in names}
+    if ray is not None:
+        from rnn_zoos.ray_engine import pretrain_with_ray
+
+        summaries = dict(zip(names, pretrain_with_ray(ray, list(runs.values()))))
     splits = load_splits(zoo, device)  # once, shared by every run below
     emulation, cloned, models = {}, {}, {}
     for encoder in names:
         run = out / "pretrain" / encoder
-        summary = pretrain(PretrainConfig(zoo=zoo, encoder=encoder, out=str(run), device=device, **scale.pretraining), splits)
+        summary = summaries[encoder] if ray is not None else pretrain(PretrainConfig(**runs[encoder]), splits)
         model = RNNEncoderModel.from_pretrained(run / "encoder").to(device)
         models[encoder] = model
         emulation[encoder] = {
@@ -128,9 +138,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--encoders", nargs="*", default=None, help="a subset of the six encoders (default: all)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
                         help="where to train (default: cuda if available)")
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="run the pretraining runs as parallel Ray tasks on the cluster at ADDRESS (without ADDRESS: a local "
+                             "Ray instance); one per GPU, or per CPU")
     args = parser.parse_args(argv)
     try:
-        reproduce(args.zoo, args.scale, args.out, args.device, args.encoders)
+        reproduce(args.zoo, args.scale, args.out, args.device, args.encoders, args.ray)
     except ZooError as error:
         return report(error)
     print(f"wrote {args.out / 'REPORT.md'}")

@@ -1,0 +1,161 @@
+"""Beyond one process: a frozen plan, claimed chunks, one finalisation; several workers, SLURM-style slots and Ray give
+the zoo one process gives, byte for byte, also when a worker is killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rnn_zoos.claims import CLAIM_FILE, Chunk, ClaimRecord, claim_chunk, claim_state, freeze_plan, new_plan
+
+from conftest import ROOT, assert_same_zoo, build_formal, cli_options
+
+OPTIONS = {"runs": 6, "steps": 40, "seed": 11, "runs_per_batch": 2}
+"""Three chunks of two runs."""
+
+
+def command(out: Path, *extra: str, options: dict = OPTIONS) -> list[str]:
+    return [sys.executable, "-m", "rnn_zoos.cli", "build", "formal-lang", "--out", str(out), *cli_options(options), *extra]
+
+
+def start(out: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
+    """A builder process; one thread each, as workers sharing a machine's cores should run (two-thread processes on two
+    cores spin against each other)."""
+    return subprocess.Popen(command(out, *extra), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def same_zoo_and_checksums(reference: Path, other: Path) -> None:
+    assert_same_zoo(reference, other)
+    for name in json.loads((reference / "meta" / "info.json").read_text())["checksums"]:
+        assert (reference / name).read_bytes() == (other / name).read_bytes(), name
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The zoo of one process."""
+    return build_formal(tmp_path_factory.mktemp("one") / "zoo", **OPTIONS)
+
+
+def test_the_first_plan_is_frozen_and_followed(tmp_path: Path) -> None:
+    first = new_plan(6, 2)
+    assert first == [Chunk(0, 2), Chunk(2, 4), Chunk(4, 6)]
+    assert freeze_plan(tmp_path, first, 2) == (first, 2)
+    assert freeze_plan(tmp_path, new_plan(6, 4), 4) == (first, 2)  # a later process with another K follows the plan
+    assert new_plan(7, 3, [Chunk(0, 2)]) == [Chunk(0, 2), Chunk(2, 5), Chunk(5, 7)]  # started chunks are kept
+
+
+def test_a_chunk_is_claimed_once_and_a_stale_claim_is_taken_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "runs-00000-00001"
+    mine = claim_chunk(folder, take_over=False)
+    assert mine is not None and mine.held()
+    assert claim_chunk(folder, take_over=False) is None and claim_chunk(folder, take_over=True) is None  # alive: not stale
+    record, stale = claim_state(folder)
+    assert record == mine.record and not stale
+    foreign = ClaimRecord("another-host", 1, "t")  # a worker elsewhere, silent for longer than the stale time
+    (folder / CLAIM_FILE).write_text(foreign.to_json())
+    monkeypatch.setenv("RNN_ZOOS_STALE_SECONDS", "60")
+    assert claim_state(folder) == (foreign, False)
+    os.utime(folder / CLAIM_FILE, (time.time() - 61, time.time() - 61))
+    assert claim_state(folder) == (foreign, True) and not mine.held()
+    assert claim_chunk(folder, take_over=False) is None
+    taken = claim_chunk(folder, take_over=True)
+    assert taken is not None and taken.held() and taken.record.pid == os.getpid()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (folder / CLAIM_FILE).write_text(ClaimRecord(socket.gethostname(), dead.pid, "d").to_json())
+    assert claim_state(folder)[1]  # its process is gone from this host: stale at once
+    (folder / "finished").touch()
+    assert claim_chunk(tmp_path / "runs-00000-00001", take_over=True) is None  # finished chunks are never claimed
+
+
+def test_two_builders_started_together_share_the_work(reference: Path, tmp_path: Path) -> None:
+    out = tmp_path / "zoo"
+    first, second = start(out), start(out)
+    results = [finish(first), finish(second)]
+    assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+    same_zoo_and_checksums(reference, out)
+    assert sorted(path.name for path in out.iterdir()) == ["README.md", "assets", "data", "meta"]
+
+
+def test_worker_slots_and_finalize(reference: Path, tmp_path: Path) -> None:
+    out = tmp_path / "zoo"
+    workers = [start(out, "--worker", "0/2"), start(out, "--worker", "1/2")]
+    assert [finish(worker)[0] for worker in workers] == [0, 0]
+    done = subprocess.run(command(out, "--finalize"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "already complete" in done.stdout
+    same_zoo_and_checksums(reference, out)
+
+
+def test_finalize_before_the_chunks_are_done_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "zoo"
+    done = subprocess.run(command(out, "--finalize"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.startswith("error: --finalize: 3 of 3 chunks of") and "unclaimed" in done.stderr
+    assert not (out / "meta").exists()
+
+
+def wait_for(condition, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def live_claim(out: Path) -> tuple[Path, ClaimRecord] | None:
+    """A claimed chunk that has written a snapshot part and is not finished, with its claim."""
+    for folder in sorted((out / ".build").glob("runs-*")):
+        record = ClaimRecord.read(folder / CLAIM_FILE)
+        if record and any(folder.glob("step-*.parquet")) and not (folder / "finished").exists():
+            return folder, record
+    return None
+
+
+def test_a_killed_worker_is_completed_by_rerunning_any_worker(reference: Path, tmp_path: Path) -> None:
+    out = tmp_path / "zoo"
+    worker = start(out, "--worker", "1/2")
+    wait_for(lambda: live_claim(out) is not None)
+    folder, record = live_claim(out)
+    assert record.pid == worker.pid
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert (folder / CLAIM_FILE).is_file() and not (folder / "finished").exists()  # a claim of a dead worker stays
+    code, stdout, stderr = finish(start(out, "--worker", "0/2"))  # any worker takes it over and resumes it
+    assert code == 0, stderr
+    same_zoo_and_checksums(reference, out)
+
+
+def test_a_second_build_with_other_options_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "zoo"
+    worker = start(out)
+    wait_for(lambda: live_claim(out) is not None)
+    worker.send_signal(signal.SIGKILL)  # an unfinished build, as another worker (or a crash) leaves it
+    worker.wait()
+    before = {path: (path.stat().st_size, path.stat().st_mtime_ns) for path in out.rglob("*")}
+    other = subprocess.run(command(out, options={**OPTIONS, "seed": 12}), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and other.stderr.count("\n") == 1 and "(seed=11 there vs 12 now)" in other.stderr
+    assert {path: (path.stat().st_size, path.stat().st_mtime_ns) for path in out.rglob("*")} == before
+
+
+def test_ray_builds_the_same_zoo_and_retries_a_killed_task(reference: Path, tmp_path: Path) -> None:
+    out = tmp_path / "zoo"
+    build = start(out, "--ray", env={"RNN_ZOOS_RAY_CPUS": "2"})
+    wait_for(lambda: live_claim(out) is not None)
+    folder, record = live_claim(out)
+    assert record.pid != build.pid  # a Ray worker process trains it
+    os.kill(record.pid, signal.SIGKILL)
+    code, stdout, stderr = finish(build)
+    assert code == 0, stderr
+    same_zoo_and_checksums(reference, out)
