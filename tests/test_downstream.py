@@ -165,3 +165,21 @@ def test_an_encoder_that_outputs_the_task_is_read_far_above_the_floor(tmp_path: 
         assert exact > methods["trivial"][part]["mean"]["exact_match"] + 0.2
         assert mean_component("pretrained:task", part) > mean_component("trivial", part) + 0.3
     assert methods["pretrained:noise"]["ood"]["mean"]["exact_match"] < 0.2 and mean_component("pretrained:noise", "ood") < 0.4
+
+
+def test_two_pretrained_runs_of_one_encoder_are_both_reported(formal_zoo: Path, tmp_path: Path) -> None:
+    import rnn_zoos
+    from rnn_zoos.models.modeling import RNNEncoderConfig, RNNEncoderModel
+
+    for run, seed in (("run-a", 0), ("run-b", 1)):
+        torch.manual_seed(seed)
+        RNNEncoderModel(RNNEncoderConfig.for_zoo("layerwise_statistics", FORMAL_LANG)).save_pretrained(tmp_path / run / "encoder")
+    RNNEncoderModel(RNNEncoderConfig.for_zoo("dws", FORMAL_LANG)).save_pretrained(tmp_path / "run-c" / "encoder")
+    info = rnn_zoos.read_info(formal_zoo)
+    folders = [tmp_path / run / "encoder" for run in ("run-a", "run-b", "run-c")]
+    encoders = downstream.load_pretrained(folders, info, "cpu")
+    assert list(encoders) == ["layerwise_statistics@run-a", "layerwise_statistics@run-b", "dws"]
+    rows = load_split(formal_zoo, "train")
+    assert not torch.equal(encoders["layerwise_statistics@run-a"](rows), encoders["layerwise_statistics@run-b"](rows))
+    with pytest.raises(rnn_zoos.ZooError, match="two folders give the method name"):
+        downstream.load_pretrained([folders[0], folders[0]], info, "cpu")
