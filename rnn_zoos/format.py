@@ -37,7 +37,7 @@ RELEASE_SOURCE = "paper-release"
 """``builder["source"]`` of a zoo imported from the paper's original release (``python -m builders.import_release``)."""
 
 ROWS_PER_SHARD = 1000
-"""Rows per data file: about 110 MB for the formal-language zoo."""
+"""Rows per data file: about 110 MB for the zoo of formal languages."""
 ROW_GROUP_SIZE = 100
 """Rows per Parquet row group: the unit a streaming reader fetches."""
 

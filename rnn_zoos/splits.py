@@ -7,7 +7,7 @@ legacy generator seeded 1 and cut into ``train`` then ``validation``. For the do
 the ``ood`` tasks are permuted with seed 2; the larger half joins the training data and the smaller
 half is reported.
 
-The criterion ties often (the formal-language entropy takes 52 values over 216 tasks), so the sort
+The criterion ties often (the entropy of the formal languages takes 52 values over 216 tasks), so the sort
 order of tied tasks decides which of them are ``train`` and which ``validation``. The paper's code
 sorts with ``np.argsort`` of NumPy 1.23 (its ``requirements.txt``); newer NumPy versions dispatch
 ``argsort`` to SIMD sorts that order ties differently on machines with AVX-512 or AVX2.
