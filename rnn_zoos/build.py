@@ -26,7 +26,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -204,17 +204,11 @@ def build_zoo(recipe: ZooRecipe, config: BuildConfig, worker: tuple[int, int] | 
     batch too large for the device's memory is refused before anything starts.
     """
     config.validate()
-    out = Path(config.out)
-    identity = zoo_identity(recipe, config)
-    if not finalize:
-        check_batch_fits(recipe, config)
-    plan = start_build(out, identity, config)
+    out, identity, plan = start_build(recipe, config, check_memory=not finalize)
     if plan is None:
-        print(f"{out}: the zoo is already complete ({identity})")
         return out
     if not finalize:
-        train_chunks(out, identity, plan, lambda chunk, folder, progress: ChunkTrainer(recipe, config, chunk, folder).run(progress),
-                     config, recipe.kind.name, worker)
+        train_chunks(recipe, config, out, identity, plan, worker)
     unfinished = [chunk for chunk in plan if not is_finished(out / WORK_DIR / chunk.name)]
     if unfinished:
         held = describe_claims(out / WORK_DIR, unfinished)
@@ -228,19 +222,21 @@ def build_zoo(recipe: ZooRecipe, config: BuildConfig, worker: tuple[int, int] | 
     return out
 
 
-def start_build(out: Path, identity: dict[str, Any], config: BuildConfig) -> list[Chunk] | None:
-    """Check ``out`` and start or join its build, under the build lock; returns the frozen chunk plan, or None if the
-    zoo is already complete."""
+def start_build(recipe: ZooRecipe, config: BuildConfig, check_memory: bool = True) -> tuple[Path, dict[str, Any], list[Chunk] | None]:
+    """Check the batch against the device's memory (``check_memory``), then check ``config.out`` and start or join its
+    build under the build lock. Returns the folder, the zoo's identity and the frozen chunk plan; the plan is None (and
+    this is said) if the zoo is already complete."""
+    out = Path(config.out)
+    identity = zoo_identity(recipe, config)
+    if check_memory:
+        check_batch_fits(recipe, config)
     with build_lock(out, identity):
         if not prepare_output(out, identity):
-            return None
+            print(f"{out}: the zoo is already complete ({identity})")
+            return out, identity, None
         work = out / WORK_DIR
         plan, _ = freeze_plan(work, new_plan(config.runs, config.batch_runs, _started_chunks(work)), config.batch_runs)
-        return plan
-
-
-ChunkRun = Callable[[Chunk, Path, Any], None]
-"""Trains one claimed chunk into its folder, updating a progress bar (``update(model_steps)``)."""
+        return out, identity, plan
 
 
 def worker_order(plan: list[Chunk], worker: tuple[int, int] | None) -> list[Chunk]:
@@ -261,25 +257,32 @@ def take_chunk(out: Path, identity: dict[str, Any], folder: Path) -> Claim | Non
     return claim
 
 
-def train_chunks(out: Path, identity: dict[str, Any], plan: list[Chunk], run: ChunkRun, config: BuildConfig, name: str,
+def train_chunk(recipe: ZooRecipe, config: BuildConfig, out: Path, identity: dict[str, Any], chunk: Chunk, progress: Any) -> bool:
+    """Claim ``chunk`` (:func:`take_chunk`) and train it, keeping the claim alive meanwhile; returns False if it could not
+    be claimed (finished, or held by a live worker). ``progress``: a bar with ``update(model_steps)``."""
+    folder = out / WORK_DIR / chunk.name
+    claim = take_chunk(out, identity, folder)
+    if claim is None:
+        return False
+    with claim.holding():
+        try:
+            ChunkTrainer(recipe, config, chunk, folder).run(progress)
+        finally:  # finished, or interrupted (Ctrl-C, an error): free for the next worker at once
+            release_claim(claim)
+    return True
+
+
+def train_chunks(recipe: ZooRecipe, config: BuildConfig, out: Path, identity: dict[str, Any], plan: list[Chunk],
                  worker: tuple[int, int] | None) -> None:
     """Train every chunk of ``plan`` this process can claim, in :func:`worker_order`."""
     work = out / WORK_DIR
     done = sum(chunk.runs for chunk in plan if is_finished(work / chunk.name)) * config.steps
-    with tqdm(total=config.runs * config.steps, initial=done, desc=f"training {name}", unit=" model-steps", unit_scale=True,
-              smoothing=0.05) as progress:
+    with tqdm(total=config.runs * config.steps, initial=done, desc=f"training {recipe.kind.name}", unit=" model-steps",
+              unit_scale=True, smoothing=0.05) as progress:
         for chunk in worker_order(plan, worker):
             if not work.is_dir():
                 return  # another worker wrote the zoo
-            folder = work / chunk.name
-            claim = take_chunk(out, identity, folder)
-            if claim is None:
-                continue
-            with claim.holding():
-                try:
-                    run(chunk, folder, progress)
-                finally:  # finished, or interrupted (Ctrl-C, an error): free for the next worker at once
-                    release_claim(claim)
+            train_chunk(recipe, config, out, identity, chunk, progress)
 
 
 def describe_claims(work: Path, chunks: list[Chunk]) -> str:

@@ -92,46 +92,34 @@ class _RemoteProgress:
 
 def _train_chunk(zoo: str, options: dict[str, Any], identity: dict[str, Any], first: int, stop: int, progress: Any) -> str:
     """A Ray task: claim the chunk ``[first, stop)`` of the build ``options`` describes and train it."""
-    from .build import ChunkTrainer, take_chunk
+    from .build import train_chunk
     from .build_folder import WORK_DIR
-    from .claims import Chunk, is_finished, release_claim
+    from .claims import Chunk, is_finished
     from .zoos import zoo_kind
 
     kind = zoo_kind(zoo)
     config = kind.build_config(**options)
-    chunk = Chunk(first, stop)
-    out = Path(config.out)
-    folder = out / WORK_DIR / chunk.name
-    claim = take_chunk(out, identity, folder)
-    if claim is None:
-        if is_finished(folder):
-            progress.update(chunk.runs * config.steps)
-            return "finished already"
-        raise RuntimeError(f"{chunk.name} is claimed by a live worker; not trained by this task")
-    with claim.holding():
-        try:
-            ChunkTrainer(kind.recipe(config), config, chunk, folder).run(progress)
-        finally:
-            release_claim(claim)
-    return "trained"
+    chunk, out = Chunk(first, stop), Path(config.out)
+    if train_chunk(kind.recipe(config), config, out, identity, chunk, progress):
+        return "trained"
+    if is_finished(out / WORK_DIR / chunk.name):
+        progress.update(chunk.runs * config.steps)
+        return "finished already"
+    raise RuntimeError(f"{chunk.name} is claimed by a live worker; not trained by this task")
 
 
 def build_with_ray(zoo: str, config: BuildConfig) -> Path:
     """Build the zoo ``zoo`` with the options ``config`` (``config.ray``: the cluster's address or ``local``) as Ray tasks."""
-    from .build import check_batch_fits, finalize_build, start_build, zoo_identity
+    from .build import finalize_build, start_build
     from .build_folder import WORK_DIR
     from .claims import is_finished
     from .zoos import zoo_kind
 
     kind = zoo_kind(zoo)
+    config = dataclasses.replace(config, out=str(Path(config.out).resolve()))
     recipe = kind.recipe(config)
-    out = Path(config.out).resolve()
-    config = dataclasses.replace(config, out=str(out))
-    identity = zoo_identity(recipe, config)
-    check_batch_fits(recipe, config)
-    plan = start_build(out, identity, config)
+    out, identity, plan = start_build(recipe, config)
     if plan is None:
-        print(f"{out}: the zoo is already complete ({identity})")
         return out
     ray = start_ray(config.ray)
     options = {item.name: getattr(config, item.name) for item in dataclasses.fields(config)}

@@ -50,9 +50,8 @@ from .data import (
 from ..models.encoders.base import mlp
 from ..models.modeling import RNNEncoderConfig, RNNEncoderModel
 
-PARTS = ("fit", "validation", "ood")
-"""Protocol parts: ``fit`` trains (train split + half of the ood tasks); ``validation`` selects and is reported; ``ood`` (the other half) is reported."""
 REPORTED = ("validation", "ood")
+"""The protocol's parts that are reported; ``fit`` (train split + half of the ood tasks, :func:`protocol_parts`) only trains."""
 SUPERVISED_BATCH = 64
 """RNNs per step of the encoders trained end to end (``--supervised``)."""
 
