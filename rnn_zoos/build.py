@@ -276,8 +276,9 @@ def train_chunks(recipe: ZooRecipe, config: BuildConfig, out: Path, identity: di
                  worker: tuple[int, int] | None) -> None:
     """Train every chunk of ``plan`` this process can claim, in :func:`worker_order`."""
     work = out / WORK_DIR
-    done = sum(chunk.runs for chunk in plan if is_finished(work / chunk.name)) * config.steps
-    with tqdm(total=config.runs * config.steps, initial=done, desc=f"training {recipe.kind.name}", unit=" model-steps",
+    updates = TrainingSchedule(steps=config.steps).updates
+    done = sum(chunk.runs for chunk in plan if is_finished(work / chunk.name)) * updates
+    with tqdm(total=config.runs * updates, initial=done, desc=f"training {recipe.kind.name}", unit=" model-steps",
               unit_scale=True, smoothing=0.05) as progress:
         for chunk in worker_order(plan, worker):
             if not work.is_dir():
@@ -352,7 +353,6 @@ def _finalize(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], 
             "steps": config.steps,
             "provenance": "rebuilt with the batched builder of rnn-zoos",
             **provenance_fields(build_command(kind.name, config), device_description(config.device)),
-            "step_zero": "step 0 = the initial weights",
             "seeds": f"zoo seed {config.seed}; run r uses the seed `SeedSequence([{config.seed}, r])` (stored in `seed`), "
             "which alone determines all its random numbers",
             **recipe.card_fields(),

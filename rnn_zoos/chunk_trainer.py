@@ -1,7 +1,8 @@
 """Training one chunk of runs as one batched model: snapshots, checkpoints, and how a training step is executed.
 
 A :class:`ChunkTrainer` takes the runs ``chunk.first`` to ``chunk.stop - 1`` from their initial
-weights (or the last checkpoint) to the last step, writing a Parquet part per snapshot step.
+weights (or the last checkpoint) through the ``steps + 1`` updates of the official loop, writing a Parquet part
+per snapshot step (the weights after that step's update).
 
 A training step runs in one of two ways:
 
@@ -66,26 +67,26 @@ class ChunkTrainer:
         return self.folder / "checkpoint.pt"
 
     def run(self, progress: tqdm) -> None:
-        """Train from the last checkpoint (or the start) to the end, then mark the chunk finished."""
-        step = self._restore()
+        """Train from the last checkpoint (or the start) to the end, then mark the chunk finished.
+
+        As the official loop: the update of each step ``0 .. steps``, then the snapshot if it is a snapshot step."""
+        done = self._restore()
         snapshot_steps = set(self.schedule.snapshot_steps())
-        if step == 0 and 0 in snapshot_steps:
-            self.write_snapshot(0)
-        progress.update(step * len(self.seed_values))
+        progress.update(done * len(self.seed_values))
         saved_at = time.monotonic()
-        while step < self.schedule.steps:
-            step += 1
+        for step in range(done, self.schedule.updates):
             self.train_step(step)
             progress.update(len(self.seed_values))
             if step in snapshot_steps:
                 self.write_snapshot(step)
             if step in snapshot_steps or time.monotonic() - saved_at > CHECKPOINT_SECONDS:
-                self._save(step)
+                self._save(step + 1)
                 saved_at = time.monotonic()
         (self.folder / FINISHED_FILE).touch()
         self.checkpoint_path.unlink(missing_ok=True)
 
     def _restore(self) -> int:
+        """Load the last checkpoint, if any; returns the updates done (the loop step to train next)."""
         if not self.checkpoint_path.is_file():
             return 0
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
@@ -93,16 +94,17 @@ class ChunkTrainer:
             for name, tensor in self.params.items():
                 tensor.copy_(state["params"][name])
         self.optimizer.load_state_dict(state["optimizer"])
-        return int(state["step"])
+        return int(state["updates"])
 
-    def _save(self, step: int) -> None:
-        state = {"step": step, "params": {name: tensor.detach() for name, tensor in self.params.items()},
+    def _save(self, updates: int) -> None:
+        state = {"updates": updates, "params": {name: tensor.detach() for name, tensor in self.params.items()},
                  "optimizer": self.optimizer.state_dict()}
         with atomic_write(self.checkpoint_path) as temporary:
             torch.save(state, temporary)
 
     def train_step(self, step: int) -> None:
-        """One AdamW update of every run, on the data of step ``step``."""
+        """One AdamW update of every run: the update of the loop's step ``step``, on that step's data."""
+        self.recipe.prepare(self.runs, self.seeds, step)
         if not self.static:
             self.recipe.loss(self.params, self.runs, self.seeds, step).sum().backward()
             self.optimizer.step(self.schedule.learning_rate(step))

@@ -95,6 +95,7 @@ def _train_chunk(zoo: str, options: dict[str, Any], identity: dict[str, Any], fi
     from .build import train_chunk
     from .build_folder import WORK_DIR
     from .claims import Chunk, is_finished
+    from .training import TrainingSchedule
     from .zoos import zoo_kind
 
     kind = zoo_kind(zoo)
@@ -103,7 +104,7 @@ def _train_chunk(zoo: str, options: dict[str, Any], identity: dict[str, Any], fi
     if train_chunk(kind.recipe(config), config, out, identity, chunk, progress):
         return "trained"
     if is_finished(out / WORK_DIR / chunk.name):
-        progress.update(chunk.runs * config.steps)
+        progress.update(chunk.runs * TrainingSchedule(steps=config.steps).updates)
         return "finished already"
     raise RuntimeError(f"{chunk.name} is claimed by a live worker; not trained by this task")
 
@@ -113,6 +114,7 @@ def build_with_ray(zoo: str, config: BuildConfig) -> Path:
     from .build import finalize_build, start_build
     from .build_folder import WORK_DIR
     from .claims import is_finished
+    from .training import TrainingSchedule
     from .zoos import zoo_kind
 
     kind = zoo_kind(zoo)
@@ -127,7 +129,7 @@ def build_with_ray(zoo: str, config: BuildConfig) -> Path:
     todo = [chunk for chunk in plan if not is_finished(out / WORK_DIR / chunk.name)]
     started = time.monotonic()
     run_tasks(ray, _train_chunk, [(zoo, options, identity, chunk.first, chunk.stop) for chunk in todo],
-              1 if config.device == "cuda" else 0, f"training {zoo} on Ray", sum(chunk.runs for chunk in todo) * config.steps,
+              1 if config.device == "cuda" else 0, f"training {zoo} on Ray", sum(chunk.runs for chunk in todo) * TrainingSchedule(steps=config.steps).updates,
               " model-steps")
     unfinished = [chunk.name for chunk in plan if not is_finished(out / WORK_DIR / chunk.name)]
     if unfinished:

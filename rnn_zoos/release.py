@@ -3,7 +3,7 @@
 A release folder is recognised by its name (``formal_languages_*``, ``sequential_mnist_*``: the
 :class:`ReleaseFormat` of a zoo kind says which). Its arrays (0.5 to 1.5 GB each) are memory-mapped,
 checked for shape, dtype and values before anything is converted, and read a block of rows at a
-time. Each format repairs and notes its release's own conventions (formal languages: ``BOS``
+time. Each format repairs and notes what its release records differently from a built zoo (formal languages: ``BOS``
 restored where the paper's acceptance check overwrote it; sequential MNIST: log-probs recorded
 before the inputs were rounded, their measured reproduction recorded as
 :class:`rnn_zoos.format.LogProbsReproduction`). :mod:`rnn_zoos.release_import` writes the zoo folder.
@@ -96,7 +96,7 @@ class ReleaseFormat(ABC):
         return []
 
     def notes(self, release: Release) -> list[str]:
-        """The release's own conventions, for ``meta/info.json`` and the card."""
+        """What the release records differently from a built zoo, for ``meta/info.json`` and the card."""
         return []
 
     def card_fields(self, release: Release) -> dict[str, Any]:
@@ -287,7 +287,6 @@ class Release:
         """What differs from a zoo built by rnn-zoos, with the measured ``reproduction`` of the log-probs if any."""
         notes = [
             f"Imported from the paper's original release ({self.source.name}) by rnn-zoos import-release.",
-            "Step 0 of the release holds the weights after one optimizer update (a built zoo's step 0 is the initial weights).",
             f"The release records no per-run seeds: the seed column is {NO_SEED}.",
             *self.format.notes(self),
             *self.format.repair_notes(self),
@@ -301,7 +300,6 @@ class Release:
         return {
             "provenance": f"imported from the paper's original release (`{self.source.name}`)",
             "steps": int(self.step.max()),
-            "step_zero": "step 0 = the weights after one optimizer update, as in the release",
             "seeds": f"the release records no per-run seeds (`seed` is {NO_SEED})",
             **self.format.card_fields(self),
         }

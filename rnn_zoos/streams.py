@@ -58,3 +58,9 @@ def stream_bits(seeds: torch.Tensor, keys: tuple[int | torch.Tensor, ...], shape
 def stream_uniform(seeds: torch.Tensor, keys: tuple[int | torch.Tensor, ...], shape: tuple[int, ...]) -> torch.Tensor:
     """Uniform floats in [0, 1) (24 random bits, exact in float32) of shape ``[len(seeds), *shape]``."""
     return (stream_bits(seeds, keys, shape) >> 8).to(torch.float32) * (2.0**-24)
+
+
+def stream_permutation(seeds: torch.Tensor, keys: tuple[int | torch.Tensor, ...], count: int) -> torch.Tensor:
+    """A random permutation of ``range(count)`` per seed, ``[len(seeds), count]`` int64: the order of 32-bit words of
+    the stream (ties, rare, kept in position order), a pure function of seed and keys like every stream."""
+    return torch.argsort(stream_bits(seeds, keys, (count,)), dim=-1, stable=True)

@@ -17,11 +17,17 @@ STREAM_INIT = 1
 
 @dataclass(frozen=True)
 class TrainingSchedule:
-    """The paper's optimiser schedule and snapshot steps, scaled to ``steps`` optimizer updates.
+    """The paper's optimiser schedule and snapshot steps, indexed as its builders' loop, scaled to ``steps``.
 
-    Learning rate piecewise linear from ``lr_start`` to ``lr_middle`` at half the steps and to
-    ``lr_end`` at the last; snapshot steps ``round(s * steps / 20000)`` for the paper's nine s
-    (halves rounded up), duplicates dropped. A snapshot at step s holds the weights after s updates.
+    The official loop is ``for step in range(steps + 1)``: one AdamW update, then a snapshot if ``step`` is a
+    snapshot step. So a run makes ``steps + 1`` updates, numbered 0 to ``steps`` by the loop's ``step``, and the
+    snapshot at step s holds the weights after s + 1 updates (step 0: after one update).
+
+    Snapshot steps: ``round(s * steps / 20000)`` for the paper's nine s (halves rounded up), duplicates dropped.
+    Learning rate: the official ``PiecewiseLinearSchedule`` through ``(0, lr_start)``, ``(m, lr_middle)`` and
+    ``(steps, lr_end)``, where m is the paper's breakpoint 10,000 scaled as the snapshot steps are; the loop sets
+    the rate of the next update after each update from the step just made, so update ``step`` uses the
+    schedule's value at ``max(step - 1, 0)``.
     """
 
     steps: int = PAPER_STEPS
@@ -30,16 +36,31 @@ class TrainingSchedule:
     lr_middle: float = 0.003
     lr_end: float = 0.0003
 
+    @property
+    def updates(self) -> int:
+        """AdamW updates per run: one per loop step ``0 .. steps``."""
+        return self.steps + 1
+
+    def scaled(self, paper_step: int) -> int:
+        """A step of the paper's 20,000-step schedule scaled to ``steps`` (halves rounded up)."""
+        return (2 * paper_step * self.steps + PAPER_STEPS) // (2 * PAPER_STEPS)
+
     def snapshot_steps(self) -> list[int]:
         """Sorted distinct snapshot steps."""
-        return sorted({(2 * s * self.steps + PAPER_STEPS) // (2 * PAPER_STEPS) for s in PAPER_SNAPSHOT_STEPS})
+        return sorted({self.scaled(s) for s in PAPER_SNAPSHOT_STEPS})
+
+    def breakpoints(self) -> tuple[tuple[int, float], ...]:
+        """The ``(time, learning rate)`` points of the piecewise linear schedule (the paper's: 0, 10,000, 20,000)."""
+        return ((0, self.lr_start), (self.scaled(PAPER_STEPS // 2), self.lr_middle), (self.steps, self.lr_end))
 
     def learning_rate(self, step: int) -> float:
-        """Learning rate of the update that turns the weights after ``step - 1`` updates into those after ``step``."""
-        position = (step - 1) / self.steps
-        if position <= 0.5:
-            return self.lr_start + (self.lr_middle - self.lr_start) * position / 0.5
-        return self.lr_middle + (self.lr_end - self.lr_middle) * (position - 0.5) / 0.5
+        """Learning rate of the update at the loop's step ``step`` (0 to ``steps``)."""
+        time = max(step - 1, 0)
+        points = self.breakpoints()
+        for (start, low), (end, high) in zip(points, points[1:]):
+            if time < end:  # the first segment whose end lies beyond the time (the schedule's own search)
+                return low + (high - low) * (time - start) / (end - start)
+        return points[-1][1]
 
     def learning_rate_tensor(self, step: torch.Tensor) -> torch.Tensor:
         """:meth:`learning_rate` of a step held in a device tensor, as a float32 tensor on that device, computed there.
@@ -47,10 +68,13 @@ class TrainingSchedule:
         The same float64 operations in the same order, then rounded to float32: equal to
         ``float32(learning_rate(step))``, which is also what an eager step multiplies float32 weights by.
         """
-        position = (step.to(torch.float64) - 1) / self.steps
-        first = self.lr_start + (self.lr_middle - self.lr_start) * position / 0.5
-        second = self.lr_middle + (self.lr_end - self.lr_middle) * (position - 0.5) / 0.5
-        return torch.where(position <= 0.5, first, second).to(torch.float32)
+        time = (step.to(torch.float64) - 1).clamp(min=0)
+        rate = torch.full_like(time, self.breakpoints()[-1][1])
+        points = self.breakpoints()
+        for (start, low), (end, high) in reversed(list(zip(points, points[1:]))):
+            segment = low + (high - low) * (time - start) / max(end - start, 1)  # a segment of length 0 is never chosen
+            rate = torch.where(time < end, segment, rate)
+        return rate.to(torch.float32)
 
 
 def initial_params(architecture: LSTMArchitecture, seeds: torch.Tensor) -> Params:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import ZooError
-from .base import SequenceModel, ZooKind, ZooRecipe, recorded_log_probs, rnn_model
+from .base import CLONED_MEASURES, SequenceModel, ZooKind, ZooRecipe, recorded_log_probs, rnn_model
 
 BUILTIN_MODULES = ("rnn_zoos.zoos.formal_lang", "rnn_zoos.zoos.seq_mnist")
 """Modules that register the built-in kinds; imported on the first lookup (they import much of the library)."""
@@ -41,4 +41,4 @@ def zoo_kind(name: str) -> ZooKind:
     return _KINDS[name]
 
 
-__all__ = ["SequenceModel", "ZooKind", "ZooRecipe", "recorded_log_probs", "register_zoo", "rnn_model", "zoo_kind", "zoo_names"]
+__all__ = ["CLONED_MEASURES", "SequenceModel", "ZooKind", "ZooRecipe", "recorded_log_probs", "register_zoo", "rnn_model", "zoo_kind", "zoo_names"]

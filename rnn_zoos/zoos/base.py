@@ -36,6 +36,29 @@ Plot = tuple[str, str, Callable[["matplotlib.axes.Axes", "ZooKind", dict[str, "p
 """A card plot: caption, file name under ``assets/``, and a function drawing it from each split's light columns."""
 
 
+def version_key(version: str) -> tuple[int, int]:
+    """A format version ``MAJOR.MINOR`` as a pair of ints, for comparing versions (ValueError if it is not one)."""
+    major, minor = version.split(".")
+    return int(major), int(minor)
+
+
+def legacy_build(builder: dict[str, Any]) -> bool:
+    """Whether the zoo whose builder record is ``builder`` was built by rnn-zoos under format 1 (its ``step`` s holds the
+    weights after s updates, step 0 the initial weights; a zoo kind may add its own differences). A zoo imported from
+    the paper's release records no ``format_version`` in its builder record and keeps the release's conventions."""
+    version = builder.get("format_version")
+    return isinstance(version, str) and version.split(".")[0] == "1"
+
+
+LEGACY_STEP = ("step s holds the weights after s optimizer updates (step 0: the initial weights; a run made `steps` "
+               "updates); since format 2 it holds them after s + 1 updates, as the official loop records them")
+"""How ``step`` differs in a zoo built under format 1 (:func:`legacy_build`)."""
+
+
+CLONED_MEASURES = ("paper", "rnn_zoos")
+"""The measures of cloned performance (:meth:`ZooKind.cloned_scores`)."""
+
+
 def rnn_model(params: Params) -> SequenceModel:
     """The RNNs ``params`` (``{name: [M, ...]}``) as a :data:`SequenceModel`."""
     return lambda inputs, state: lstm_forward(params, inputs, state)
@@ -61,13 +84,19 @@ class ZooRecipe(ABC):
     def setup(self, seeds: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-run constants from the runs' seeds ``[K]``: at least ``weight_decay [K]``, usually the task."""
 
+    def prepare(self, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> None:
+        """Update, in place, per-run tensors of ``runs`` that :meth:`loss` reads at the loop's step ``step`` (such as an
+        epoch's batch order); called on the host before every update, also the first after resuming. Nothing by default."""
+
     @abstractmethod
     def loss(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> torch.Tensor:
-        """Per-run training loss ``[K]`` of the update that produces step ``step`` (data drawn for that step)."""
+        """Per-run training loss ``[K]`` of the update at the loop's step ``step`` (0 to ``steps``; data drawn for that
+        step). ``step`` may be an int or a 0-dim device tensor (a static step): use tensor operations on it."""
 
     @abstractmethod
     def snapshot(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> dict[str, Any]:
-        """Columns of the K rows of a snapshot, all but ``run``, ``step``, ``seed`` and ``weights``."""
+        """Columns of the K rows of the snapshot at step ``step`` (after that step's update), all but ``run``, ``step``,
+        ``seed`` and ``weights``."""
 
     def card_fields(self) -> dict[str, Any]:
         """Zoo-specific ``$placeholders`` of the card template."""
@@ -90,6 +119,8 @@ class ZooKind(ABC):
     """The ``datasets`` feature of the ``task`` column."""
     extra_columns: tuple[str, ...] = ("weight_decay",)
     """Zoo-specific float32 columns after ``accuracy``."""
+    columns_since: dict[str, str] = {}
+    """Extra columns added after format 1.0: column -> the first format version with it (older zoos lack it)."""
     inputs_feature: Any
     log_probs_feature: Any
     token_vocab: int | None = None
@@ -99,12 +130,16 @@ class ZooKind(ABC):
     """What the split criterion measures (axis labels)."""
     probing_length: int
     """Default length of the probing encoders' probe sequences."""
+    probing_length_fixed: bool = False
+    """Whether the paper's code fixes the probe length to :attr:`probing_length` for this zoo (no length ablation)."""
     build_config: type[BuildConfig] = BuildConfig
     """The options of this zoo's builder (a subclass may add zoo-specific ones)."""
     release: ReleaseFormat | None = None
     """How the paper's original release of this zoo is read (:mod:`rnn_zoos.release`); None if it has none."""
     paper_emulation_loss: dict[str, float] = {}
     """The paper's validation emulation loss per encoder (its Table 2), shown beside a reproduction's."""
+    optional_targets: tuple[str, ...] = ()
+    """Targets of :meth:`targets` that a study runs only when asked for (not the paper's)."""
 
     # --- tasks -------------------------------------------------------------------------------
 
@@ -151,9 +186,24 @@ class ZooKind(ABC):
             return inputs.float()
         return torch.nn.functional.one_hot(inputs[..., :-1].long(), self.token_vocab).float()
 
+    def features_for(self, format_version: str) -> Features:
+        """The columns of a zoo of this kind written in format ``format_version`` (:attr:`features` for the current one)."""
+        written = version_key(format_version)
+        return Features({name: feature for name, feature in self.features.items()
+                         if version_key(self.columns_since.get(name, "1.0")) <= written})
+
+    def earlier_conventions(self, builder: dict[str, Any]) -> list[str]:
+        """How the columns of a zoo with the builder record ``builder`` differ in meaning from those of a zoo built now
+        (a zoo built under format 1, :func:`legacy_build`); empty for a zoo of the current conventions."""
+        return [LEGACY_STEP] if legacy_build(builder) else []
+
+    def unavailable_targets(self, builder: dict[str, Any], format_version: str) -> dict[str, str]:
+        """Targets of :meth:`targets` that a zoo with this builder record and format version cannot serve: name -> why."""
+        return {}
+
     @property
     def features(self) -> Features:
-        """The ``datasets`` features of a row, in column order."""
+        """The ``datasets`` features of a row, in column order (of the current format version)."""
         columns: dict[str, Any] = {
             "run": Value("int32"),
             "step": Value("int32"),
@@ -182,23 +232,21 @@ class ZooKind(ABC):
     # --- scoring an RNN or its emulator on the task -------------------------------------------
 
     def validation_data(self, builder: dict[str, Any], source: str | None, device: torch.device) -> Any:
-        """Data the task needs to score a model (MNIST: the validation images); ``builder`` is the zoo's builder record,
-        ``source`` an override given by the user. None if the task needs none."""
+        """Data the task needs to score a model (MNIST: the validation images; formal languages: how the stored accuracy
+        was counted); ``builder`` is the zoo's builder record, ``source`` an override given by the user. None if the
+        task needs none."""
         return None
 
     @abstractmethod
-    def cloned_scores(self, rnn: SequenceModel, emulator: SequenceModel, rows: Any, index: torch.Tensor,
-                      data: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def cloned_scores(self, rnn: SequenceModel, emulator: SequenceModel, rows: Any, index: torch.Tensor, data: Any,
+                      draw: int = 0, measures: tuple[str, ...] = CLONED_MEASURES) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Scores ``(original, emulated)`` ``[len(index)]`` of the rows ``index`` of ``rows`` (a loaded split) and of the
-        emulator standing in for each, by measure: ``paper`` (as the paper's code measures it) and ``rnn_zoos``
-        (the emulator measured as the stored ``accuracy`` was)."""
+        emulator standing in for each, by each of ``measures``: ``paper`` (as the paper's code measures it) and
+        ``rnn_zoos`` (the emulator measured as the stored ``accuracy`` was). ``draw`` numbers the random draws: the
+        paper's evaluation draws new samples (or images) each time it measures, so each measurement passes its own."""
 
     # --- downstream prediction and reproduction ------------------------------------------------
 
     @abstractmethod
     def targets(self) -> dict[str, Target]:
         """The properties downstream probes predict from an RNN's weights, by name."""
-
-    def reproduction_notes(self) -> list[str]:
-        """What a reproduction on this zoo does differently from the paper's code, beyond what every zoo shares."""
-        return []

