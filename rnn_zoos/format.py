@@ -1,4 +1,4 @@
-"""The on-Hub zoo format, version 1: columns, the weights blob and ``meta/info.json``.
+"""The on-Hub zoo format, version 2: columns, the weights blob and ``meta/info.json``.
 
 This module is the one place that fixes the format (ARCHITECTURE.md, "The on-Hub format"). A zoo folder::
 
@@ -7,7 +7,13 @@ This module is the one place that fixes the format (ARCHITECTURE.md, "The on-Hub
     meta/info.json                  :class:`ZooInfo`
 
 A minor version only adds optional fields to ``meta/info.json`` (1.1: ``log_probs_reproduction``), so
-this library reads every 1.x record and ignores the fields of later minor versions it does not know.
+this library reads every record of a major version it reads and ignores the fields of later minor
+versions it does not know. A major version changes what columns mean or which there are: 2.0 built
+zoos follow the official code's conventions (``step`` s holds the weights after s + 1 updates; the
+formal-language ``accuracy`` is the official order-insensitive count, with ``accuracy_ordered`` added;
+sequential MNIST split, batches and recordings as the official builder). Zoos of format 1 still load,
+with their columns (:meth:`ZooKind.features_for`) and their earlier meanings stated
+(:meth:`ZooInfo.earlier_conventions`).
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ from .errors import DamagedZooError, ZooError, short
 from .lstm import LSTMArchitecture
 from .zoos import zoo_kind, zoo_names
 
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "2.0"
+READ_MAJORS = (1, 2)
+"""The major format versions this library reads, oldest first."""
+VERSION = re.compile(r"(\d{1,4})\.(\d{1,4})")
 SPLITS = ("train", "validation", "ood")
 INFO_PATH = "meta/info.json"
 DATA_DIR = "data"
@@ -119,6 +128,18 @@ class ZooInfo:
     def num_rows(self) -> int:
         """Rows over all splits."""
         return sum(split.num_rows for split in self.splits.values())
+
+    def earlier_conventions(self) -> list[str]:
+        """How this zoo's columns differ in meaning from those of a zoo built now (a zoo built under format 1); empty
+        for a zoo of the current conventions, imported ones included."""
+        return zoo_kind(self.zoo).earlier_conventions(self.builder)
+
+    def conventions_note(self, source: str) -> str | None:
+        """One line stating :meth:`earlier_conventions` for the zoo ``source``; None if there are none."""
+        earlier = self.earlier_conventions()
+        if not earlier:
+            return None
+        return f"{source} was built under format {self.format_version}, with earlier meanings: {'; '.join(earlier)}"
 
     def to_json(self) -> str:
         """The record as indented JSON."""
@@ -225,12 +246,21 @@ def _check_info(info: ZooInfo) -> None:
         _expect(bool(DATA_FILE.fullmatch(path)), path, "a Parquet file in data/", "a key of checksums")
 
 
+class EarlierFormatWarning(UserWarning):
+    """Issued when a zoo built under an earlier format is loaded: some of its columns mean something else than now
+    (:meth:`ZooInfo.earlier_conventions`)."""
+
+
 def check_format_version(version: str, source: str) -> None:
-    """Refuse a format major version other than this library's."""
-    major = version.split(".")[0]
-    if major != FORMAT_VERSION.split(".")[0]:
+    """Refuse a format version that is not ``MAJOR.MINOR`` (:class:`DamagedZooError`) or whose major version this library
+    does not read (:class:`ZooError`)."""
+    match = VERSION.fullmatch(version)
+    if match is None:
+        raise DamagedZooError(f"{source} has the format version {short(version)}, which is not MAJOR.MINOR; {INFO_HELP}")
+    if int(match[1]) not in READ_MAJORS:
+        readable = " and ".join(f"{major}.x" for major in READ_MAJORS)
         raise ZooError(
-            f"{source} has format version {version}; this rnn_zoos reads format version {FORMAT_VERSION.split('.')[0]}.x: "
+            f"{source} has format version {version}; this rnn_zoos reads format versions {readable}: "
             "upgrade rnn_zoos (pip install -U rnn-zoos) or use a zoo of a supported version"
         )
 

@@ -31,7 +31,7 @@ from datasets.formatting.np_formatter import NumpyFormatter
 from datasets.formatting.torch_formatter import TorchFormatter
 from .errors import DamagedZooError, ZooError
 from .files import atomic_write
-from .format import DATA_DIR, INFO_PATH, SPLITS, ZooInfo, file_sha256, short
+from .format import DATA_DIR, INFO_PATH, SPLITS, EarlierFormatWarning, ZooInfo, file_sha256, short
 from .zoos import ZooKind, zoo_kind
 from .blob import decode_weights, weights_architecture
 from .sources import ZooSource, resolve_zoo
@@ -90,16 +90,18 @@ def unlisted_files(folder: Path, info: ZooInfo) -> list[str]:
     return [path for path in entries if path not in listed]
 
 
-def check_schema(path: Path, label: str, kind: ZooKind) -> None:
-    """Raise :class:`DamagedZooError` (naming the file ``label``) unless the Parquet file at ``path`` has the columns of a ``kind`` zoo."""
+def check_schema(path: Path, label: str, kind: ZooKind, format_version: str) -> None:
+    """Raise :class:`DamagedZooError` (naming the file ``label``) unless the Parquet file at ``path`` has the columns of a
+    ``kind`` zoo of format ``format_version``."""
     try:
         found = datasets.Features.from_arrow_schema(pq.read_schema(path))
     except Exception as error:  # pyarrow and datasets raise many types for a damaged footer or schema metadata
         raise DamagedZooError(f"{label} is not a readable Parquet file ({type(error).__name__}: {short(str(error), 200)})") from None
-    if found != kind.features:
-        differing = sorted(name for name in {*found, *kind.features} if found.get(name) != kind.features.get(name))
-        raise DamagedZooError(f"{label} does not have the {kind.name} schema: the columns {', '.join(differing)} are missing, extra or of "
-                              "another type; rebuild the zoo or download it again")
+    expected = kind.features_for(format_version)
+    if found != expected:
+        differing = sorted(name for name in {*found, *expected} if found.get(name) != expected.get(name))
+        raise DamagedZooError(f"{label} does not have the {kind.name} schema of format {format_version}: the columns "
+                              f"{', '.join(differing)} are missing, extra or of another type; rebuild the zoo or download it again")
 
 
 def _fingerprints_path() -> Path:
@@ -153,7 +155,7 @@ def checked_data_files(source: ZooSource, info: ZooInfo, relatives: list[str]) -
         if not path.is_file():
             raise DamagedZooError(f"{label} is missing: the zoo is incomplete; rebuild it or download it again")
         verified.check(path, label, info.checksums[relative])
-        check_schema(path, label, kind)
+        check_schema(path, label, kind, info.format_version)
         paths.append(path)
     verified.save()
     return paths, verified.changed
@@ -188,12 +190,14 @@ def load_zoo(
     info = source.info()
     kind = zoo_kind(info.zoo)
     wanted = [split] if split else list(SPLITS)
+    if note := info.conventions_note(source.name):
+        warnings.warn(note, EarlierFormatWarning, stacklevel=2)
     if source.folder is not None and (unlisted := unlisted_files(source.folder, info)):
         warnings.warn(f"{source.name}: {', '.join(unlisted)} not listed in {INFO_PATH}, so not loaded; "
                       "run python -m builders.verify on the zoo", stacklevel=2)
     loaded = _read_splits(source, info, kind, wanted, streaming)
     for name in wanted:
-        dataset = loaded[name] if name in loaded else _empty_split(kind, name, streaming)
+        dataset = loaded[name] if name in loaded else _empty_split(kind.features_for(info.format_version), name, streaming)
         loaded[name] = dataset.with_format(ROW_FORMATS[format])
     if split:
         return loaded[split]
@@ -237,18 +241,18 @@ def _read_splits(source: ZooSource, info: ZooInfo, kind: ZooKind, wanted: list[s
 
 def _check_split(source: ZooSource, info: ZooInfo, kind: ZooKind, name: str, dataset: datasets.Dataset | datasets.IterableDataset) -> None:
     """A loaded split has the zoo's columns and, unless streamed, the row count of ``meta/info.json``."""
-    if dataset.features is not None and dataset.features != kind.features:
+    if dataset.features is not None and dataset.features != kind.features_for(info.format_version):
         raise DamagedZooError(f"{source.name}: split {name} does not have the columns of a {info.zoo} zoo; rebuild it or download it again")
     if isinstance(dataset, datasets.Dataset) and len(dataset) != info.splits[name].num_rows:
         raise DamagedZooError(f"{source.name}: split {name} has {len(dataset)} rows in its files, {INFO_PATH} says {info.splits[name].num_rows}; "
                               "rebuild the zoo or download it again")
 
 
-def _empty_split(kind: ZooKind, name: str, streaming: bool) -> datasets.Dataset | datasets.IterableDataset:
-    """An empty split with the zoo's columns (``datasets`` cannot load a split without files)."""
+def _empty_split(features: datasets.Features, name: str, streaming: bool) -> datasets.Dataset | datasets.IterableDataset:
+    """An empty split with the zoo's columns ``features`` (``datasets`` cannot load a split without files)."""
     if streaming:
-        return datasets.IterableDataset.from_generator(_no_rows, features=kind.features, split=name)
-    return datasets.Dataset.from_dict({column: [] for column in kind.features}, features=kind.features, split=name)
+        return datasets.IterableDataset.from_generator(_no_rows, features=features, split=name)
+    return datasets.Dataset.from_dict({column: [] for column in features}, features=features, split=name)
 
 
 def _no_rows() -> Iterator[dict[str, Any]]:

@@ -1,9 +1,9 @@
 """Where a zoo's files are: one resolver, "folder or Hub repo id + revision -> files on this machine".
 
 :func:`resolve_zoo` serves loading, ``verify`` and ``publish`` alike. For a Hub repo given without a
-revision it picks the newest tag of this library's major format version (``v1.1`` before ``v1.0``;
-``publish`` tags every push), as lerobot resolves its codebase version, and says which it used; a
-repo without such tags is read at its main branch.
+revision it picks the newest tag of a format version this library reads (``v2.0`` before ``v1.1``
+before ``v1.0``; ``publish`` tags every push), as lerobot resolves its codebase version, and says
+which it used; a repo without such tags is read at its main branch.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from huggingface_hub.utils import validate_repo_id
 from urllib.parse import quote
 
 from .errors import DamagedZooError, ZooError
-from .format import FORMAT_VERSION, INFO_PATH, ZooInfo, short
+from .format import FORMAT_VERSION, INFO_PATH, READ_MAJORS, ZooInfo, short
 
 VERSION_TAG = re.compile(r"v(\d+)\.(\d+)")
 """A tag of a pushed format version: ``v{major}.{minor}``."""
@@ -103,8 +103,8 @@ def resolve_zoo(source: str | Path, revision: str | None = None, hub: bool = Tru
     An existing folder wins. A ``Path``, a name that is not a valid repo id, or any name when ``hub`` is
     False must be a folder. Otherwise the repo's ``meta/info.json`` is fetched (or found in the Hub cache).
     A name that is neither raises :class:`ZooError` saying that no such folder exists and, for a valid
-    repo id, what the Hub said. A repo id without ``revision`` is read at the newest tag of our major
-    format version (:func:`newest_format_tag`), if it has one.
+    repo id, what the Hub said. A repo id without ``revision`` is read at the newest tag of a format
+    version we read (:func:`newest_format_tag`), if it has one.
     """
     path, shown = Path(source), str(source) if len(str(source)) <= 200 else f"{str(source)[:197]}..."
     try:
@@ -119,7 +119,7 @@ def resolve_zoo(source: str | Path, revision: str | None = None, hub: bool = Tru
     if not hub or isinstance(source, Path) or not is_repo_id(str(source)):
         raise ZooError(f"{absent}; give the path of a zoo folder" + (" or a Hub dataset repo id (ORG/NAME)" if hub else ""))
     if revision is None and (revision := newest_format_tag(str(source))) is not None:
-        print(f"{shown}: reading revision {revision}, the newest tag of format version {FORMAT_VERSION.split('.')[0]} "
+        print(f"{shown}: reading revision {revision}, the newest tag of a format version this rnn_zoos reads "
               "(pass a revision to read another)", file=sys.stderr)
     zoo = ZooSource(str(source), repo_id=str(source), revision=revision)
     try:
@@ -137,11 +137,12 @@ def format_tags(tags: list[str], version: str = FORMAT_VERSION) -> list[str]:
 
 
 def newest_format_tag(repo_id: str) -> str | None:
-    """The newest tag of our major format version on the Hub dataset repo ``repo_id``; None if it has none or the Hub's
-    list of tags cannot be read (offline, say)."""
+    """The newest tag of a format version we read (:data:`READ_MAJORS`, the newest major first) on the Hub dataset repo
+    ``repo_id``; None if it has none or the Hub's list of tags cannot be read (offline, say)."""
     try:
         refs = HfApi().list_repo_refs(repo_id, repo_type="dataset")
     except (HfHubHTTPError, HFValidationError, OSError, ValueError):
         return None
-    tags = format_tags([ref.name for ref in refs.tags])
+    names = [ref.name for ref in refs.tags]
+    tags = [tag for major in reversed(READ_MAJORS) for tag in format_tags(names, f"{major}.0")]
     return tags[0] if tags else None

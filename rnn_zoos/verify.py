@@ -24,7 +24,7 @@ from .zoos import ZooKind, zoo_kind
 from .blob import decode_weights
 from .cards import read_card
 from .format import ROW_GROUP_SIZE, ROWS_PER_SHARD, shard_paths
-from .loading import check_schema, unlisted_files
+from .loading import check_schema, read_info, unlisted_files
 from .sources import resolve_zoo
 from .lstm import lstm_forward, stack_params
 from .plots import ASSETS_DIR
@@ -129,7 +129,7 @@ def _check_files(folder: Path, info: ZooInfo, kind: ZooKind, problems: list[str]
             if info.checksums.get(path) != file_sha256(folder / path):
                 problems.append(f"{path} does not match its checksum in {INFO_PATH} (corrupt, truncated or modified)")
             try:
-                readable[path] = _light_columns(folder / path, path, kind)
+                readable[path] = _light_columns(folder / path, path, kind, info.format_version)
             except DamagedZooError as error:
                 problems.append(str(error))
         if all(path in readable for path in entry.files) and (rows := sum(readable[path].num_rows for path in entry.files)) != entry.num_rows:
@@ -137,10 +137,10 @@ def _check_files(folder: Path, info: ZooInfo, kind: ZooKind, problems: list[str]
     return readable
 
 
-def _light_columns(path: Path, relative: str, kind: ZooKind) -> pa.Table:
+def _light_columns(path: Path, relative: str, kind: ZooKind, format_version: str) -> pa.Table:
     """The ``run``, ``step`` and ``task`` columns of a data file with the zoo's schema; DamagedZooError if it has another
     schema, cannot be read or has empty (null) cells in them."""
-    check_schema(path, relative, kind)
+    check_schema(path, relative, kind, format_version)
     try:
         table = pq.read_table(path, columns=LIGHT_COLUMNS)
     except Exception as error:  # pyarrow raises several types for a damaged file
@@ -300,6 +300,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         problems = verify_zoo(args.zoo, sample_rows=args.sample_rows, revision=args.revision)
+        note = None if problems else read_info(args.zoo, args.revision).conventions_note(args.zoo)
     except ZooError as error:
         return report(error)
     for problem in problems:
@@ -307,5 +308,5 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if problems:
         print(f"{args.zoo}: {len(problems)} problem(s) found", file=sys.stderr)
         return 1
-    print(f"{args.zoo}: ok")
+    print(f"{args.zoo}: ok" + (f"\nnote: {note}" if note else ""))
     return 0

@@ -92,7 +92,8 @@ def load_split(zoo: str | Path, split: str, device: str | torch.device = "cpu") 
     dataset = rnn_zoos.load_zoo(zoo, split=split, format="numpy")
     weights: dict[str, list[torch.Tensor]] = {name: [] for name in kind.architecture.parameter_shapes()}
     inputs, log_probs, tasks = [], [], []
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in (*LIGHT, *kind.extra_columns)}
+    present = kind.features_for(info.format_version)  # a zoo of an earlier format may lack some extra columns
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in (*LIGHT, *kind.extra_columns) if name in present}
     for start in range(0, len(dataset), READ_ROWS):
         rows = dataset[start : start + READ_ROWS]
         decoded = rnn_zoos.decode_batch(list(rows["weights"]))

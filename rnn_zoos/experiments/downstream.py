@@ -13,8 +13,8 @@ class or mean direction of the training targets), the floor beside every metric.
 with several seeds; the report gives the mean and a bootstrapped 95 % confidence interval.
 
 The targets are the zoo kind's (:meth:`rnn_zoos.zoos.ZooKind.targets`, :mod:`rnn_zoos.targets`):
-formal languages ``task`` and ``accuracy``; sequential MNIST ``angle``, ``accuracy``, ``step`` and
-``generalization_gap``.
+formal languages ``task`` and ``accuracy`` (and, when asked for, ``accuracy_ordered``); sequential
+MNIST ``angle``, ``accuracy``, ``step`` and ``generalization_gap``.
 """
 
 from __future__ import annotations
@@ -168,15 +168,18 @@ def supervised_predictor(target: Target, encoder: str, parts: dict[str, ZooTenso
 def check_study(info: ZooInfo, supervised: list[str], targets: list[str] | None, seeds: int, probe_steps: int,
                 supervised_steps: int, supervised_batch: int, device: str) -> list[str]:
     """Raise :class:`ZooError` for settings no study of the zoo of ``info`` can run with; returns the targets to run
-    (``targets``, or all of the zoo's)."""
+    (``targets``, or all of the zoo's but its optional ones)."""
     check_counts(seeds=seeds, probe_steps=probe_steps, supervised_steps=supervised_steps, supervised_batch=supervised_batch)
     check_encoder_names("--supervised", supervised)
     check_device(device)
-    available = zoo_kind(info.zoo).targets()
+    kind = zoo_kind(info.zoo)
+    missing = kind.unavailable_targets(info.builder, info.format_version)
+    available = [name for name in kind.targets() if name not in missing]
     unknown = [name for name in targets or [] if name not in available]
     if unknown:
-        raise ZooError(f"unknown target(s) {unknown} for a {info.zoo} zoo; choose from {', '.join(available)}")
-    return targets or list(available)
+        why = "".join(f" ({name}: {missing[name]})" for name in unknown if name in missing)
+        raise ZooError(f"unknown target(s) {unknown} for this {info.zoo} zoo{why}; choose from {', '.join(available)}")
+    return targets or [name for name in available if name not in kind.optional_targets]
 
 
 def embedder(encoder: RNNEncoderModel) -> Callable[[ZooTensors], torch.Tensor]:
