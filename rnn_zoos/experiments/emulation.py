@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from rnn_zoos.plots import save_figure
 from rnn_zoos.symmetry import permute_hidden, random_permutations
-from rnn_zoos.zoos import SequenceModel, rnn_model
+from rnn_zoos.zoos import CLONED_MEASURES, SequenceModel, rnn_model
 
 from .data import ZooTensors
 from ..models.modeling import EmulatorModel, RNNEncoderModel
@@ -25,16 +25,26 @@ from ..models.modeling import EmulatorModel, RNNEncoderModel
 LossKind = Literal["total_variation", "reverse_kl"]
 
 
+def target_distribution(stored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The RNN's output distributions as the paper's loss reads them from the stored (float16) log-probabilities: as
+    ``torch.distributions.Categorical(logits=stored)`` renormalises them (minus their log-sum-exp), then by softmax.
+    Returns the log-probabilities and the probabilities, float32."""
+    log_p = stored.float() - stored.float().logsumexp(dim=-1, keepdim=True)
+    return log_p, torch.softmax(log_p, dim=-1)
+
+
 def emulation_loss(logits: torch.Tensor, target_log_probs: torch.Tensor, kind: LossKind = "total_variation") -> torch.Tensor:
-    """Mean over positions of the distance between the emulator's distributions and the RNN's.
+    """Mean over positions of the distance between the emulator's distributions and the RNN's (the stored log-probs
+    ``target_log_probs``, renormalised as the paper's code does: :func:`target_distribution`).
 
     ``total_variation``: half the L1 distance of the probabilities. ``reverse_kl``: KL(emulator || RNN).
     """
     log_q = torch.log_softmax(logits, dim=-1)
+    log_p, p = target_distribution(target_log_probs)
     if kind == "total_variation":
-        return 0.5 * (log_q.exp() - target_log_probs.exp()).abs().sum(dim=-1).mean()
+        return 0.5 * (log_q.exp() - p).abs().sum(dim=-1).mean()
     if kind == "reverse_kl":
-        return (log_q.exp() * (log_q - target_log_probs)).sum(dim=-1).mean()
+        return (log_q.exp() * (log_q - log_p)).sum(dim=-1).mean()
     raise ValueError(f"unknown emulation loss {kind!r}; use total_variation or reverse_kl")
 
 
@@ -92,11 +102,17 @@ def emulator_model(emulator: EmulatorModel, embedding: torch.Tensor) -> Sequence
 
 @torch.no_grad()
 def cloned_scores(encoder: RNNEncoderModel, emulator: EmulatorModel, rows: ZooTensors, index: torch.Tensor,
-                  data: Any = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """The cloned performance of the rows ``index``: ``(original, emulated)`` scores ``[len(index)]`` by measure
-    (``paper``, ``rnn_zoos``), from the zoo kind; ``data``: what its task needs (:meth:`ZooKind.validation_data`)."""
+                  data: Any = None, draw: int = 0, measures: tuple[str, ...] = CLONED_MEASURES) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The cloned performance of the rows ``index``: ``(original, emulated)`` scores ``[len(index)]`` by each of
+    ``measures`` (``paper``, ``rnn_zoos``), from the zoo kind; ``data``: what its task needs
+    (:meth:`ZooKind.validation_data`); ``draw``: which random draw of samples or images (:meth:`ZooKind.cloned_scores`)."""
     params = rows.params(index)
-    return rows.kind.cloned_scores(rnn_model(params), emulator_model(emulator, encoder(params)), rows, index, data)
+    return rows.kind.cloned_scores(rnn_model(params), emulator_model(emulator, encoder(params)), rows, index, data, draw, measures)
+
+
+def mean_abs_difference(original: torch.Tensor, cloned: torch.Tensor) -> float:
+    """The paper's ``return difference``: mean absolute difference of original and cloned scores."""
+    return float((original - cloned).abs().mean())
 
 
 def scatter_plot(path: Path, results: dict[str, tuple[torch.Tensor, torch.Tensor]], title: str, axis_label: str) -> None:

@@ -3,18 +3,23 @@
     python -m baselines.pretrain --zoo PATH_OR_REPO --encoder NAME --out DIR [--steps 100000]
         [--batch-rnns 64] [--device cuda|cpu] [--seed 0] [--probing-sequences 1] [--probing-length N]
 
-Each step takes the next ``batch_rnns`` RNNs of a shuffled pass over the ``train`` split (the last
-batch of a pass may be smaller; ``flat`` and ``parameter_transformer`` see them with the hidden
-neurons of each layer permuted by one random permutation for the batch), embeds them, and trains
-the emulator, conditioned on each unit-normalised embedding, to reproduce its RNN's outputs on
-``sequences_per_rnn`` of its recorded sequences (total variation). The paper's optimiser: one AdamW
-(lr 1e-4, weight decay 0.01) over both models, gradient norms clipped to 0.1 for the emulator and
-for the encoder separately. Every ``eval_every`` steps the emulation loss of every validation RNN
-and every ood RNN is measured on one fixed recorded sequence each (``DIR/log.jsonl``), and the best
-model on validation is kept in ``DIR/encoder`` and ``DIR/emulator`` (``from_pretrained``-ready, with
-model cards). Interrupting and running the same command again resumes from ``DIR/checkpoint.pt``.
-At the end the cloned performance of the best model is measured on ``cloned_rnns`` RNNs of every
-split, as the paper measures it and as rnn-zoos does (``DIR/cloned.json``, ``DIR/cloned.png``).
+As the paper's loop, the steps are numbered 0 to ``steps``, one update each. Each step takes the
+next ``batch_rnns`` RNNs of a shuffled pass over the ``train`` split (the last batch of a pass may
+be smaller; ``flat`` and ``parameter_transformer`` see them with the hidden neurons of each layer
+permuted by one random permutation for the batch), embeds them, and trains the emulator,
+conditioned on each unit-normalised embedding, to reproduce its RNN's outputs on
+``sequences_per_rnn`` of its recorded sequences (total variation against the stored log-probs
+renormalised as the paper's ``Categorical`` does). The paper's optimiser: one AdamW (lr 1e-4, weight
+decay 0.01) over both models, gradient norms clipped to 0.1 for the emulator and for the encoder
+separately. After the update of every step divisible by ``eval_every`` (0 included) and of the last,
+the emulation loss of every validation RNN and every ood RNN is measured on one fixed recorded
+sequence each, and the cloned performance of ``cloned_rnns`` validation RNNs as the paper measures it
+(``DIR/log.jsonl``); the best model on validation is kept in ``DIR/encoder`` and ``DIR/emulator``
+(``from_pretrained``-ready, with model cards). Interrupting and running the same command again resumes
+from ``DIR/checkpoint.pt``. At the end: the paper's figure of cloned performance, the smallest of those
+measured on validation with its step (its ``min return difference``), and rnn-zoos' own, the best
+model's measured on ``cloned_rnns`` RNNs of every split, as the paper measures it and as rnn-zoos does
+(``DIR/cloned.json``, ``DIR/cloned.png``).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from .data import (
     load_splits,
 )
 from .pretrain_config import PAPER_SETTINGS, EncoderName, PretrainConfig  # noqa: F401  (re-exported)
-from .emulation import cloned_scores, emulation_loss, evaluate_emulation, evaluation_rows, scatter_plot
+from .emulation import cloned_scores, emulation_loss, evaluate_emulation, evaluation_rows, mean_abs_difference, scatter_plot
 from ..models.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
 
 EVALUATION_SEED = 1234
@@ -82,7 +87,10 @@ class Pretraining:
             index = evaluation_rows(len(rows), config.eval_rnns or len(rows))
             self.eval_index[split] = index.to(self.device)
             self.eval_sequence[split] = torch.randint(rows.inputs.shape[1], (len(index), 1), generator=fixed).to(self.device)
+        kind = self.splits["train"].kind
+        self.cloned_data = kind.validation_data(self.info.builder, config.mnist, self.device) if config.cloned_rnns else None
         self.step = 0
+        """The next step to train: the updates done."""
         self.best = float("inf")
         self.history: list[dict[str, float]] = []
         self._epoch: tuple[int, torch.Tensor] | None = None
@@ -147,28 +155,42 @@ class Pretraining:
             )
         return losses
 
+    def cloned_validation(self, step: int) -> float:
+        """The paper's ``return difference`` of the current model: mean absolute difference between the paper's scores of
+        ``cloned_rnns`` validation RNNs and of the emulator standing in for each (new random draws at every step)."""
+        rows = self.splits["validation"]
+        index = evaluation_rows(len(rows), self.config.cloned_rnns).to(self.device)
+        if len(index) == 0:
+            return float("nan")
+        self.encoder.eval()
+        self.emulator.eval()
+        scores = cloned_scores(self.encoder, self.emulator, rows, index, self.cloned_data, draw=step, measures=("paper",))
+        return mean_abs_difference(*scores["paper"])
+
     def run(self) -> None:
-        """Train to ``config.steps``, evaluating, keeping the best model and checkpointing every ``eval_every`` steps."""
+        """Train steps 0 to ``config.steps``, evaluating after the update of every step divisible by ``eval_every`` and
+        of the last (keeping the best model, checkpointing), as the paper's loop evaluates after its update."""
         config = self.config
         recent: list[float] = []
-        if self.step == 0:
-            self.history.append({"step": 0, **self.evaluate()})
-            self._log(self.history[-1])
-        with tqdm(total=config.steps, initial=self.step, desc=f"pretraining {config.encoder}", unit=" steps") as progress:
-            while self.step < config.steps:
+        with tqdm(total=config.steps + 1, initial=self.step, desc=f"pretraining {config.encoder}", unit=" steps") as progress:
+            while self.step <= config.steps:
+                step = self.step
                 recent.append(self.train_step())  # the losses since the last evaluation (a checkpoint)
                 self.step += 1
                 progress.update(1)
                 progress.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", best_val=f"{self.best:.4f}", refresh=False)
-                if self.step % config.eval_every == 0 or self.step == config.steps:
+                if step % config.eval_every == 0 or step == config.steps:
                     losses = self.evaluate()
-                    self.history.append({"step": self.step, "train": sum(recent) / len(recent), **losses})
-                    self._log(self.history[-1])
+                    entry = {"step": step, "train": sum(recent) / len(recent), **losses}
+                    if config.cloned_rnns:
+                        entry["cloned_validation"] = self.cloned_validation(step)
+                    self.history.append(entry)
+                    self._log(entry)
                     recent = []
                     score = losses["ood"] if math.isnan(losses["validation"]) else losses["validation"]  # no validation RNNs: ood
                     if score < self.best:
                         self.best = score
-                        self.save_models(self.out, losses)
+                        self.save_models(self.out, losses, step)
                     self.save_checkpoint()
 
     # --- files ------------------------------------------------------------------------------
@@ -177,12 +199,13 @@ class Pretraining:
         with open(self.out / "log.jsonl", "a") as log:
             log.write(json.dumps(entry) + "\n")
 
-    def training_record(self, losses: dict[str, float]) -> dict[str, Any]:
+    def training_record(self, losses: dict[str, float], step: int) -> dict[str, Any]:
+        """What a saved model records of its training: the run's settings and the step (and losses) it was saved at."""
         return {
             "zoo": self.config.zoo,
             "zoo_name": self.info.zoo,
             "encoder": self.config.encoder,
-            "steps": self.step,
+            "steps": step,
             "emulation_loss": self.config.loss,
             "validation_loss": losses["validation"],
             "ood_loss": losses["ood"],
@@ -190,8 +213,9 @@ class Pretraining:
             "seed": self.config.seed,
         }
 
-    def save_models(self, folder: Path, losses: dict[str, float]) -> None:
-        record = self.training_record(losses)
+    def save_models(self, folder: Path, losses: dict[str, float], step: int) -> None:
+        """Save the encoder and the emulator, evaluated at ``step`` with ``losses``, as ``folder/encoder`` and ``folder/emulator``."""
+        record = self.training_record(losses, step)
         for name, model in (("encoder", self.encoder), ("emulator", self.emulator)):
             model.config.training = record
             staging, target, old = folder / f".{name}.saving", folder / name, folder / f".{name}.old"
@@ -239,8 +263,6 @@ class Pretraining:
         """The best model's emulator standing in for RNNs of every split, scored as the paper does and as rnn-zoos does."""
         encoder = RNNEncoderModel.from_pretrained(self.out / "encoder").to(self.device).eval()
         emulator = EmulatorModel.from_pretrained(self.out / "emulator").to(self.device).eval()
-        kind = self.splits["train"].kind
-        data = kind.validation_data(self.info.builder, self.config.mnist, self.device)
         scores: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {"paper": {}, "rnn_zoos": {}}
         summary = {}
         for split in tqdm(SPLITS, desc="cloned performance", unit=" split"):
@@ -248,16 +270,16 @@ class Pretraining:
             index = evaluation_rows(len(rows), self.config.cloned_rnns).to(self.device)
             if len(index) == 0:
                 continue
-            measured = cloned_scores(encoder, emulator, rows, index, data)
+            measured = cloned_scores(encoder, emulator, rows, index, self.cloned_data)
             for measure, pair in measured.items():
                 scores[measure][split] = pair
             paper, ours = measured["paper"], measured["rnn_zoos"]
             summary[split] = {
                 "rnns": len(index),
-                "mean_abs_difference": _mean_abs_difference(*paper),
+                "mean_abs_difference": mean_abs_difference(*paper),
                 "original": paper[0].tolist(),
                 "cloned": paper[1].tolist(),
-                "rnn_zoos": {"mean_abs_difference": _mean_abs_difference(*ours), "original": ours[0].tolist(), "cloned": ours[1].tolist()},
+                "rnn_zoos": {"mean_abs_difference": mean_abs_difference(*ours), "original": ours[0].tolist(), "cloned": ours[1].tolist()},
             }
         name = f"{self.config.encoder} on {self.info.zoo}"
         scatter_plot(self.out / "cloned.png", scores["paper"], f"{name}: cloned performance (the paper's measure)", "score")
@@ -266,10 +288,14 @@ class Pretraining:
             temporary.write_text(json.dumps(summary, indent=1))
         return summary
 
-
-def _mean_abs_difference(original: torch.Tensor, cloned: torch.Tensor) -> float:
-    """The paper's ``return difference``: mean absolute difference of original and cloned scores."""
-    return float((original - cloned).abs().mean())
+    def official_cloned(self) -> dict[str, Any]:
+        """The paper's figure of cloned performance (its ``min return difference``): the smallest of the differences
+        measured on validation at the evaluations (:meth:`cloned_validation`), with the first step that reached it."""
+        measured = [(entry["cloned_validation"], entry["step"]) for entry in self.history
+                    if not math.isnan(entry.get("cloned_validation", math.nan))]
+        smallest = min(measured, key=lambda pair: pair[0], default=(math.nan, None))
+        return {"split": "validation", "rnns": len(evaluation_rows(len(self.splits["validation"]), self.config.cloned_rnns)),
+                "min_mean_abs_difference": smallest[0], "step": smallest[1], "evaluations": len(measured)}
 
 
 def finished_summary(out: Path, options: dict[str, Any]) -> dict[str, Any] | None:
@@ -315,7 +341,8 @@ def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None
     started = time.perf_counter()
     run.run()
     summary = {
-        "steps": run.step,
+        "steps": config.steps,
+        "updates": run.step,
         "best_validation_loss": run.best,
         "history": run.history,
         "parameters": {
@@ -325,7 +352,8 @@ def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None
         "seconds_this_session": time.perf_counter() - started,
     }
     if config.cloned_rnns:
-        summary["cloned"] = {
+        summary["cloned_official_min"] = run.official_cloned()
+        summary["cloned_best_model"] = {
             split: {
                 "rnns": entry["rnns"],
                 "mean_abs_difference": entry["mean_abs_difference"],
@@ -347,7 +375,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return report(error)
     print(
         json.dumps(
-            {key: summary[key] for key in ("steps", "best_validation_loss", "parameters")} | {"cloned": summary.get("cloned")}
+            {key: summary[key] for key in ("steps", "best_validation_loss", "parameters")}
+            | {key: summary.get(key) for key in ("cloned_official_min", "cloned_best_model")}
         )
     )
     return 0

@@ -26,7 +26,7 @@ PAPER_SETTINGS: dict[str, tuple[Any, str]] = {
     "lr": (1e-4, "learning_rate"),
     "weight_decay": (0.01, "weight_decay"),
     "clip": (0.1, "gradient_clipping"),
-    "eval_every": (1000, "the training loop's evaluation at step % 1000 == 0"),
+    "eval_every": (1000, "the training loop's evaluation after the update of every step % 1000 == 0"),
     "eval_rnns": (None, "evaluate_with_dataset reads every RNN of the split"),
     "cloned_rnns": (20, "num_evaluation_policies"),
     "probing_sequences": (1, "num_parallel_probing_sequences"),
@@ -44,7 +44,8 @@ class PretrainConfig:
     zoo: str = field(metadata={"help": "zoo folder or Hub dataset id"})
     encoder: EncoderName = field(metadata={"help": "which encoder to pretrain"})
     out: str = field(metadata={"help": "output folder (an unfinished run there with the same options is resumed)"})
-    steps: int = field(default=PAPER_SETTINGS["steps"][0], metadata={"help": "training steps"})
+    steps: int = field(default=PAPER_SETTINGS["steps"][0],
+                       metadata={"help": "last training step: as the paper's loop, steps 0 to STEPS, one update each"})
     batch_rnns: int = field(default=PAPER_SETTINGS["batch_rnns"][0], metadata={"help": "RNNs per step"})
     sequences_per_rnn: int = field(
         default=PAPER_SETTINGS["sequences_per_rnn"][0], metadata={"help": "recorded sequences emulated per RNN and step"}
@@ -57,7 +58,8 @@ class PretrainConfig:
         metadata={"help": "gradient-norm clipping, for the emulator and the encoder separately (0: none)"},
     )
     eval_every: int = field(
-        default=PAPER_SETTINGS["eval_every"][0], metadata={"help": "steps between evaluations (logged losses, best checkpoint)"}
+        default=PAPER_SETTINGS["eval_every"][0],
+        metadata={"help": "evaluate (log losses, keep the best model) after the update of every step divisible by this, and of the last"}
     )
     eval_rnns: Optional[int] = field(
         default=PAPER_SETTINGS["eval_rnns"][0],
@@ -65,7 +67,7 @@ class PretrainConfig:
     )
     cloned_rnns: int = field(
         default=PAPER_SETTINGS["cloned_rnns"][0],
-        metadata={"help": "RNNs per split for the cloned performance at the end (0: skip)"},
+        metadata={"help": "RNNs per split for the cloned performance: of validation at every evaluation, of every split at the end (0: skip)"},
     )
     probing_sequences: int = field(
         default=PAPER_SETTINGS["probing_sequences"][0],
@@ -73,7 +75,8 @@ class PretrainConfig:
     )
     probing_length: Optional[int] = field(
         default=PAPER_SETTINGS["probing_length"][0],
-        metadata={"help": "probing encoders: probe steps (default: the zoo's, 22 formal, 50 MNIST)"},
+        metadata={"help": "probing encoders: probe steps (default: the zoo's, 22 formal; seq-mnist: 50, fixed as the paper's "
+                          "code fixes it, so its length ablations are for formal languages only)"},
     )
     probing_static_weight: float = field(
         default=PAPER_SETTINGS["probing_static_weight"][0],
@@ -106,6 +109,10 @@ class PretrainConfig:
         """Raise :class:`ZooError` for values the zoo of ``info`` cannot serve."""
         if info.splits["train"].num_rows == 0:
             raise ZooError(f"{self.zoo} has no train rows to pretrain on")
-        recorded = zoo_kind(info.zoo).inputs_feature.shape[0]
+        kind = zoo_kind(info.zoo)
+        if kind.probing_length_fixed and self.probing_length not in (None, kind.probing_length):
+            raise ZooError(f"--probing-length {self.probing_length}: the paper's code fixes the probe length of a {info.zoo} zoo "
+                           f"to {kind.probing_length} (its length ablations are for formal languages); leave the option out")
+        recorded = kind.inputs_feature.shape[0]
         if self.sequences_per_rnn > recorded:
             raise ZooError(f"--sequences-per-rnn {self.sequences_per_rnn}: the zoo records only {recorded} sequences per RNN")

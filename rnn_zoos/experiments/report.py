@@ -16,9 +16,9 @@ import torch
 from matplotlib.figure import Figure
 
 from rnn_zoos.files import atomic_write
-from rnn_zoos.format import SPLITS
+from rnn_zoos.format import SPLITS, ZooInfo
 from rnn_zoos.plots import save_figure
-from rnn_zoos.zoos import ZooKind, zoo_kind
+from rnn_zoos.zoos import zoo_kind
 
 from .data import ZooTensors
 from .downstream import embedder
@@ -46,13 +46,9 @@ DOWNSTREAM_SETTINGS = ("seeds", "probe_steps", "supervised_steps", "supervised_b
 """Settings of the downstream study; the paper's code has no downstream script, so none of them is known from it."""
 
 
-def structural_differences(kind: ZooKind) -> list[str]:
+def structural_differences() -> list[str]:
     """What this reproduction does differently from the paper's code whatever the settings (keep in step with the code)."""
-    items = [
-        "The first evaluation is before the first update (the paper's loop evaluates after its first update and makes "
-        "steps + 1 updates).",
-        "Cloned performance is measured once, at the end, with the model best on validation (the paper's loop measures it "
-        "with the current model at every evaluation).",
+    return [
         "Sampling draws from counter-based uniform numbers by inverse CDF (the paper's code: torch.multinomial); the same "
         "distribution, other random numbers.",
         "The probing encoders leave out two parameter tensors that no computation of the paper's module reads (learned "
@@ -63,7 +59,6 @@ def structural_differences(kind: ZooKind) -> list[str]:
         "Confidence intervals: bootstrap over the seeds' metrics (not stated in the paper's code).",
         "PCA plots: fitted on the embeddings of all splits (the paper's code fits on the last split it embeds).",
     ]
-    return items + kind.reproduction_notes()
 
 
 def describe(key: str, value: Any) -> str:
@@ -73,9 +68,10 @@ def describe(key: str, value: Any) -> str:
     return str(value)
 
 
-def differences(scale_name: str, kind: ZooKind) -> list[str]:
-    """Every setting of a scale that differs from the paper's code, every setting the code does not state, and the
-    structural differences."""
+def differences(scale_name: str, info: ZooInfo) -> list[str]:
+    """Every setting of a scale that differs from the paper's code, every setting the code does not state, the
+    structural differences, and how the zoo of ``info`` differs from the paper's conventions if it was built under an
+    earlier format."""
     scale = SCALES[scale_name]
     config = {**{key: value for key, (value, _) in PAPER_SETTINGS.items()}, **scale.pretraining}
     changed = [
@@ -84,7 +80,9 @@ def differences(scale_name: str, kind: ZooKind) -> list[str]:
         if config[key] != paper
     ]
     unstated = [f"{key} = {getattr(scale, key)} (paper: not stated)" for key in DOWNSTREAM_SETTINGS]
-    return changed + unstated + structural_differences(kind)
+    earlier = [f"The zoo was built by rnn-zoos under format {info.format_version}: {convention}."
+               for convention in info.earlier_conventions()]
+    return changed + unstated + structural_differences() + earlier
 
 
 def fmt(value: float) -> str:
@@ -190,10 +188,18 @@ def _cloned_section(results: dict[str, Any]) -> list[str]:
     measures = (("paper", "paper"), ("rnn_zoos", "rnn-zoos"))
     lines = ["## Cloned performance", "",
              "Mean absolute difference between the score of an RNN and of the emulator standing in for it, over RNNs spread "
-             "over each split (lower is better). *paper*: as the paper's code measures it; *rnn-zoos*: the stored "
-             "`accuracy` against the emulator's accuracy measured the same way.", "",
-             "| encoder | " + " | ".join(f"{label} {split}" for _, label in measures for split in SPLITS) + " |",
-             "|---|" + "---|" * 2 * len(SPLITS)]
+             "over a split (lower is better).", "",
+             "The paper's figure (its `min return difference`): measured with the paper's scores on the validation RNNs "
+             "after every evaluation, with the model of that moment; the smallest, and the step it was reached at.", "",
+             "| encoder | smallest difference (validation) | at step | evaluations |", "|---|---|---|---|"]
+    for encoder, entry in results["cloned"].items():
+        official = entry.get("official_min") or {}
+        lines.append(f"| {encoder} | {fmt(official['min_mean_abs_difference']) if official else '-'} | "
+                     f"{official.get('step', '-')} | {official.get('evaluations', '-')} |")
+    lines += ["", "rnn-zoos' figure: measured once, with the model best on validation, on RNNs of every split. *paper*: with "
+              "the paper's scores; *rnn-zoos*: the stored `accuracy` against the emulator's accuracy measured the same way.", "",
+              "| encoder | " + " | ".join(f"{label} {split}" for _, label in measures for split in SPLITS) + " |",
+              "|---|" + "---|" * 2 * len(SPLITS)]
     for encoder, entry in results["cloned"].items():
         cells = [fmt(entry[measure][split]) if split in entry[measure] else "-" for measure, _ in measures for split in SPLITS]
         lines.append(f"| {encoder} | " + " | ".join(cells) + " |")

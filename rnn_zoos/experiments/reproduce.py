@@ -81,9 +81,10 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
             "trained_steps": summary["steps"],
         }
         cloned[encoder] = {
-            measure: {split: entry[key] for split, entry in summary.get("cloned", {}).items()}
+            measure: {split: entry[key] for split, entry in summary.get("cloned_best_model", {}).items()}
             for measure, key in (("paper", "mean_abs_difference"), ("rnn_zoos", "rnn_zoos_mean_abs_difference"))
         }
+        cloned[encoder]["official_min"] = summary.get("cloned_official_min")
         cloned[encoder]["emulated_all_zero"] = _emulated_all_zero(run)
     downstream, outputs = run_downstream(
         zoo,
@@ -104,7 +105,7 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
         "scale": scale_name,
         "settings": asdict(scale),
         "device": device,
-        "differences_from_paper": differences(scale_name, kind),
+        "differences_from_paper": differences(scale_name, info),
         "zoo_notes": info.notes,
         "emulation": emulation,
         "downstream": downstream,
