@@ -40,8 +40,6 @@ def test_batching_does_not_change_any_run(tmp_path: Path) -> None:
         a, b = tables_alone[split].to_pydict(), tables_together[split].to_pydict()
         for column in ("run", "step", "seed", "task", "weight_decay"):
             assert a[column] == b[column]
-        initial = [i for i, step in enumerate(a["step"]) if step == 0]
-        assert [a["weights"][i] for i in initial] == [b["weights"][i] for i in initial]  # same initial weights
         for blob_a, blob_b in zip(a["weights"], b["weights"]):
             for name, tensor in rnn_zoos.decode_weights(blob_a).items():
                 torch.testing.assert_close(tensor, rnn_zoos.decode_weights(blob_b)[name], rtol=1e-4, atol=1e-5)
@@ -183,8 +181,11 @@ def test_missing_shard_is_named(zoo_copy: Path) -> None:
 
 def test_unknown_format_version_is_refused(zoo_copy: Path) -> None:
     path = zoo_copy / "meta" / "info.json"
-    path.write_text(path.read_text().replace('"format_version": "1.1"', '"format_version": "2.0"'))
-    with pytest.raises(ZooError, match=r"format version 2\.0; this rnn_zoos reads format version 1\.x"):
+    path.write_text(path.read_text().replace(f'"format_version": "{rnn_zoos.FORMAT_VERSION}"', '"format_version": "3.0"', 1))
+    with pytest.raises(ZooError, match=r"format version 3\.0; this rnn_zoos reads format versions 1\.x and 2\.x"):
+        rnn_zoos.load_zoo(zoo_copy)
+    path.write_text(path.read_text().replace('"format_version": "3.0"', '"format_version": "two"', 1))
+    with pytest.raises(ZooError, match="has the format version 'two', which is not MAJOR.MINOR"):
         rnn_zoos.load_zoo(zoo_copy)
 
 

@@ -29,8 +29,8 @@ OPTIONS = {"runs": 3, "steps": 12, "seed": 5, "runs_per_batch": 2}
 @pytest.mark.parametrize("steps", [7, 20_000])
 def test_the_learning_rate_tensor_is_the_float_learning_rate_in_float32(steps: int) -> None:
     schedule = TrainingSchedule(steps=steps)
-    every = torch.arange(1, steps + 1)
-    expected = torch.tensor([schedule.learning_rate(step) for step in range(1, steps + 1)], dtype=torch.float32)
+    every = torch.arange(steps + 1)
+    expected = torch.tensor([schedule.learning_rate(step) for step in range(steps + 1)], dtype=torch.float32)
     assert torch.equal(schedule.learning_rate_tensor(every), expected)
 
 
@@ -73,9 +73,7 @@ def test_a_static_build_has_the_same_runs_and_close_weights(tmp_path: Path, unco
         a, b = table.to_pydict(), tables_static[split].to_pydict()
         for column in ("run", "step", "seed", "task", "weight_decay"):
             assert a[column] == b[column]
-        for index, step in enumerate(a["step"]):
-            if step == 0:
-                assert a["weights"][index] == b["weights"][index]  # the initial weights, bit for bit
+        for index in range(len(a["step"])):
             for name, tensor in rnn_zoos.decode_weights(a["weights"][index]).items():
                 torch.testing.assert_close(rnn_zoos.decode_weights(b["weights"][index])[name], tensor, rtol=1e-4, atol=1e-5)
 

@@ -20,6 +20,7 @@ from rnn_zoos import ZooError
 from rnn_zoos.zoos import ZooKind
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
+from rnn_zoos.experiments.downstream import check_study
 from rnn_zoos.format import file_sha256
 from rnn_zoos.lstm import lstm_forward, stack_params
 from rnn_zoos.zoos import formal_lang, seq_mnist as sm
@@ -140,14 +141,19 @@ def test_formal_release_imports_with_the_same_rows(formal_zoo: Path, tmp_path: P
     for column in ("run", "step", "task", "weights", "inputs", "log_probs", "weight_decay"):
         assert imported[column] == original[column], column
     assert imported["accuracy"] == pytest.approx(original["accuracy"], abs=1e-6)
+    assert np.isnan(imported["accuracy_ordered"]).all()  # the release does not record it
     assert set(imported["seed"]) == {-1}
     info = rnn_zoos.read_info(out)
-    assert any("after one optimizer update" in note for note in info.notes)
-    assert any("without checking their order" in note for note in info.notes)
+    assert not any("step 0" in note.lower() for note in info.notes)  # built and imported zoos share the step convention
+    assert any("the measure of a built zoo" in note for note in info.notes) and info.earlier_conventions() == []
     assert info.log_probs_reproduction is None  # it reproduces its log_probs within the standard tolerance
     card = (out / "README.md").read_text()
     assert "imported from the paper's original release (`formal_languages_tokens_4_length_42_2x32`)" in card
-    assert "without checking their order" in card and "assets/accuracy_by_step.png" in card
+    assert "in any order (RelativeOccurrenceLanguage.accept_sequence" in card and "assets/accuracy_by_step.png" in card
+    assert "| `accuracy_ordered` | float32 | NaN: the release does not record it" in card
+    assert check_study(info, [], None, 1, 1, 1, 1, "cpu") == ["task", "accuracy"]
+    with pytest.raises(ZooError, match="accuracy_ordered: the paper's release does not record accuracy_ordered"):
+        check_study(info, [], ["accuracy_ordered"], 1, 1, 1, 1, "cpu")
     assert not list(tmp_path.glob(".imported.importing-*"))  # its own staging folder is gone
 
 
@@ -245,7 +251,7 @@ def test_mnist_release_keeps_its_numbers_and_records_how_exactly_they_reproduce(
     assert (record.worst_run, record.worst_step) == (rows["run"][worst], rows["step"][worst])
     assert record.max_abs_error > 10 * LOG_PROB_TOLERANCE[1] and record.mean_abs_error < LOG_PROB_TOLERANCE[1]
     raw = json.loads((out / "meta" / "info.json").read_text())
-    assert raw["format_version"] == rnn_zoos.FORMAT_VERSION == "1.1"
+    assert raw["format_version"] == rnn_zoos.FORMAT_VERSION == "2.0"
     assert raw["log_probs_reproduction"]["max_abs_error"] == record.max_abs_error and "float16" in record.reason
     card = (out / "README.md").read_text()
     assert f"by at most {record.max_abs_error:.3g}" in card and "log_probs_reproduction" in card

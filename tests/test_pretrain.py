@@ -32,9 +32,9 @@ def log(folder: Path) -> list[dict]:
 def test_short_pretraining_lowers_the_validation_loss(formal_zoo: Path, tmp_path: Path, encoder: str) -> None:
     summary = pretrain(PretrainConfig(zoo=str(formal_zoo), encoder=encoder, out=str(tmp_path / encoder), **QUICK))
     history = log(tmp_path / encoder)
-    assert history[0]["step"] == 0 and history[-1]["step"] == QUICK["steps"]
+    assert history[0]["step"] == 0 and history[-1]["step"] == QUICK["steps"] and summary["updates"] == QUICK["steps"] + 1
     assert history[-1]["validation"] < 0.7 * history[0]["validation"], history
-    assert summary["best_validation_loss"] == min(entry["validation"] for entry in history[1:])
+    assert summary["best_validation_loss"] == min(entry["validation"] for entry in history)
     loaded = RNNEncoderModel.from_pretrained(tmp_path / encoder / "encoder")
     assert loaded.config.training["validation_loss"] == summary["best_validation_loss"]
 
@@ -128,6 +128,19 @@ def test_evaluation_reads_every_rnn_on_one_fixed_sequence(formal_zoo: Path, tmp_
     assert run.evaluate() != first
 
 
+def test_evaluations_follow_the_papers_loop(formal_zoo: Path, tmp_path: Path) -> None:
+    """Steps 0 to ``steps``, one update each; an evaluation after the update of every step divisible by eval_every
+    (the paper's ``step % 1000 == 0`` after its update: updates 1, 1001, ..., 100,001), and of the last."""
+    for steps, logged in ((10, [0, 5, 10]), (7, [0, 5, 7])):
+        run = Pretraining(PretrainConfig(zoo=str(formal_zoo), encoder="layerwise_statistics", out=str(tmp_path / str(steps)),
+                                         **{**QUICK, "steps": steps, "eval_every": 5}))
+        (tmp_path / str(steps)).mkdir()
+        run.run()
+        assert [entry["step"] for entry in run.history] == logged
+        updates = {int(state["step"]) for state in run.optimizer.state.values()}
+        assert updates == {steps + 1} and run.step == steps + 1
+
+
 def test_interrupted_run_resumes_to_the_same_result(formal_zoo: Path, tmp_path: Path, monkeypatch) -> None:
     options = {**QUICK, "steps": 20, "eval_every": 5}
     reference = pretrain(PretrainConfig(zoo=str(formal_zoo), encoder="layerwise_statistics", out=str(tmp_path / "a"), **options))
@@ -169,6 +182,12 @@ def test_cloned_performance_on_both_zoos(formal_zoo: Path, mnist_zoo: Path, tmp_
         options = {**QUICK, "steps": 5, "eval_every": 5, "cloned_rnns": 3, "loss": "reverse_kl"}
         summary = pretrain(PretrainConfig(zoo=str(zoo), encoder="noninteractive_probing", out=str(tmp_path / name), **options))
         cloned = json.loads((tmp_path / name / "cloned.json").read_text())
+        measured = [(entry["cloned_validation"], entry["step"]) for entry in log(tmp_path / name)]
+        assert [step for _, step in measured] == [0, 5]  # the paper's figure: measured at every evaluation ...
+        official = summary["cloned_official_min"]
+        smallest = min(value for value, _ in measured)  # ... and the smallest kept, with the first step reaching it
+        assert official == {"split": "validation", "rnns": 3, "min_mean_abs_difference": smallest,
+                            "step": next(step for value, step in measured if value == smallest), "evaluations": 2}
         run = Pretraining(
             PretrainConfig(zoo=str(zoo), encoder="noninteractive_probing", out=str(tmp_path / "scratch"), **options)
         )
@@ -181,12 +200,12 @@ def test_cloned_performance_on_both_zoos(formal_zoo: Path, mnist_zoo: Path, tmp_
                 sum(abs(a - b) for a, b in zip(entry["original"], entry["cloned"])) / 3
             )
             assert entry["rnn_zoos"]["original"] == pytest.approx(rows.columns["accuracy"][index].tolist())
-            assert summary["cloned"][split]["mean_abs_difference"] == entry["mean_abs_difference"]
+            assert summary["cloned_best_model"][split]["mean_abs_difference"] == entry["mean_abs_difference"]
             if name == "mnist":
                 assert entry["original"] == entry["rnn_zoos"]["original"]  # the stored accuracy, as the paper's code
                 continue
             params = rows.params(index)  # the RNN's own score: its strings, checked by the paper's rule
-            uniforms = stream_uniform(index, (64,), (2, fl.PAPER_SAMPLES, fl.SEQUENCE_LENGTH - 1))[:, 0]
+            uniforms = stream_uniform(index, (fl.STREAM_CLONED, 0), (2, fl.PAPER_SAMPLES, fl.SEQUENCE_LENGTH - 1))[:, 0]
             strings = fl.sample_strings(rnn_model(params), uniforms)
             expected = [reference_release_score(strings[k], list(rows.tasks[row])) for k, row in enumerate(index.tolist())]
             assert entry["original"] == pytest.approx(expected)

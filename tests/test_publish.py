@@ -96,7 +96,7 @@ def test_push_creates_uploads_card_last_and_tags(zoo: Path, tmp_path: Path) -> N
     assert names == ["create_repo", "create_branch", "upload_folder", "upload_file", "delete_tag", "create_tag"]
     assert hub.calls[0] == ("create_repo", "me/zoo", True)
     assert hub.calls[2] == ("upload_folder", "dev", ("data/*.parquet", "assets/*.png"))
-    assert hub.calls[-1] == ("create_tag", "v1.1", "c0ffee")
+    assert hub.calls[-1] == ("create_tag", "v2.0", "c0ffee")
     assert 'load_dataset("me/zoo")' in hub.card and "rnn-zoos/formal-lang" not in hub.card
 
 

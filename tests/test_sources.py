@@ -38,11 +38,16 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, formal_zoo: Path) -> dict:
 
 def test_a_repo_id_without_revision_reads_the_newest_tag_of_our_format_and_says_so(fake_hub: dict, capsys) -> None:
     major = FORMAT_VERSION.split(".")[0]
-    fake_hub["tags"] = [f"v{major}.0", f"v{major}.7", f"v{int(major) + 1}.0", "v0.3"]
+    fake_hub["tags"] = [f"v{major}.0", f"v{major}.7", f"v{int(major) + 1}.0", f"v{int(major) - 1}.9", "v0.3"]
     zoo = resolve_zoo("someone/zoo")
     assert zoo.revision == f"v{major}.7" and fake_hub["revisions"] == [f"v{major}.7"]
-    assert f"someone/zoo: reading revision v{major}.7, the newest tag of format version {major}" in capsys.readouterr().err
+    assert "someone/zoo: reading revision v" + f"{major}.7, the newest tag of a format version this rnn_zoos reads" in capsys.readouterr().err
     assert zoo.info().zoo == "formal-lang" and fake_hub["revisions"][-1] == f"v{major}.7"
+
+
+def test_a_repo_with_tags_of_the_earlier_format_only_reads_its_newest(fake_hub: dict) -> None:
+    fake_hub["tags"] = ["v1.0", "v1.1", "v0.3"]  # a zoo published under format 1, which this library still reads
+    assert resolve_zoo("someone/zoo").revision == "v1.1"
 
 
 def test_a_given_revision_or_a_repo_without_tags_is_read_as_asked(fake_hub: dict, capsys) -> None:

@@ -63,7 +63,7 @@ def test_every_encoder_pretrains_on_it_and_downstream_runs(delay_zoo: Path, tmp_
         run = tmp_path / encoder
         summary = pretrain(PretrainConfig(zoo=str(delay_zoo), encoder=encoder, out=str(run), steps=2, batch_rnns=4, eval_every=2,
                                           eval_rnns=3, cloned_rnns=2, device="cpu"))
-        assert summary["steps"] == 2 and set(summary["cloned"]) == {"train", "validation", "ood"} - {
+        assert summary["steps"] == 2 and summary["updates"] == 3 and set(summary["cloned_best_model"]) == {"train", "validation", "ood"} - {
             split for split, entry in rnn_zoos.read_info(delay_zoo).splits.items() if not entry.num_rows}
         cloned = json.loads((run / "cloned.json").read_text())
         assert all(0 <= value <= 1 for entry in cloned.values() for value in entry["original"] + entry["cloned"])

@@ -9,11 +9,11 @@ from rnn_zoos.training import PAPER_SNAPSHOT_STEPS, BatchedAdamW, TrainingSchedu
 
 def test_paper_schedule() -> None:
     schedule = TrainingSchedule()
-    assert schedule.snapshot_steps() == list(PAPER_SNAPSHOT_STEPS)
-    assert schedule.learning_rate(1) == 0.01
+    assert schedule.snapshot_steps() == list(PAPER_SNAPSHOT_STEPS) and schedule.updates == 20_001
+    assert schedule.learning_rate(0) == schedule.learning_rate(1) == 0.01  # the rate set before the loop, then schedule(0)
     assert abs(schedule.learning_rate(10_001) - 0.003) < 1e-12
-    assert abs(schedule.learning_rate(20_001) - 0.0003) < 1e-12
     assert abs(schedule.learning_rate(5_001) - 0.0065) < 1e-12
+    assert abs(schedule.learning_rate(20_000) - 0.0003) < 1e-6 and schedule.learning_rate(20_000) > 0.0003
 
 
 def test_scaled_schedule() -> None:
@@ -22,6 +22,8 @@ def test_scaled_schedule() -> None:
     assert TrainingSchedule(steps=10).snapshot_steps() == [0, 1, 3, 5, 10]  # 0.05..0.5 -> 0 or 1, 2.5 -> 3; duplicates dropped
     assert TrainingSchedule(steps=1).snapshot_steps() == [0, 1]
     assert abs(TrainingSchedule(steps=300).learning_rate(151) - 0.003) < 1e-12
+    assert TrainingSchedule(steps=300).breakpoints() == ((0, 0.01), (150, 0.003), (300, 0.0003))
+    assert TrainingSchedule(steps=1).breakpoints() == ((0, 0.01), (1, 0.003), (1, 0.0003))  # 0.5 rounds up
 
 
 def test_initialisation_is_pytorchs_range_and_per_run() -> None:

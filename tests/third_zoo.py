@@ -20,7 +20,7 @@ from rnn_zoos.build_config import BuildConfig
 from rnn_zoos.lstm import LSTMArchitecture, Params, lstm_forward
 from rnn_zoos.streams import stream_uniform
 from rnn_zoos.targets import Classes, Regression, Target
-from rnn_zoos.zoos import SequenceModel, ZooKind, ZooRecipe, recorded_log_probs, register_zoo, rnn_model
+from rnn_zoos.zoos import CLONED_MEASURES, SequenceModel, ZooKind, ZooRecipe, recorded_log_probs, register_zoo, rnn_model
 
 TOKENS, LENGTH, DELAYS, RECORDED, EVALUATED = 4, 12, 4, 100, 64
 STREAM_TASK, STREAM_DATA, STREAM_EVAL = 16, 17, 18
@@ -122,12 +122,12 @@ class DelayedRecall(ZooKind):
     def card_template(self) -> str:
         return CARD
 
-    def cloned_scores(self, rnn: SequenceModel, emulator: SequenceModel, rows: Any, index: torch.Tensor,
-                      data: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def cloned_scores(self, rnn: SequenceModel, emulator: SequenceModel, rows: Any, index: torch.Tensor, data: Any,
+                      draw: int = 0, measures: tuple[str, ...] = CLONED_MEASURES) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         delays = torch.tensor([rows.tasks[row] for row in index.tolist()], device=index.device)
-        evaluation = sequences(index, (STREAM_EVAL + 1,), EVALUATED)
+        evaluation = sequences(index, (STREAM_EVAL + 1, draw), EVALUATED)
         scores = (accuracy(rnn, evaluation, delays).cpu(), accuracy(emulator, evaluation, delays).cpu())
-        return {"paper": scores, "rnn_zoos": scores}
+        return {measure: scores for measure in measures}
 
     def targets(self) -> dict[str, Target]:
         return {"delay": Delay("delay"), "accuracy": Regression("accuracy")}
