@@ -114,8 +114,9 @@ def report(name: str, args: argparse.Namespace, ours: tuple[float, float], basel
     ours_rate, baseline_rate = k / per_step, 1 / baseline
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     chunks = -(-zoo_runs // k)
-    ours_zoo = chunks * (PAPER_STEPS * per_step + len(PAPER_SNAPSHOT_STEPS) * per_snapshot)
-    baseline_zoo = zoo_runs * PAPER_STEPS * baseline
+    updates = TrainingSchedule().updates
+    ours_zoo = chunks * (updates * per_step + len(PAPER_SNAPSHOT_STEPS) * per_snapshot)
+    baseline_zoo = zoo_runs * updates * baseline
     lever = lever_name(args)
     print(f"{name} builder benchmark on {device}, torch {torch.__version__}, ours {lever}")
     print(f"  baseline, one nn.LSTM run at a time : {baseline_rate:10.1f} model-steps/s  ({baseline * 1e3:.2f} ms/step)")

@@ -69,7 +69,7 @@ def build_table(rows: list[dict]) -> list[str]:
 
 
 def drift_table(rows: list[dict]) -> list[str]:
-    lines = ["| reference | other | runs, seeds, tasks, step-0 weights | largest weight drift by step | largest accuracy drift by step |",
+    lines = ["| reference | other | runs, seeds, tasks | largest weight drift by step | largest accuracy drift by step |",
              "|" + "---|" * 5]
     for row in rows:
         weights = ", ".join(f"{step}: {value:.1e}" for step, value in row["max_weight_drift_by_step"].items())
@@ -87,7 +87,7 @@ def report(figures: list[dict], failed: list[str]) -> str:
     if failed:
         lines += [f"**Failed steps:** {', '.join(failed)} (their figures are missing below).", ""]
     lines += ["## Builders (ours against one nn.LSTM run at a time, same process)", "", *builder_table(sections["builder"], on_gpu), "",
-              "The projection is 20,000 training steps plus 9 snapshots per chunk of K runs, from the timed steps "
+              "The projection is 20,001 training updates plus 9 snapshots per chunk of K runs, from the timed steps "
               "(after warm-up: compilation and graph capture are paid once per chunk, outside the projection).", "",
               "## Emulation pretraining, 64 RNNs per step", "", *pretrain_table(sections["pretrain"], on_gpu), "",
               "## Real builds", "", *build_table(sections["build"]), "",

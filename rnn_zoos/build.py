@@ -45,7 +45,7 @@ from .errors import ZooError, report
 from .format import FORMAT_VERSION, INFO_PATH
 from .layout import plan_splits, summary_line, write_zoo_layout
 from .streams import run_seeds
-from .training import TrainingSchedule, initial_params
+from .training import STEP_CONVENTION, TrainingSchedule, initial_params
 from .zoos import ZooRecipe, zoo_kind
 
 __all__ = ["LOCK_FILE", "TRASH_DIR", "WORK_DIR", "BuildConfig", "Chunk", "ChunkTrainer", "ZooRecipe", "build_lock", "build_zoo", "main"]
@@ -348,7 +348,7 @@ def _finalize(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], 
         plan,
         rows_of=lambda runs: _split_tables(chunk_folders, set(runs)),
         rows_per_split={split: len(entry.runs) * len(snapshot_steps) for split, entry in plan.items()},
-        info_fields={"builder": identity, "snapshot_steps": snapshot_steps, "notes": recipe.notes()},
+        info_fields={"builder": identity, "snapshot_steps": snapshot_steps, "notes": [STEP_CONVENTION, *recipe.notes()]},
         card_fields={
             "steps": config.steps,
             "provenance": "rebuilt with the batched builder of rnn-zoos",

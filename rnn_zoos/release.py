@@ -29,6 +29,7 @@ from .blob import encode_weights
 from .errors import DamagedZooError, ZooError
 from .format import LogProbsReproduction
 from .lstm import LSTMArchitecture, Params, lstm_forward, stack_params
+from .training import STEP_CONVENTION
 from .verify import LOG_PROB_TOLERANCE, REPRODUCTION_MARGIN
 from .zoos import ZooKind, zoo_kind, zoo_names
 
@@ -287,6 +288,7 @@ class Release:
         """What differs from a zoo built by rnn-zoos, with the measured ``reproduction`` of the log-probs if any."""
         notes = [
             f"Imported from the paper's original release ({self.source.name}) by rnn-zoos import-release.",
+            STEP_CONVENTION,
             f"The release records no per-run seeds: the seed column is {NO_SEED}.",
             *self.format.notes(self),
             *self.format.repair_notes(self),

@@ -11,6 +11,12 @@ from .streams import stream_uniform
 
 PAPER_STEPS = 20_000
 PAPER_SNAPSHOT_STEPS = (0, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+STEP_CONVENTION = (
+    "step: as the official loop records it (steps 0 to N, one AdamW update each, then a snapshot if the step is a "
+    "snapshot step), the snapshot at step s holds the weights after s + 1 updates (step 0: after one update); the "
+    "learning rate of update s is the official PiecewiseLinearSchedule's value at s - 1 (at 0 for s = 0)."
+)
+"""The step convention of every built zoo and of the paper's release, as ``meta/info.json`` notes it."""
 STREAM_INIT = 1
 """Stream key of the initial weights (see :mod:`rnn_zoos.streams`); builders number their own streams from 16."""
 

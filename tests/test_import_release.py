@@ -23,6 +23,7 @@ from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
 from rnn_zoos.experiments.downstream import check_study
 from rnn_zoos.format import file_sha256
 from rnn_zoos.lstm import lstm_forward, stack_params
+from rnn_zoos.training import STEP_CONVENTION
 from rnn_zoos.zoos import formal_lang, seq_mnist as sm
 from rnn_zoos.zoos.formal_lang import BOS, EOS
 from rnn_zoos.verify import LOG_PROB_TOLERANCE, verify_zoo
@@ -144,7 +145,7 @@ def test_formal_release_imports_with_the_same_rows(formal_zoo: Path, tmp_path: P
     assert np.isnan(imported["accuracy_ordered"]).all()  # the release does not record it
     assert set(imported["seed"]) == {-1}
     info = rnn_zoos.read_info(out)
-    assert not any("step 0" in note.lower() for note in info.notes)  # built and imported zoos share the step convention
+    assert STEP_CONVENTION in info.notes and not any("initial weights" in note for note in info.notes)  # as a built zoo's
     assert any("the measure of a built zoo" in note for note in info.notes) and info.earlier_conventions() == []
     assert info.log_probs_reproduction is None  # it reproduces its log_probs within the standard tolerance
     card = (out / "README.md").read_text()

@@ -190,6 +190,15 @@ def test_pretrain_checks_the_options_against_the_zoo_before_writing(formal_zoo: 
     assert not out.exists()  # so the corrected command starts a new run instead of finding one with other options
 
 
+def test_pretrain_refuses_a_probing_length_the_papers_code_fixes(mnist_zoo: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    argv = ["--zoo", str(mnist_zoo), "--encoder", "interactive_probing", "--out", str(out), *QUICK, "--probing-length", "12"]
+    assert pretrain.main(argv) == 2
+    assert error_line(capsys) == ("error: --probing-length 12: the paper's code fixes the probe length of a seq-mnist zoo to 50 "
+                                  "(its length ablations are for formal languages); leave the option out")
+    assert not out.exists()
+
+
 def test_pretrain_restarted_before_its_first_checkpoint_logs_step_zero_once(formal_zoo: Path, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "run"
     argv = ["--zoo", str(formal_zoo), "--encoder", "layerwise_statistics", "--out", str(out), *QUICK]
@@ -230,7 +239,7 @@ def test_downstream_checks_out_before_the_study(formal_zoo: Path, tmp_path: Path
     ("options", "message"),
     [
         (["--supervised", "lstm_whisperer"], f"--supervised 'lstm_whisperer' is unknown; choose one of {', '.join(ENCODERS)}"),
-        (["--targets", "angle"], "unknown target(s) ['angle'] for a formal-lang zoo; choose from task, accuracy"),
+        (["--targets", "angle"], "unknown target(s) ['angle'] for this formal-lang zoo; choose from task, accuracy, accuracy_ordered"),
         (["--probe-steps", "0"], "--probe-steps must be at least 1, got 0"),
         (["--supervised-steps", "0"], "--supervised-steps must be at least 1, got 0"),
     ],

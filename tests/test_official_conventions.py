@@ -19,7 +19,7 @@ import rnn_zoos
 from rnn_zoos.build import build_zoo
 from rnn_zoos.experiments.emulation import emulation_loss, target_distribution
 from rnn_zoos.streams import run_seeds
-from rnn_zoos.training import TrainingSchedule, initial_params
+from rnn_zoos.training import STEP_CONVENTION, TrainingSchedule, initial_params
 from rnn_zoos.zoos import formal_lang as fl
 from rnn_zoos.zoos import seq_mnist as sm
 from rnn_zoos.zoos.mnist_sources import load_mnist
@@ -97,7 +97,7 @@ def test_a_built_formal_zoo_records_both_accuracies(formal_tiny: Path) -> None:
     ordered = torch.cat([split["accuracy_ordered"] for split in rows.values()])
     assert (ordered <= accuracy).all()
     info = rnn_zoos.read_info(formal_tiny)
-    assert any(note.startswith("accuracy_ordered: ") for note in info.notes)
+    assert info.notes[0] == STEP_CONVENTION and any(note.startswith("accuracy_ordered: ") for note in info.notes)
     card = (formal_tiny / "README.md").read_text()
     assert "| `accuracy_ordered` | float32 | fraction of the same 1000 strings" in card
     assert "after s + 1 updates (step 0: after one update)" in card and "12 of 32 validation tasks agree" in card
@@ -126,19 +126,25 @@ def generator_module():
     return module
 
 
+def build_mnist_tiny(out: Path, source: str, **options: object) -> Path:
+    """A seq-mnist zoo of 2 runs with the generator's seed and steps from the MNIST folder ``source``."""
+    golden = GOLDEN["mnist"]
+    config = sm.SeqMnistBuildConfig(out=str(out), runs=2, steps=golden["steps"], seed=golden["seed"], mnist=source, **options)
+    return build_zoo(sm.SeqMnistRecipe(sm.SEQ_MNIST, load_mnist(source)), config)
+
+
 @pytest.fixture(scope="module")
-def mnist_tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.Tensor]:
-    """A seq-mnist zoo of 2 runs on the generator's 300 synthetic images (8 batches an epoch, the last of 14 images)."""
+def mnist_tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.Tensor, str]:
+    """A seq-mnist zoo of 2 runs on the generator's 300 synthetic images (8 batches an epoch, the last of 14 images),
+    the images in [0, 1] and their folder."""
     folder = tmp_path_factory.mktemp("official")
     images, labels = generator_module().tiny_mnist()
     source = str(write_idx(folder / "mnist", images, labels))
-    options = GOLDEN["mnist"]
-    config = sm.SeqMnistBuildConfig(out=str(folder / "zoo"), runs=2, steps=options["steps"], seed=options["seed"], mnist=source)
-    return build_zoo(sm.SeqMnistRecipe(sm.SEQ_MNIST, load_mnist(source)), config), torch.from_numpy(images).float() / 255
+    return build_mnist_tiny(folder / "zoo", source), torch.from_numpy(images).float() / 255, source
 
 
 def test_mnist_snapshots_hold_the_weights_of_the_official_loop_over_epochs(mnist_tiny) -> None:
-    zoo, _ = mnist_tiny
+    zoo, _, _ = mnist_tiny
     golden = GOLDEN["mnist"]
     assert golden["batch_sizes"].count(14) == 2  # the run crossed two epochs, each ending with a smaller batch
     for step in (0, golden["steps"]):
@@ -150,7 +156,7 @@ def test_mnist_snapshots_hold_the_weights_of_the_official_loop_over_epochs(mnist
 
 
 def test_mnist_snapshots_record_what_the_official_builder_measures(mnist_tiny) -> None:
-    zoo, pixels = mnist_tiny
+    zoo, pixels, _ = mnist_tiny
     golden = GOLDEN["mnist"]
     recorded = {}
     for step, measured in golden["measured"].items():
@@ -166,6 +172,19 @@ def test_mnist_snapshots_record_what_the_official_builder_measures(mnist_tiny) -
     assert len(first & last) < 100  # new images at every snapshot
     training = ~sm.is_validation(torch.arange(len(pixels)))
     assert all(training[index] for index in first | last)
+
+
+def test_a_static_mnist_step_crosses_epochs_as_the_eager_one(mnist_tiny, tmp_path: Path, monkeypatch) -> None:
+    """The step counter in a device tensor (what --compile and --cuda-graphs run): the same batches, epochs and smaller
+    last batches, so the same weights up to rounding."""
+    monkeypatch.setattr(torch, "compile", lambda function, **options: function)  # the static step, not compiled
+    eager, _, source = mnist_tiny
+    static = build_mnist_tiny(tmp_path / "static", source, compile=True)
+    step = GOLDEN["mnist"]["steps"]
+    for run in (0, 1):
+        weights = rnn_zoos.decode_weights(row_of(static, run, step)["weights"])
+        for name, tensor in rnn_zoos.decode_weights(row_of(eager, run, step)["weights"]).items():
+            torch.testing.assert_close(weights[name], tensor, **WEIGHT_TOLERANCE)
 
 
 def test_the_loss_target_is_renormalised_as_categorical_does() -> None:

@@ -184,20 +184,24 @@ def _degenerate_downstream(metric: str, entry: dict[str, Any]) -> list[str]:
     return []
 
 
+OFFICIAL_CLONED = "### The paper's figure: the smallest difference over the evaluations"
+BEST_MODEL_CLONED = "### rnn-zoos' figure: the model best on validation"
+
+
 def _cloned_section(results: dict[str, Any]) -> list[str]:
     measures = (("paper", "paper"), ("rnn_zoos", "rnn-zoos"))
     lines = ["## Cloned performance", "",
              "Mean absolute difference between the score of an RNN and of the emulator standing in for it, over RNNs spread "
-             "over a split (lower is better).", "",
-             "The paper's figure (its `min return difference`): measured with the paper's scores on the validation RNNs "
-             "after every evaluation, with the model of that moment; the smallest, and the step it was reached at.", "",
+             "over a split (lower is better).", "", OFFICIAL_CLONED, "",
+             "Measured with the paper's scores on the validation RNNs at every evaluation, with the model of that moment (its "
+             "`min return difference`): the smallest, and the step it was reached at.", "",
              "| encoder | smallest difference (validation) | at step | evaluations |", "|---|---|---|---|"]
     for encoder, entry in results["cloned"].items():
         official = entry.get("official_min") or {}
         lines.append(f"| {encoder} | {fmt(official['min_mean_abs_difference']) if official else '-'} | "
                      f"{official.get('step', '-')} | {official.get('evaluations', '-')} |")
-    lines += ["", "rnn-zoos' figure: measured once, with the model best on validation, on RNNs of every split. *paper*: with "
-              "the paper's scores; *rnn-zoos*: the stored `accuracy` against the emulator's accuracy measured the same way.", "",
+    lines += ["", BEST_MODEL_CLONED, "", "Measured once, with the model best on validation, on RNNs of every split. *paper*: "
+              "with the paper's scores; *rnn-zoos*: the stored `accuracy` against the emulator's accuracy measured the same way.", "",
               "| encoder | " + " | ".join(f"{label} {split}" for _, label in measures for split in SPLITS) + " |",
               "|---|" + "---|" * 2 * len(SPLITS)]
     for encoder, entry in results["cloned"].items():
