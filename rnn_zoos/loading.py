@@ -100,8 +100,8 @@ def check_schema(path: Path, label: str, kind: ZooKind, format_version: str) -> 
     expected = kind.features_for(format_version)
     if found != expected:
         differing = sorted(name for name in {*found, *expected} if found.get(name) != expected.get(name))
-        raise DamagedZooError(f"{label} does not have the {kind.name} schema of format {format_version}: the columns "
-                              f"{', '.join(differing)} are missing, extra or of another type; rebuild the zoo or download it again")
+        raise DamagedZooError(f"{label} does not have the {kind.name} schema: the columns {', '.join(differing)} are missing, extra or of "
+                              "another type; rebuild the zoo or download it again")
 
 
 def _fingerprints_path() -> Path:
