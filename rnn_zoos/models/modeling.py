@@ -197,9 +197,13 @@ class RNNEncoderModel(_CardMixin, PreTrainedModel):
         self.architecture = shape.architecture
         self.encoder = source.build(shape, config.encoder_config)
         config.encoder, config.encoder_package = source.reference, source.package
-        if isinstance(self.encoder, PreTrainedModel):
-            config.encoder_config = self.encoder.config.to_dict()
         self.post_init()
+
+    def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> Any:
+        """Save the model; an encoder that is itself a ``PreTrainedModel`` has its config saved inside ours."""
+        if isinstance(self.encoder, PreTrainedModel):
+            self.config.encoder_config = self.encoder.config.to_dict()
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         """Keep PyTorch's default initialisation of every layer."""
