@@ -285,7 +285,8 @@ def load_encoder(value: str | Path) -> tuple[Path, RNNEncoderModel]:
     try:
         return folder, RNNEncoderModel.from_pretrained(folder)
     except UnknownEncoderError as error:
-        raise ZooError(f"--pretrained {folder}: {error.explain(f'name it on the command line: --pretrained {error.reference}={folder}')}") from None
+        advice = f"name it on the command line: --pretrained {error.reference}={folder}"
+        raise ZooError(f"--pretrained {folder}: {error.explain(advice)}") from None
 
 
 def load_pretrained(values: list[str | Path], info: ZooInfo, device: str) -> dict[str, Callable[[ZooTensors], torch.Tensor]]:
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog or "rnn-zoos downstream", description=__doc__.split("\n")[0])
     parser.add_argument("--zoo", required=True, help="zoo folder or Hub dataset id")
     parser.add_argument("--out", required=True, type=Path, help="folder for downstream.json and predictions.pt (new or empty)")
-    parser.add_argument("--pretrained", nargs="*", default=[], metavar="[ENCODER=]FOLDER",
+    parser.add_argument("--pretrained", nargs="*", default=[], metavar="FOLDER",
                         help="encoder folders written by rnn-zoos pretrain (RUN/encoder); the same encoder twice is named ENCODER@RUN. "
                              "A folder never makes rnn-zoos import code: for an encoder of your own code write "
                              "MODULE:CLASS=RUN/encoder, which imports MODULE (its code runs)")

@@ -7,10 +7,10 @@ Writes ``DIR/REPORT.md`` (emulation loss per encoder as in the paper's Table 2; 
 per encoder, target and split with 95 % confidence intervals, for pretrained encoders, the same
 architectures trained end to end, and the trivial floor; cloned performance; PCA plots of the
 embeddings coloured by task and by accuracy), ``DIR/results.json`` with every number of the report,
-and the runs themselves (``DIR/pretrain/<encoder>``, ``DIR/predictions.pt``). ``--encoders`` picks which of the six
-run and adds encoders of your own (an installed encoder's name, or ``MODULE:CLASS``), which the report shows beside them. Every pretraining run
-resumes where it stopped, so an interrupted reproduction continues when run again. The report
-lists every setting that differs from the paper.
+and the runs themselves (``DIR/pretrain/<encoder>``, ``DIR/predictions.pt``). ``--encoders`` picks
+which of the six run and adds encoders of your own (an installed encoder's name, or ``MODULE:CLASS``),
+which the report shows beside them. Every pretraining run resumes where it stopped, so an interrupted
+reproduction continues when run again. The report lists every setting that differs from the paper.
 """
 
 from __future__ import annotations

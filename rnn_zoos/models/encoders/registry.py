@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +78,7 @@ REFERENCE_HELP = (
 )
 """How the commands' help describes an encoder reference."""
 EXPECTED = "a class or factory taking an EncoderShape and returning a torch.nn.Module"
+"""What a reference must name, as the error messages say it."""
 CODE_REFERENCE = re.compile(r"(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<attribute>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
 """``MODULE:ATTRIBUTE``, both dotted Python names."""
 CHECK_RNNS = 2
@@ -239,7 +239,8 @@ def _check_factory(make: Any, label: str) -> None:
     if isinstance(make, type) and not issubclass(make, nn.Module):
         raise ZooError(f"{label} names the class {make.__name__}, which is not a torch.nn.Module; expected {EXPECTED}")
     if not callable(make):
-        raise ZooError(f"{label} names {short(make, 40)} of type {type(make).__name__}, not a class or factory; expected {EXPECTED}")
+        raise ZooError(f"{label} names {short(make, 40)} of type {type(make).__name__}, not a class or factory; "
+                       f"expected {EXPECTED}")
 
 
 def code_reference(make: Factory) -> str:
@@ -259,7 +260,8 @@ def check_encoder(reference: str, shape: EncoderShape) -> None:
     source = resolve_encoder(reference)
     if reference in ENCODERS:
         return
-    expected = f"a float tensor [{CHECK_RNNS}, {shape.embedding_dim}], one embedding of embedding_dim {shape.embedding_dim} per RNN"
+    size = shape.embedding_dim
+    expected = f"a float tensor [{CHECK_RNNS}, {size}], one embedding of embedding_dim {size} per RNN"
     with torch.random.fork_rng(devices=[]):
         try:
             module = source.build(shape)
@@ -275,8 +277,9 @@ def check_encoder(reference: str, shape: EncoderShape) -> None:
     if not isinstance(output, torch.Tensor) or not output.is_floating_point():
         found = f"a tensor of {output.dtype}" if isinstance(output, torch.Tensor) else f"a {type(output).__name__}"
         raise ZooError(f"{reference!r} returned {found} for {CHECK_RNNS} RNNs; expected {expected}")
-    if tuple(output.shape) != (CHECK_RNNS, shape.embedding_dim):
-        raise ZooError(f"{reference!r} returned a tensor of shape {list(output.shape)} for {CHECK_RNNS} RNNs; expected {expected}")
+    if tuple(output.shape) != (CHECK_RNNS, size):
+        raise ZooError(f"{reference!r} returned a tensor of shape {list(output.shape)} for {CHECK_RNNS} RNNs; "
+                       f"expected {expected}")
 
 
 def random_weights(shape: EncoderShape, rnns: int) -> LSTMWeights:
