@@ -8,7 +8,8 @@ tensors layer by layer, with any leading batch dimensions (the model dimension `
 :mod:`rnn_zoos.lstm`), checks them against an :class:`~rnn_zoos.lstm.LSTMArchitecture`, and gives
 what the rest of the library reads: the gates as an axis of their own (``[..., 4, H, fan_in]``), the
 gates as channels (the deep-weight-space encoder), every weight row with its bias (the parameter
-transformer), all weights as one vector, and hidden-neuron permutations (:mod:`rnn_zoos.symmetry`).
+transformer), all weights as one vector, hidden-neuron permutations (:mod:`rnn_zoos.symmetry`), and
+the RNNs themselves run on inputs (the probing encoders).
 Conversion from and to the flat ``Params`` dict shares storage: no tensor is copied.
 
 :class:`LSTMTensors` is the same structure, one tensor per parameter, for tensors of any layout
@@ -25,7 +26,7 @@ from typing import NamedTuple
 import torch
 
 from .errors import short
-from .lstm import LSTMArchitecture, Params
+from .lstm import LSTMArchitecture, LSTMState, Params, lstm_forward, lstm_step
 
 GATES = ("input", "forget", "cell", "output")
 """The gate blocks of an LSTM tensor's rows, in PyTorch's order (i, f, g, o)."""
@@ -227,6 +228,17 @@ class LSTMWeights(LSTMTensors):
         """All parameters as one vector per RNN, ``[*batch, num_parameters]``, in parameter order."""
         dims = len(self.batch_shape)
         return torch.cat([tensor.flatten(dims) for tensor in self.tensors()], dim=-1)
+
+    def run(self, inputs: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
+        """Run the M RNNs (batch shape ``(M,)``) over sequences, differentiably in the weights and the inputs
+        (:func:`rnn_zoos.lstm.lstm_forward`): inputs ``[M, B, T, input_size]``, or ``[B, T, input_size]`` for the same
+        inputs to every RNN, give the head's logits ``[M, B, T, output_size]`` and the final state."""
+        return lstm_forward(self.to_params(), inputs, state)
+
+    def step(self, inputs: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
+        """Advance the M RNNs by one time step from ``state`` (zeros if None): inputs ``[M, B, input_size]`` give
+        logits ``[M, B, output_size]`` and the new state (:func:`rnn_zoos.lstm.lstm_step`)."""
+        return lstm_step(self.to_params(), inputs, state)
 
     def permute_hidden(self, perms: Sequence[torch.Tensor]) -> LSTMWeights:
         """Permute the hidden neurons of every layer; the permuted RNNs compute the same functions.

@@ -27,6 +27,11 @@ DAMAGED = "the release folder is damaged: download it again"
 QUICK = ["--steps", "2", "--batch-rnns", "4", "--eval-every", "2", "--eval-rnns", "2", "--cloned-rnns", "0", "--device", "cpu"]
 
 
+UNKNOWN_ENCODER = (f"is unknown; choose one of {', '.join(ENCODERS)}, an installed encoder (none is installed), "
+                   "or MODULE:CLASS (a class or factory in your own code)")
+"""How a command refuses an encoder name it cannot find (no encoder is installed in the test environment)."""
+
+
 def error_line(capsys: pytest.CaptureFixture[str]) -> str:
     """The one line the command printed on stderr."""
     err = capsys.readouterr().err
@@ -238,7 +243,7 @@ def test_downstream_checks_out_before_the_study(formal_zoo: Path, tmp_path: Path
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--supervised", "lstm_whisperer"], f"--supervised 'lstm_whisperer' is unknown; choose one of {', '.join(ENCODERS)}"),
+        (["--supervised", "lstm_whisperer"], f"--supervised 'lstm_whisperer' {UNKNOWN_ENCODER}"),
         (["--targets", "angle"], "unknown target(s) ['angle'] for this formal-lang zoo; choose from task, accuracy, accuracy_ordered"),
         (["--probe-steps", "0"], "--probe-steps must be at least 1, got 0"),
         (["--supervised-steps", "0"], "--supervised-steps must be at least 1, got 0"),
@@ -271,7 +276,7 @@ def test_reproduce_checks_its_options_before_making_out(formal_zoo: Path, tmp_pa
     options, message = {
         "missing-zoo": (["--zoo", str(missing)], f"no folder {missing} exists; give the path of a zoo folder or a Hub dataset repo id (ORG/NAME)"),
         "unknown-encoder": (["--zoo", str(formal_zoo), "--encoders", "lstm_whisperer"],
-                            f"--encoders 'lstm_whisperer' is unknown; choose one of {', '.join(ENCODERS)}"),
+                            f"--encoders 'lstm_whisperer' {UNKNOWN_ENCODER}"),
     }[case]
     assert reproduce.main([*options, "--out", str(out), "--device", "cpu"]) == 2
     assert error_line(capsys) == f"error: {message}"

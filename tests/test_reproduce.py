@@ -59,7 +59,9 @@ def test_report_shows_the_json_numbers(study) -> None:
     emulation = table_rows(report, "## Emulation loss (Table 2)")
     assert set(emulation) == {"encoder", *ENCODERS} and set(results["emulation"]) == set(ENCODERS)
     for encoder, entry in results["emulation"].items():
-        validation, ood, steps, paper = emulation[encoder]
+        parameters, validation, ood, steps, paper = emulation[encoder]
+        counted = sum(p.numel() for p in RNNEncoderModel.from_pretrained(out / "pretrain" / encoder / "encoder").parameters())
+        assert parameters == f"{counted:,}" and entry["parameters"] == counted
         assert close(validation, entry["validation_loss"]) and close(ood, entry["ood_loss"])
         assert steps == f"{entry['steps']} / {entry['trained_steps']}"
         assert close(

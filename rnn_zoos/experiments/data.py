@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,8 @@ from rnn_zoos.zoos import ZooKind, zoo_kind
 from rnn_zoos.lstm import Params
 from rnn_zoos.symmetry import permute_hidden, random_permutations
 
-from ..models.encoders import ENCODERS
+from ..models.encoders import check_encoder, resolve_encoder
+from ..models.modeling import RNNEncoderConfig
 
 LIGHT = ("run", "step", "accuracy")
 READ_ROWS = 500
@@ -130,11 +132,19 @@ def check_counts(**counts: int) -> None:
             raise ZooError(f"{option_name(field)} must be at least 1, got {value}")
 
 
-def check_encoder_names(option: str, names: Iterable[str]) -> None:
-    """Raise :class:`ZooError` naming ``option`` for the first of ``names`` that is not one of the six encoders."""
+def check_encoders(option: str, names: Iterable[str], kind: ZooKind | None = None, **options: Any) -> None:
+    """Raise :class:`ZooError` naming ``option`` for the first of ``names`` (encoder references from the command line)
+    that names no encoder, or, given the zoo's ``kind``, whose encoder for its RNNs fails or returns embeddings of
+    another shape (:func:`rnn_zoos.models.encoders.check_encoder`; ``options``: further
+    :meth:`RNNEncoderConfig.for_zoo` options). A ``MODULE:CLASS`` name imports MODULE, running its code."""
     for name in names:
-        if name not in ENCODERS:
-            raise ZooError(f"{option} {name!r} is unknown; choose one of {', '.join(ENCODERS)}")
+        try:
+            if kind is None:
+                resolve_encoder(name)
+            else:
+                check_encoder(name, RNNEncoderConfig.for_zoo(name, kind, **options).shape)
+        except ZooError as error:
+            raise ZooError(f"{option} {error}") from None
 
 
 def check_device(device: str) -> None:

@@ -1,7 +1,7 @@
 """Downstream property prediction: what can be read off an RNN's weights.
 
-    python -m baselines.downstream --zoo DIR_OR_REPO --out DIR [--pretrained RUN/encoder ...]
-        [--supervised NAME ...] [--targets task accuracy ...] [--seeds 5] [--device cpu|cuda]
+    python -m baselines.downstream --zoo DIR_OR_REPO --out DIR [--pretrained [ENCODER=]RUN/encoder ...]
+        [--supervised ENCODER ...] [--targets task accuracy ...] [--seeds 5] [--device cpu|cuda]
 
 For every target, every method is trained and scored under the paper's protocol: it trains on the
 ``train`` split plus the runs of a fixed half of the ``ood`` tasks
@@ -43,11 +43,13 @@ from .data import (
     ZooTensors,
     check_counts,
     check_device,
-    check_encoder_names,
+    check_encoders,
     check_zoo,
     load_splits,
 )
+from ..models.encoders import UnknownEncoderError, resolve_encoder
 from ..models.encoders.base import mlp
+from ..models.encoders.registry import REFERENCE_HELP
 from ..models.modeling import RNNEncoderConfig, RNNEncoderModel
 
 REPORTED = ("validation", "ood")
@@ -170,9 +172,9 @@ def check_study(info: ZooInfo, supervised: list[str], targets: list[str] | None,
     """Raise :class:`ZooError` for settings no study of the zoo of ``info`` can run with; returns the targets to run
     (``targets``, or all of the zoo's but its optional ones)."""
     check_counts(seeds=seeds, probe_steps=probe_steps, supervised_steps=supervised_steps, supervised_batch=supervised_batch)
-    check_encoder_names("--supervised", supervised)
     check_device(device)
     kind = zoo_kind(info.zoo)
+    check_encoders("--supervised", supervised, kind)
     missing = kind.unavailable_targets(info.builder, info.format_version)
     available = [name for name in kind.targets() if name not in missing]
     unknown = [name for name in targets or [] if name not in available]
@@ -259,15 +261,44 @@ def run_downstream(
     return results, outputs
 
 
-def load_pretrained(folders: list[Path], info: ZooInfo, device: str) -> dict[str, Callable[[ZooTensors], torch.Tensor]]:
-    """The embedders of the encoders saved in ``folders`` (``RUN/encoder`` of ``rnn-zoos pretrain``), by method name: the
-    encoder's name, or ``ENCODER@RUN`` for encoders that two or more folders share (so no run's results replace another's);
-    :class:`ZooError` for a folder that holds no encoder, or one pretrained on another kind of zoo than that of ``info``."""
+def pretrained_argument(value: str | Path) -> tuple[str | None, Path]:
+    """A ``--pretrained`` value: ``FOLDER``, or ``ENCODER=FOLDER`` naming the encoder's code (an existing path is a folder)."""
+    reference, equals, folder = str(value).partition("=")
+    if not equals or Path(value).exists():
+        return None, Path(value)
+    return reference, Path(folder)
+
+
+def load_encoder(value: str | Path) -> tuple[Path, RNNEncoderModel]:
+    """The encoder saved in the folder of a ``--pretrained`` value (:func:`pretrained_argument`). Its code is imported only
+    where the value names it (``ENCODER=FOLDER``), never because the folder does; :class:`ZooError` for a folder that
+    holds no encoder, another encoder than named, or one whose code is not known here."""
+    reference, folder = pretrained_argument(value)
+    if not (folder / "config.json").is_file():
+        raise ZooError(f"--pretrained {folder} is not an encoder folder (no config.json); pass RUN/encoder of rnn-zoos pretrain")
+    recorded = RNNEncoderConfig.from_pretrained(folder).encoder
+    if reference is not None:
+        try:
+            named = resolve_encoder(reference).reference
+        except ZooError as error:
+            raise ZooError(f"--pretrained {error}") from None
+        if named != recorded:
+            raise ZooError(f"--pretrained {value}: {folder} holds the encoder {recorded!r}, not {named!r}")
+    try:
+        return folder, RNNEncoderModel.from_pretrained(folder)
+    except UnknownEncoderError as error:
+        advice = f"name it on the command line: --pretrained {error.reference}={folder}"
+        raise ZooError(f"--pretrained {folder}: {error.explain(advice)}") from None
+
+
+def load_pretrained(values: list[str | Path], info: ZooInfo, device: str) -> dict[str, Callable[[ZooTensors], torch.Tensor]]:
+    """The embedders of the encoders saved in the folders of ``--pretrained`` ``values`` (``RUN/encoder`` of ``rnn-zoos
+    pretrain``, :func:`load_encoder`), by method name: the encoder's name, or ``ENCODER@RUN`` for encoders that two or
+    more folders share (so no run's results replace another's); :class:`ZooError` for a folder that holds no encoder, or
+    one pretrained on another kind of zoo than that of ``info``."""
     models = []
-    for folder in folders:
-        if not (folder / "config.json").is_file():
-            raise ZooError(f"--pretrained {folder} is not an encoder folder (no config.json); pass RUN/encoder of rnn-zoos pretrain")
-        model = RNNEncoderModel.from_pretrained(folder)
+    for value in values:
+        folder, model = load_encoder(value)
         if model.config.zoo != info.zoo:
             raise ZooError(f"--pretrained {folder} was pretrained on a {model.config.zoo} zoo, not a {info.zoo} zoo like --zoo")
         models.append((folder, model))
@@ -297,9 +328,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog or "rnn-zoos downstream", description=__doc__.split("\n")[0])
     parser.add_argument("--zoo", required=True, help="zoo folder or Hub dataset id")
     parser.add_argument("--out", required=True, type=Path, help="folder for downstream.json and predictions.pt (new or empty)")
-    parser.add_argument("--pretrained", nargs="*", default=[], type=Path,
-                        help="encoder folders written by rnn-zoos pretrain (RUN/encoder); the same encoder twice is named ENCODER@RUN")
-    parser.add_argument("--supervised", nargs="*", default=[], help="encoder names trained end to end on each target, without pretraining")
+    parser.add_argument("--pretrained", nargs="*", default=[], metavar="FOLDER",
+                        help="encoder folders written by rnn-zoos pretrain (RUN/encoder); the same encoder twice is named ENCODER@RUN. "
+                             "A folder never makes rnn-zoos import code: for an encoder of your own code write "
+                             "MODULE:CLASS=RUN/encoder, which imports MODULE (its code runs)")
+    parser.add_argument("--supervised", nargs="*", default=[], metavar="ENCODER",
+                        help=f"encoders trained end to end on each target, without pretraining: {REFERENCE_HELP}")
     parser.add_argument("--targets", nargs="*", default=None, help="which of the zoo's targets to predict (default: all of them)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per method; the report gives their mean and a 95 %% interval (default: 5)")
     parser.add_argument("--probe-steps", type=int, default=2000, help="training steps of each probe on frozen embeddings (default: 2000)")

@@ -47,7 +47,7 @@ from .data import (
     check_zoo,
     load_splits,
 )
-from .pretrain_config import PAPER_SETTINGS, EncoderName, PretrainConfig  # noqa: F401  (re-exported)
+from .pretrain_config import PAPER_SETTINGS, PretrainConfig  # noqa: F401  (re-exported)
 from .emulation import cloned_scores, emulation_loss, evaluate_emulation, evaluation_rows, mean_abs_difference, scatter_plot
 from ..models.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
 
@@ -67,15 +67,7 @@ class Pretraining:
         self.splits = splits or load_splits(config.zoo, self.device)
         kind = self.splits["train"].kind
         torch.manual_seed(config.seed)
-        self.encoder = RNNEncoderModel(
-            RNNEncoderConfig.for_zoo(
-                config.encoder,
-                kind,
-                config.probing_sequences,
-                config.probing_length,
-                probing_static_weight=config.probing_static_weight,
-            )
-        ).to(self.device)
+        self.encoder = RNNEncoderModel(RNNEncoderConfig.for_zoo(config.encoder, kind, **config.encoder_options())).to(self.device)
         self.emulator = EmulatorModel(EmulatorConfig.for_zoo(kind)).to(self.device)
         self.optimizer = torch.optim.AdamW(self.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)

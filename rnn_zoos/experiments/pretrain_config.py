@@ -11,13 +11,11 @@ from rnn_zoos.errors import ZooError
 from rnn_zoos.format import ZooInfo
 from rnn_zoos.zoos import zoo_kind
 
-from .data import check_counts, check_device, check_encoder_names, option_name
+from ..models.encoders.registry import REFERENCE_HELP
+from .data import check_counts, check_device, check_encoders, option_name
 
-__all__ = ["PAPER_SETTINGS", "EncoderName", "PretrainConfig"]
+__all__ = ["PAPER_SETTINGS", "PretrainConfig"]
 
-EncoderName = Literal[
-    "layerwise_statistics", "flat", "parameter_transformer", "dws", "noninteractive_probing", "interactive_probing"
-]
 PAPER_SETTINGS: dict[str, tuple[Any, str]] = {
     "steps": (100_000, "total_training_steps"),
     "batch_rnns": (64, "rnn_batch_size"),
@@ -42,7 +40,7 @@ class PretrainConfig:
     """Options of ``python -m baselines.pretrain``; the defaults are the paper's (``training_configs.py``)."""
 
     zoo: str = field(metadata={"help": "zoo folder or Hub dataset id"})
-    encoder: EncoderName = field(metadata={"help": "which encoder to pretrain"})
+    encoder: str = field(metadata={"help": f"the encoder to pretrain: {REFERENCE_HELP}"})
     out: str = field(metadata={"help": "output folder (an unfinished run there with the same options is resumed)"})
     steps: int = field(default=PAPER_SETTINGS["steps"][0],
                        metadata={"help": "last training step: as the paper's loop, steps 0 to STEPS, one update each"})
@@ -102,8 +100,13 @@ class PretrainConfig:
                 raise ZooError(f"{option_name(name)} must not be negative, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ZooError(f"--lr must be positive, got {self.lr}")
-        check_encoder_names("--encoder", [self.encoder])
+        check_encoders("--encoder", [self.encoder])
         check_device(self.device)
+
+    def encoder_options(self) -> dict[str, Any]:
+        """The options of the encoder's config besides the encoder and the zoo (:meth:`RNNEncoderConfig.for_zoo`)."""
+        return {"probing_sequences": self.probing_sequences, "probing_length": self.probing_length,
+                "probing_static_weight": self.probing_static_weight}
 
     def validate_for_zoo(self, info: ZooInfo) -> None:
         """Raise :class:`ZooError` for values the zoo of ``info`` cannot serve."""
@@ -116,3 +119,4 @@ class PretrainConfig:
         recorded = kind.inputs_feature.shape[0]
         if self.sequences_per_rnn > recorded:
             raise ZooError(f"--sequences-per-rnn {self.sequences_per_rnn}: the zoo records only {recorded} sequences per RNN")
+        check_encoders("--encoder", [self.encoder], zoo_kind(info.zoo), **self.encoder_options())

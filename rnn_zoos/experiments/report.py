@@ -7,6 +7,7 @@ reader does not take such a number for a finding.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from rnn_zoos.zoos import zoo_kind
 from .data import ZooTensors
 from .downstream import embedder
 from .pretrain_config import PAPER_SETTINGS
+from ..models.encoders.registry import folder_name
 from ..models.modeling import RNNEncoderModel
 
 @dataclass(frozen=True)
@@ -135,12 +137,13 @@ def _emulation_section(results: dict[str, Any]) -> list[str]:
     paper = results["paper_emulation_loss"]
     lines = ["## Emulation loss (Table 2)", "",
              "Total variation between the emulator's output distributions and the RNN's, on one fixed recorded sequence of "
-             "every validation and every ood RNN (lower is better). *steps*: the pretraining step (one batch of RNNs per "
-             "step) of the checkpoint kept, the one best on validation, out of the steps trained.", "",
-             "| encoder | validation | ood | steps (kept / trained) | paper (validation) |", "|---|---|---|---|---|"]
+             "every validation and every ood RNN (lower is better). *parameters*: the encoder's. *steps*: the pretraining "
+             "step (one batch of RNNs per step) of the checkpoint kept, the one best on validation, out of the steps "
+             "trained.", "",
+             "| encoder | parameters | validation | ood | steps (kept / trained) | paper (validation) |", "|---|---|---|---|---|---|"]
     for encoder, entry in results["emulation"].items():
         reference = fmt(paper[encoder]) if encoder in paper else "-"
-        lines.append(f"| {encoder} | {fmt(entry['validation_loss'])} | {fmt(entry['ood_loss'])} | "
+        lines.append(f"| {encoder} | {entry['parameters']:,} | {fmt(entry['validation_loss'])} | {fmt(entry['ood_loss'])} | "
                      f"{entry['steps']} / {entry['trained_steps']} | {reference} |")
     return lines + [""]
 
@@ -215,7 +218,7 @@ def _cloned_section(results: dict[str, Any]) -> list[str]:
     for encoder in results["cloned"]:
         caption = (f"Cloned performance of {encoder}: the score of each RNN (x) against that of the emulator standing in for it "
                    "(y), the paper's measure; on the diagonal the emulator does exactly as well.")
-        lines += [f"![{caption}](pretrain/{encoder}/cloned.png)", "", f"*{caption}*", ""]
+        lines += [f"![{caption}](pretrain/{folder_name(encoder)}/cloned.png)", "", f"*{caption}*", ""]
     return lines
 
 
@@ -233,8 +236,9 @@ def pca_plots(out: Path, splits: dict[str, ZooTensors], encoders: dict[str, RNNE
     projections = {name: _pca(embedder(model)(rows).cpu()) for name, model in encoders.items()}
     figures = []
     for name, what in (("pca_task.png", "task"), ("pca_accuracy.png", "accuracy")):
-        figure = Figure(figsize=(12, 7.5), dpi=90, layout="constrained")
-        axes = figure.subplots(2, 3, squeeze=False)
+        lines = max(2, math.ceil(len(projections) / 3))  # of three plots each: six encoders as before, more below
+        figure = Figure(figsize=(12, 3.75 * lines), dpi=90, layout="constrained")
+        axes = figure.subplots(lines, 3, squeeze=False)
         scatter = None
         for axis, (encoder, (points, explained)) in zip(axes.flat, projections.items()):
             if what == "task" and categorical:

@@ -1,14 +1,16 @@
-"""The whole study in one command: pretrain the six encoders, run every downstream target, write a report.
+"""The whole study in one command: pretrain the six encoders (and yours), run every downstream target, write a report.
 
     python -m baselines.reproduce --zoo DIR_OR_REPO --scale tiny|small|paper --out DIR [--device cpu|cuda]
+        [--encoders ENCODER ...]
 
 Writes ``DIR/REPORT.md`` (emulation loss per encoder as in the paper's Table 2; downstream metrics
 per encoder, target and split with 95 % confidence intervals, for pretrained encoders, the same
 architectures trained end to end, and the trivial floor; cloned performance; PCA plots of the
 embeddings coloured by task and by accuracy), ``DIR/results.json`` with every number of the report,
-and the runs themselves (``DIR/pretrain/<encoder>``, ``DIR/predictions.pt``). Every pretraining run
-resumes where it stopped, so an interrupted reproduction continues when run again. The report
-lists every setting that differs from the paper.
+and the runs themselves (``DIR/pretrain/<encoder>``, ``DIR/predictions.pt``). ``--encoders`` picks
+which of the six run and adds encoders of your own (an installed encoder's name, or ``MODULE:CLASS``),
+which the report shows beside them. Every pretraining run resumes where it stopped, so an interrupted
+reproduction continues when run again. The report lists every setting that differs from the paper.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from rnn_zoos.files import atomic_write, check_out_folder, output_folder
 from rnn_zoos.format import ZooInfo
 from rnn_zoos.zoos import zoo_kind
 
-from .data import check_device, check_encoder_names, check_zoo, load_splits
+from .data import check_device, check_encoders, check_zoo, load_splits
 from .downstream import embedder, run_downstream
 from ..models.encoders import ENCODERS
+from ..models.encoders.registry import REFERENCE_HELP, folder_name
 from ..models.modeling import RNNEncoderModel
 from .pretrain import PretrainConfig, pretrain
 from .report import SCALES, Scale, differences, pca_plots, write_report
@@ -47,13 +50,21 @@ def reproduce(zoo: str, scale_name: str, out: Path, device: str, encoders: list[
     """
     if scale_name not in SCALES:
         raise ZooError(f"--scale {scale_name!r} is unknown; choose tiny, small or paper")
-    names = encoders or list(ENCODERS)
-    check_encoder_names("--encoders", names)
+    names = study_encoders(encoders or [])
+    check_encoders("--encoders", names)
     check_device(device)
     check_out_folder(out)
     info = check_zoo(zoo)
+    check_encoders("--encoders", names, zoo_kind(info.zoo))
     with output_folder(out):
         return run_study(zoo, info, scale_name, out, device, names, ray)
+
+
+def study_encoders(named: list[str]) -> list[str]:
+    """The encoders a study runs: the six built-in ones named in ``named`` (all six if it names none), then the others
+    it names (installed encoders, ``MODULE:CLASS``), each once."""
+    builtin = [name for name in named if name in ENCODERS]
+    return list(dict.fromkeys([*(builtin or ENCODERS), *(name for name in named if name not in ENCODERS)]))
 
 
 def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, names: list[str],
@@ -61,8 +72,8 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
     """Pretrain the encoders ``names`` on the zoo of ``info``, run the downstream study, write the report into ``out``."""
     scale = SCALES[scale_name]
     kind = zoo_kind(info.zoo)
-    runs = {encoder: {"zoo": zoo, "encoder": encoder, "out": str((out / "pretrain" / encoder).resolve()), "device": device,
-                      **scale.pretraining} for encoder in names}
+    runs = {encoder: {"zoo": zoo, "encoder": encoder, "out": str((out / "pretrain" / folder_name(encoder)).resolve()),
+                      "device": device, **scale.pretraining} for encoder in names}
     if ray is not None:
         from rnn_zoos.ray_engine import pretrain_with_ray
 
@@ -70,7 +81,7 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
     splits = load_splits(zoo, device)  # once, shared by every run below
     emulation, cloned, models = {}, {}, {}
     for encoder in names:
-        run = out / "pretrain" / encoder
+        run = Path(runs[encoder]["out"])
         summary = summaries[encoder] if ray is not None else pretrain(PretrainConfig(**runs[encoder]), splits)
         model = RNNEncoderModel.from_pretrained(run / "encoder").to(device)
         models[encoder] = model
@@ -79,6 +90,7 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
             "ood_loss": model.config.training["ood_loss"],
             "steps": model.config.training["steps"],
             "trained_steps": summary["steps"],
+            "parameters": summary["parameters"]["encoder"],
         }
         cloned[encoder] = {
             measure: {split: entry[key] for split, entry in summary.get("cloned_best_model", {}).items()}
@@ -136,7 +148,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--zoo", required=True, help="zoo folder or Hub dataset id")
     parser.add_argument("--scale", default="tiny", help="tiny (CI, minutes on a CPU), small, or paper (the paper's settings) (default: tiny)")
     parser.add_argument("--out", required=True, type=Path, help="folder for REPORT.md, results.json and the runs (resumed if interrupted)")
-    parser.add_argument("--encoders", nargs="*", default=None, help="a subset of the six encoders (default: all)")
+    parser.add_argument("--encoders", nargs="*", default=None, metavar="ENCODER",
+                        help="which of the six encoders run (default: all six), and encoders of your own that run beside them; "
+                             f"each is {REFERENCE_HELP}")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
                         help="where to train (default: cuda if available)")
     parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",

@@ -1,5 +1,6 @@
-"""Shareable models: the paper's six weight encoders and its emulator as ``transformers`` models."""
+"""Shareable models: weight encoders (the paper's six, or yours) and the emulator as ``transformers`` models."""
 
+from .encoders import register_encoder
 from .modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
 
-__all__ = ["EmulatorConfig", "EmulatorModel", "RNNEncoderConfig", "RNNEncoderModel"]
+__all__ = ["EmulatorConfig", "EmulatorModel", "RNNEncoderConfig", "RNNEncoderModel", "register_encoder"]

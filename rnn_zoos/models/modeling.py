@@ -23,15 +23,22 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.utils import logging as transformers_logging
 
 from ..lstm import LSTMArchitecture, Params
+from ..weights import LSTMWeights, as_weights
 
 if TYPE_CHECKING:
     from ..zoos import ZooKind
 
-from .encoders import EncoderShape, build_encoder
+from .encoders import ENCODERS, EncoderShape, known_encoder
+from .encoders.registry import is_code_reference
 
 
 class RNNEncoderConfig(PretrainedConfig):
-    """Which encoder, for which RNNs, and how it was trained."""
+    """Which encoder, for which RNNs, and how it was trained.
+
+    ``encoder``: the encoder's reference (:mod:`rnn_zoos.models.encoders.registry`); ``encoder_package``: the package
+    its code comes from (None: built in); ``encoder_config``: the config of an encoder that is itself a
+    ``PreTrainedModel``.
+    """
 
     model_type = "rnn_zoos_encoder"
 
@@ -46,9 +53,13 @@ class RNNEncoderConfig(PretrainedConfig):
         probing_length: int = 22,
         probing_static_weight: float = 0.0,
         training: dict[str, Any] | None = None,
+        encoder_package: str | None = None,
+        encoder_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         self.encoder = encoder
+        self.encoder_package = encoder_package
+        self.encoder_config = encoder_config
         self.zoo = zoo
         self.rnn_architecture = rnn_architecture or {"input_size": 6, "hidden_size": 32, "num_layers": 2, "output_size": 6}
         self.token_vocab = token_vocab
@@ -149,13 +160,23 @@ class _CardMixin:
         config = self.config
         what = f"`{config.encoder}` RNN weight encoder" if isinstance(config, RNNEncoderConfig) else "emulator (LSTM conditioned on an RNN embedding)"
         record = json.dumps(config.training, indent=2, sort_keys=True)
+        load = "import rnn_zoos  # registers the model with transformers' Auto classes\n"
+        code = ""
+        if isinstance(config, RNNEncoderConfig) and config.encoder not in ENCODERS:
+            code = (f"## Code\n\nThe encoder `{config.encoder}` is code from the package `{config.encoder_package}`, not part of "
+                    "rnn-zoos, which never imports code because a saved model names it. Install that package first")
+            if is_code_reference(config.encoder):
+                code += " (or put it on `PYTHONPATH`) and name the encoder before loading, as below.\n\n"
+                load += f"rnn_zoos.models.register_encoder({config.encoder!r})  # imports it: runs that package's code\n"
+            else:
+                code += ": it declares the encoder as an installed one, and the model then loads as it is.\n\n"
         data = ModelCardData(library_name="transformers", license="cc-by-4.0", tags=["rnn-zoos", "weight-space-learning", config.zoo])
         body = (
             f"# rnn-zoos {what}\n\n"
             f"Pretrained by emulation on the `{config.zoo}` zoo with `rnn-zoos pretrain`, following *Learning Useful "
             "Representations of Recurrent Neural Network Weight Matrices* (Herrmann, Faccio, Schmidhuber, ICML 2024).\n\n"
-            f"## Training record\n\n```json\n{record}\n```\n\n"
-            "## Use\n\n```python\nimport rnn_zoos  # registers the model with transformers' Auto classes\n"
+            f"## Training record\n\n```json\n{record}\n```\n\n{code}"
+            f"## Use\n\n```python\n{load}"
             "from transformers import AutoModel\n"
             "model = AutoModel.from_pretrained(PATH_OR_HUB_ID)\n"
             "embedding = model(params)   # params: {name: [M, ...]} as given by rnn_zoos.collate_rows(...)['weights']\n```\n"
@@ -171,20 +192,31 @@ class RNNEncoderModel(_CardMixin, PreTrainedModel):
 
     def __init__(self, config: RNNEncoderConfig) -> None:
         super().__init__(config)
-        self.encoder = build_encoder(config.encoder, config.shape)
+        source = known_encoder(config.encoder)  # never imports code because the config names it
+        shape = config.shape
+        self.architecture = shape.architecture
+        self.encoder = source.build(shape, config.encoder_config)
+        config.encoder, config.encoder_package = source.reference, source.package
         self.post_init()
+
+    def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> Any:
+        """Save the model; an encoder that is itself a ``PreTrainedModel`` has its config saved inside ours."""
+        if isinstance(self.encoder, PreTrainedModel):
+            self.config.encoder_config = self.encoder.config.to_dict()
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         """Keep PyTorch's default initialisation of every layer."""
 
     @property
     def needs_augmentation(self) -> bool:
-        """Whether training should show it randomly permuted RNNs (the encoder is not invariant)."""
-        return self.encoder.needs_augmentation
+        """Whether training should show it randomly permuted RNNs (the encoder says it is not invariant)."""
+        return bool(getattr(self.encoder, "needs_augmentation", False))
 
-    def forward(self, params: Params) -> torch.Tensor:
-        """Embeddings ``[M, embedding_dim]``."""
-        return self.encoder(params)
+    def forward(self, params: Params | LSTMWeights) -> torch.Tensor:
+        """Embeddings ``[M, embedding_dim]`` of M RNNs, given as their ``{name: [M, ...]}`` dict or typed; the encoder
+        receives them typed (:class:`LSTMWeights`)."""
+        return self.encoder(as_weights(params, self.architecture))
 
 
 class EmulatorModel(_CardMixin, PreTrainedModel):

@@ -1,33 +1,40 @@
-"""The six weight encoders of the paper, by name.
+"""Weight encoders: the paper's six, by name, and the registry that finds any encoder by reference.
 
 Mechanistic: ``layerwise_statistics``, ``flat``, ``parameter_transformer``, ``dws``.
 Functionalist: ``noninteractive_probing``, ``interactive_probing``.
+The protocol that every encoder follows, these six and yours, is in :mod:`.registry`.
 """
 
+from torch import nn
+
 from .base import EncoderShape, WeightEncoder
-from .dws import DWSEncoder
-from .mechanistic import FlatEncoder, LayerwiseStatisticsEncoder
-from .probing import InteractiveProbingEncoder, NoninteractiveProbingEncoder
-from .transformer import ParameterTransformerEncoder
-
-ENCODERS: dict[str, type[WeightEncoder]] = {
-    cls.name: cls
-    for cls in (
-        LayerwiseStatisticsEncoder,
-        FlatEncoder,
-        ParameterTransformerEncoder,
-        DWSEncoder,
-        NoninteractiveProbingEncoder,
-        InteractiveProbingEncoder,
-    )
-}
+from .registry import (
+    ENCODERS,
+    ENTRY_POINT_GROUP,
+    EncoderSource,
+    UnknownEncoderError,
+    check_encoder,
+    known_encoder,
+    register_encoder,
+    resolve_encoder,
+)
 
 
-def build_encoder(name: str, shape: EncoderShape) -> WeightEncoder:
-    """A new encoder by name (see :data:`ENCODERS`)."""
-    if name not in ENCODERS:
-        raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
-    return ENCODERS[name](shape)
+def build_encoder(reference: str, shape: EncoderShape) -> nn.Module:
+    """A new encoder for RNNs of ``shape``: one of :data:`ENCODERS`, or one known to this process (:func:`known_encoder`)."""
+    return known_encoder(reference).build(shape)
 
 
-__all__ = ["ENCODERS", "EncoderShape", "WeightEncoder", "build_encoder"]
+__all__ = [
+    "ENCODERS",
+    "ENTRY_POINT_GROUP",
+    "EncoderShape",
+    "EncoderSource",
+    "UnknownEncoderError",
+    "WeightEncoder",
+    "build_encoder",
+    "check_encoder",
+    "known_encoder",
+    "register_encoder",
+    "resolve_encoder",
+]

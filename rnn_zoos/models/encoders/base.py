@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from rnn_zoos.lstm import LSTMArchitecture, Params
+from rnn_zoos.weights import LSTMWeights
 
 
 @dataclass(frozen=True)
@@ -26,9 +29,17 @@ class EncoderShape:
     probing_static_weight: float = 0.0
     """Interactive probing: weight of the static codes added to the reader's output (the paper's ``static_weight``)."""
 
+    def config_fields(self) -> dict[str, Any]:
+        """The shape as keyword arguments of an encoder config: ``rnn_architecture`` (a dict), ``token_vocab``,
+        ``embedding_dim`` and the probing options (the names of :class:`~rnn_zoos.models.RNNEncoderConfig`)."""
+        fields = dataclasses.asdict(self)
+        fields["rnn_architecture"] = fields.pop("architecture")
+        return fields
+
 
 class WeightEncoder(nn.Module):
-    """Maps a batch of LSTM weight sets ``{name: [M, ...]}`` to embeddings ``[M, embedding_dim]``."""
+    """The six built-in encoders' base: a batch of M RNNs (:class:`LSTMWeights`, or their ``{name: [M, ...]}`` dict) to
+    embeddings ``[M, embedding_dim]``; the protocol any encoder follows is in :mod:`.registry`."""
 
     name: str = ""
     needs_augmentation: bool = False
@@ -38,7 +49,7 @@ class WeightEncoder(nn.Module):
         super().__init__()
         self.shape = shape
 
-    def forward(self, params: Params) -> torch.Tensor:  # pragma: no cover - abstract
+    def forward(self, weights: LSTMWeights | Params) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
 

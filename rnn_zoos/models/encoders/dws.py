@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from rnn_zoos.lstm import LSTMArchitecture, Params
-from rnn_zoos.weights import GATES, LayerTensors, LSTMTensors, LSTMWeights
+from rnn_zoos.weights import GATES, LayerTensors, LSTMTensors, LSTMWeights, as_weights
 
 from .base import EncoderShape, WeightEncoder, mlp
 
@@ -148,15 +148,15 @@ class DWSEncoder(WeightEncoder):
         )
         self.readout = mlp(len(arch.parameter_shapes()) * channels, hidden, shape.embedding_dim)
 
-    def equivariant_features(self, params: Params) -> LSTMTensors:
+    def equivariant_features(self, weights: LSTMWeights | Params) -> LSTMTensors:
         """The output of the last equivariant layer (permuting neurons permutes it alike)."""
-        features = LSTMWeights.from_params(params, self.shape.architecture).gate_channels()
+        features = as_weights(weights, self.shape.architecture).gate_channels()
         for index, layer in enumerate(self.layers):
             if index > 0:
                 features = features.map(torch.relu)
             features = layer(features)
         return features
 
-    def forward(self, params: Params) -> torch.Tensor:
-        pooled = [tensor.flatten(1, -2).mean(dim=1) for tensor in self.equivariant_features(params).tensors()]
+    def forward(self, weights: LSTMWeights | Params) -> torch.Tensor:
+        pooled = [tensor.flatten(1, -2).mean(dim=1) for tensor in self.equivariant_features(weights).tensors()]
         return self.readout(torch.cat(pooled, dim=-1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from rnn_zoos.lstm import Params
-from rnn_zoos.weights import LSTMWeights
+from rnn_zoos.weights import LSTMWeights, as_weights
 
 from .base import EncoderShape, WeightEncoder, mlp
 
@@ -18,7 +18,7 @@ STATISTICS = 2 + len(QUANTILES)
 """Per parameter tensor: mean, variance and the quantiles."""
 
 
-def layerwise_statistics(params: Params) -> torch.Tensor:
+def layerwise_statistics(params: LSTMWeights | Params) -> torch.Tensor:
     """Mean, variance (unbiased) and the quantiles 0, .25, .5, .75, 1 of every parameter tensor, in parameter order:
     ``[M, 7 * tensors]``.
 
@@ -26,7 +26,7 @@ def layerwise_statistics(params: Params) -> torch.Tensor:
     """
     quantiles = None
     features = []
-    for tensor in LSTMWeights.from_params(params).tensors():
+    for tensor in as_weights(params).tensors():
         flat = tensor.flatten(1)
         if quantiles is None:
             quantiles = torch.tensor(QUANTILES, dtype=flat.dtype, device=flat.device)
@@ -48,8 +48,8 @@ class LayerwiseStatisticsEncoder(WeightEncoder):
         features = len(shape.architecture.parameter_shapes()) * STATISTICS
         self.net = mlp(features, hidden, shape.embedding_dim)
 
-    def forward(self, params: Params) -> torch.Tensor:
-        return self.net(layerwise_statistics(params))
+    def forward(self, weights: LSTMWeights | Params) -> torch.Tensor:
+        return self.net(layerwise_statistics(weights))
 
 
 class FlatEncoder(WeightEncoder):
@@ -64,5 +64,5 @@ class FlatEncoder(WeightEncoder):
         super().__init__(shape)
         self.net = mlp(shape.architecture.num_parameters, *[hidden] * layers, shape.embedding_dim)
 
-    def forward(self, params: Params) -> torch.Tensor:
-        return self.net(LSTMWeights.from_params(params, self.shape.architecture).flatten())
+    def forward(self, weights: LSTMWeights | Params) -> torch.Tensor:
+        return self.net(as_weights(weights, self.shape.architecture).flatten())

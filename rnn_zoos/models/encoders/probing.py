@@ -9,8 +9,9 @@ that step (interactive), or from the static code alone (non-interactive), passed
 softmax over tokens (formal languages) or a sigmoid (MNIST tiles), and fed to the RNN, which keeps
 its state across steps; the RNN's raw head outputs of all ``probing_sequences`` parallel probes,
 through a linear layer and a sigmoid, are the reader's next input. After a learned EOS input the
-reader's output passes an MLP 256 -> 128 -> 16. The RNNs run through :func:`rnn_zoos.lstm.lstm_step`
-(all of a batch at once, differentiable with respect to the probes); an RNN's answers depend only on
+reader's output passes an MLP 256 -> 128 -> 16. The RNNs run through :meth:`LSTMWeights.run` and
+:meth:`LSTMWeights.step` (all of a batch at once, differentiable with respect to the probes), as any
+functionalist encoder may run them (:mod:`.registry`); an RNN's answers depend only on
 its function, so both encoders are invariant to neuron permutations. Two parameters of the paper's
 module that no computation reads (learned initial reader states, a static code for one step past
 the last) are left out.
@@ -21,7 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rnn_zoos.lstm import Params, lstm_forward, lstm_step
+from rnn_zoos.lstm import Params
+from rnn_zoos.weights import LSTMWeights, as_weights
 
 from .base import EncoderShape, WeightEncoder, mlp
 
@@ -64,18 +66,19 @@ class ProbingEncoder(WeightEncoder):
             value = hidden + value
         return value
 
-    def forward(self, params: Params) -> torch.Tensor:
-        models = params["head.weight"].shape[0]
+    def forward(self, weights: LSTMWeights | Params) -> torch.Tensor:
+        rnns = as_weights(weights, self.shape.architecture)
+        models = rnns.batch_shape[0]
         states: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.cells)
         output = self._advance(self.bos.expand(models, -1), states)
         if not self.interactive:  # the probes do not depend on the answers: run every RNN over them at once
             static = self.probes(self.codes).transpose(0, 1)  # [sequences, length, input_size]
-            all_answers, _ = lstm_forward(params, static)  # [M, sequences, length, output_size]
+            all_answers, _ = rnns.run(static)  # [M, sequences, length, output_size]
         rnn_state = None
         for step in range(self.shape.probing_length):
             if self.interactive:
                 source = output + self.shape.probing_static_weight * self.codes[step]
-                answers, rnn_state = lstm_step(params, self.probes(source), rnn_state)
+                answers, rnn_state = rnns.step(self.probes(source), rnn_state)
             else:
                 answers = all_answers[:, :, step]
             output = self._advance(self.read(answers.reshape(models, -1)), states)

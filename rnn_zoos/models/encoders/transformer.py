@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from rnn_zoos.lstm import Params
-from rnn_zoos.weights import LSTMWeights, weight_matrix_shapes
+from rnn_zoos.weights import LSTMWeights, as_weights, weight_matrix_shapes
 
 from .base import EncoderShape, WeightEncoder
 
@@ -36,9 +36,9 @@ class ParameterTransformerEncoder(WeightEncoder):
         self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.out = nn.Linear(width, shape.embedding_dim)
 
-    def forward(self, params: Params) -> torch.Tensor:
-        weights = LSTMWeights.from_params(params, self.shape.architecture)
-        rows = [projection(matrix) for projection, matrix in zip(self.projections, weights.rows_with_bias())]
+    def forward(self, weights: LSTMWeights | Params) -> torch.Tensor:
+        matrices = as_weights(weights, self.shape.architecture).rows_with_bias()
+        rows = [projection(matrix) for projection, matrix in zip(self.projections, matrices)]
         models = rows[0].shape[0]
         sequence = torch.cat([*rows, self.compression.expand(models, -1, -1)], dim=1) + self.positions
         return self.out(self.transformer(sequence)[:, -1])
