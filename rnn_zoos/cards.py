@@ -59,10 +59,12 @@ def card_metadata(info: ZooInfo, features: Features, folder: Path) -> dict[str, 
 def provenance_fields(command: str, device: str) -> dict[str, str]:
     """The card's provenance placeholders: the exact command, the code and torch versions, and the device."""
     from . import __version__
+    from .provenance import git_commit
 
+    commit = git_commit()
     return {
         "build_command": command,
-        "code_version": f"rnn-zoos {__version__}",
+        "code_version": f"rnn-zoos {__version__}" + (f" (git commit {commit})" if commit else ""),
         "torch_version": f"torch {torch.__version__} (Python {platform.python_version()})",
         "device": device,
     }

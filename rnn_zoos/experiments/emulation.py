@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 from matplotlib.figure import Figure
 
-from rnn_zoos.plots import save_figure
+from rnn_zoos.plots import SPLIT_COLOURS, legend_beside, save_figure, set_title
 from rnn_zoos.symmetry import permute_hidden, random_permutations
 from rnn_zoos.zoos import SequenceModel, rnn_model
 
@@ -101,15 +101,35 @@ def cloned_scores(encoder: RNNEncoderModel, emulator: EmulatorModel, rows: ZooTe
 
 def scatter_plot(path: Path, results: dict[str, tuple[torch.Tensor, torch.Tensor]], title: str, axis_label: str) -> None:
     """Original against emulated score, one colour per split, with the diagonal."""
-    figure = Figure(figsize=(5, 5), dpi=100)
+    figure = Figure(figsize=(7, 5), dpi=100)
     axes = figure.add_subplot()
     for split, (original, cloned) in results.items():
-        axes.scatter(original, cloned, s=14, label=f"{split} (mean |diff| {float((original - cloned).abs().mean()):.3f})")
+        axes.scatter(original, cloned, s=14, color=SPLIT_COLOURS[split],
+                     label=f"{split}: {len(original)} RNNs,\nmean |diff| {float((original - cloned).abs().mean()):.3f}")
     axes.plot([0, 1], [0, 1], color="grey", linewidth=1)
     axes.set_xlabel(f"{axis_label} of the original RNN")
     axes.set_ylabel(f"{axis_label} of the emulator standing in for it")
     axes.set_xlim(-0.02, 1.02)
     axes.set_ylim(-0.02, 1.02)
-    axes.set_title(title)
-    axes.legend(loc="upper left")
+    set_title(axes, title)
+    legend_beside(axes)
+    save_figure(figure, path)
+
+
+def loss_plot(path: Path, log: list[dict[str, float | None]], title: str) -> None:
+    """The emulation losses of a pretraining run's ``log.jsonl`` against the step: training (the mean since the last
+    evaluation), validation and ood, on a logarithmic axis."""
+    figure = Figure(figsize=(7, 4.5), dpi=100)
+    axes = figure.add_subplot()
+    for key, label, colour in (("train", "training (mean since the last evaluation)", "tab:green"),
+                               ("validation", "validation", SPLIT_COLOURS["validation"]), ("ood", "ood", SPLIT_COLOURS["ood"])):
+        points = [(entry["step"], entry[key]) for entry in log if entry.get(key) is not None and entry[key] > 0]
+        if points:
+            steps, losses = zip(*points)
+            axes.plot(steps, losses, marker="o" if len(points) < 30 else None, markersize=3, color=colour, label=label)
+    axes.set_yscale("log")
+    axes.set_xlabel("training step")
+    axes.set_ylabel("emulation loss")
+    set_title(axes, title, 60)
+    legend_beside(axes)
     save_figure(figure, path)
