@@ -43,7 +43,8 @@ from .chunk_trainer import ChunkTrainer
 from .claims import Chunk, Claim, claim_chunk, claim_state, freeze_plan, is_finished, new_plan, release_claim
 from .errors import ZooError, report
 from .format import FORMAT_VERSION, INFO_PATH
-from .layout import plan_splits, summary_line, write_zoo_layout
+from .layout import empty_split_warning, plan_splits, summary_line, write_zoo_layout
+from .splits import split_sizes
 from .streams import run_seeds
 from .training import TrainingSchedule, initial_params
 from .zoos import ZooRecipe, zoo_kind
@@ -70,6 +71,8 @@ def main(zoo: str, argv: list[str] | None = None, prog: str | None = None) -> in
     started = time.monotonic()
     try:
         config.validate()
+        if (warning := empty_split_warning(split_sizes(config.runs), f"--runs {config.runs} gives at most {config.runs} tasks")) is not None:
+            print(warning, file=sys.stderr)
         if config.ray is not None:
             from .ray_engine import build_with_ray
 

@@ -136,3 +136,13 @@ def _finite(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return [_finite(value) for value in data]
     return data
+
+
+def ordinary_permissions(folder: Path) -> None:
+    """Give every file in ``folder`` the permissions a plain ``open()`` gives (``0o666`` less the umask), as the zoo's own
+    files have; some writers (``safetensors`` through a temporary file) leave theirs readable by the owner alone."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in folder.iterdir():
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o666 & ~mask)

@@ -1,15 +1,16 @@
-"""What made a result: the zoo and its revision, the versions of the packages, and the code's git commit.
+"""What made a result: the zoo and its revision, the versions of the packages, and the code's git commit; and where
+the code and the paper are (for cards).
 
 Every result file of the commands (``summary.json`` of a pretraining run, ``downstream.json``,
-``results.json`` of a reproduction) records :func:`run_provenance`; a zoo's card records
-:func:`software_versions` through :func:`rnn_zoos.cards.provenance_fields`.
+``results.json`` of a reproduction) records :func:`run_provenance`; a zoo's card records the versions
+and the commit through :func:`rnn_zoos.cards.provenance_fields`.
 """
 
 from __future__ import annotations
 
 import platform
 import subprocess
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, metadata, version
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,27 @@ from .sources import resolve_zoo
 
 PACKAGES = ("rnn-zoos", "torch", "datasets", "transformers", "huggingface-hub", "numpy")
 """The packages whose versions a result records."""
+PAPER_ARXIV = "2403.11998"
+"""The paper: Herrmann, Faccio, Schmidhuber, *Learning Useful Representations of Recurrent Neural Network Weight Matrices*,
+ICML 2024 (PMLR 235)."""
+PAPER_URL = f"https://arxiv.org/abs/{PAPER_ARXIV}"
+
+
+def code_url() -> str:
+    """Where the code is: the ``Source`` URL of the package's metadata (``[project.urls]`` in ``pyproject.toml``)."""
+    try:
+        for entry in metadata("rnn-zoos").get_all("Project-URL") or []:
+            label, _, url = entry.partition(",")
+            if label.strip().lower() == "source":
+                return url.strip()
+    except PackageNotFoundError:
+        pass
+    return "https://github.com/rnn-zoos/rnn-zoos"
+
+
+def install_command() -> str:
+    """The one line that installs this library from its code's repository."""
+    return f'pip install "rnn-zoos @ git+{code_url()}"'
 
 
 def software_versions() -> dict[str, str | None]:

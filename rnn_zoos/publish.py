@@ -16,6 +16,7 @@ from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 from huggingface_hub.utils import get_token
 
 from .arguments import REVISION, ZOO, CommandParser
+from .cards import with_repo_id
 from .errors import DamagedZooError, ZooError, report
 from .format import CARD_PATH, FORMAT_VERSION, INFO_PATH, ZooInfo, short
 from .sources import is_repo_id, resolve_zoo
@@ -38,9 +39,9 @@ def version_tag() -> str:
     return f"v{FORMAT_VERSION}"
 
 
-def merge_card(local: str, remote: str | None, repo_id: str, zoo: str) -> str:
+def merge_card(local: str, remote: str | None, repo_id: str) -> str:
     """Our card, with the YAML keys only the remote card has kept, and the loading example pointing at ``repo_id``."""
-    card = DatasetCard(local.replace(f'"rnn-zoos/{zoo}"', f'"{repo_id}"'))
+    card = DatasetCard(with_repo_id(local, repo_id))
     if remote:
         ours = card.data.to_dict()
         merged = {**DatasetCard(remote).data.to_dict(), **ours}
@@ -94,7 +95,7 @@ def publish_zoo(
         commit_message=f"Upload {info.zoo} zoo ({info.num_rows} rows, format {FORMAT_VERSION})",
     )
     commit = api.upload_file(
-        path_or_fileobj=merge_card((folder / CARD_PATH).read_text(), _remote_card(api, repo_id, revision), repo_id, info.zoo).encode(),
+        path_or_fileobj=merge_card((folder / CARD_PATH).read_text(), _remote_card(api, repo_id, revision), repo_id).encode(),
         path_in_repo=CARD_PATH,
         repo_id=repo_id,
         repo_type="dataset",

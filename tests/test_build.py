@@ -128,7 +128,7 @@ def test_non_empty_foreign_folder_is_refused(tmp_path: Path) -> None:
     [
         (["--runs", "0"], "error: --runs must be at least 1, got 0"),
         (["--steps", "-3"], "error: --steps must be at least 1, got -3"),
-        (["--runs-per-batch", "0"], "error: --runs-per-batch must be at least 1, got 0"),
+        (["--rnns-per-batch", "0"], "error: --rnns-per-batch must be at least 1, got 0"),
         (["--seed", "-1"], "error: --seed must be a non-negative 64-bit integer, got -1"),
     ],
 )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
+from transformers.utils import ModelOutput
 
 from rnn_zoos.cli import COMMANDS, main
 from rnn_zoos.models.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
@@ -132,9 +135,11 @@ def test_push_to_hub_uploads_our_model_card(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     encoder = RNNEncoderModel(RNNEncoderConfig.for_zoo("dws", FORMAL_LANG, training={"steps": 7}))
     assert encoder.push_to_hub("me/encoder") == "commit"
-    assert uploaded["repo_id"] == "me/encoder" and {"README.md", "config.json", "model.safetensors"} <= set(uploaded["files"])
+    assert uploaded["repo_id"] == "me/encoder"
+    assert {"README.md", "config.json", "model.safetensors", "rnn_zoos_model.py"} <= set(uploaded["files"])
     card = ModelCard(uploaded["card"])
-    assert card.data.library_name == "transformers" and card.data.license == "cc-by-4.0" and "rnn-zoos" in card.data.tags
+    assert card.data.library_name == "rnn-zoos" and card.data.license == "cc-by-4.0" and "rnn-zoos" in card.data.tags
+    assert "arxiv:2403.11998" in card.data.tags and 'pip install "rnn-zoos @ git+' in card.text
     assert "`dws` RNN weight encoder" in card.text and '"steps": 7' in card.text
     encoder.save_pretrained(tmp_path / "saved")
     assert (tmp_path / "saved" / "README.md").read_text() == uploaded["card"]
@@ -214,3 +219,37 @@ def test_a_bad_command_line_ends_in_one_error_line(argv: list[str], capsys: pyte
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1 and captured.err.startswith("error: "), captured.err
     assert captured.err.rstrip().endswith(f"(rnn-zoos {' '.join(argv[:2]) if argv[0] == 'build' else argv[0]} --help lists the options)")
+
+
+def test_without_rnn_zoos_loading_a_model_fails_with_our_install_hint(tmp_path: Path) -> None:
+    training = {"zoo": "someone/zoo", "emulation_loss": "total_variation", "validation_loss": 0.25, "ood_loss": 0.5}
+    encoder = RNNEncoderModel(RNNEncoderConfig.for_zoo("flat", FORMAL_LANG, training=training))
+    encoder.save_pretrained(tmp_path / "encoder")
+    card = ModelCard.load(tmp_path / "encoder" / "README.md")
+    assert card.data.library_name == "rnn-zoos" and card.data.datasets == ["someone/zoo"]
+    assert [(result.dataset_split, result.metric_value) for result in card.data.eval_results] == [("validation", 0.25), ("ood", 0.5)]
+    mode = (tmp_path / "encoder" / "model.safetensors").stat().st_mode & 0o777
+    assert mode == (tmp_path / "encoder" / "config.json").stat().st_mode & 0o777 == 0o666 & ~current_umask()
+    missing = ("import sys\nsys.modules['rnn_zoos'] = None  # as if rnn-zoos were not installed\nimport transformers\n"
+               "transformers.AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)")
+    done = run("-c", missing, str(tmp_path / "encoder"), cwd=tmp_path)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and last.startswith("ImportError: this is an rnn-zoos model, which the rnn-zoos library loads: pip install")
+    installed = "import sys, transformers\nprint(type(transformers.AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)).__name__)"
+    done = run("-c", installed, str(tmp_path / "encoder"), cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.split() == ["RNNEncoderModel"], done.stderr
+    output = encoder(rnn_params(3))
+    assert isinstance(output, ModelOutput) and output.embeddings.shape == (3, 16)
+    emulated = EmulatorModel(EmulatorConfig.for_zoo(FORMAL_LANG))(torch.zeros(3, 5, 6), output.embeddings)
+    assert isinstance(emulated, ModelOutput) and emulated.logits.shape == (3, 5, 6) and len(emulated.state) == 2
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def rnn_params(count: int) -> dict[str, torch.Tensor]:
+    shapes = FORMAL_LANG.architecture.parameter_shapes()
+    return {name: torch.randn(count, *shape) for name, shape in shapes.items()}

@@ -34,9 +34,9 @@ def test_short_pretraining_lowers_the_validation_loss(formal_zoo: Path, tmp_path
     history = log(tmp_path / encoder)
     assert history[0]["step"] == 0 and history[-1]["step"] == QUICK["steps"]
     assert history[-1]["validation"] < 0.7 * history[0]["validation"], history
-    assert summary["best_validation_loss"] == min(entry["validation"] for entry in history[1:])
+    assert summary["selected_on"] == "validation" and summary["best_loss"] == min(entry["validation"] for entry in history[1:])
     loaded = RNNEncoderModel.from_pretrained(tmp_path / encoder / "encoder")
-    assert loaded.config.training["validation_loss"] == summary["best_validation_loss"]
+    assert loaded.config.training["validation_loss"] == summary["best_loss"]
 
 
 def test_the_defaults_are_the_papers_settings() -> None:
@@ -203,7 +203,7 @@ def test_probing_options_reach_the_encoder(formal_zoo: Path, tmp_path: Path) -> 
 
 
 def test_bad_options(formal_zoo: Path, tmp_path: Path, capsys) -> None:
-    assert main(["--zoo", str(formal_zoo), "--encoder", "dws", "--out", str(tmp_path / "x"), "--steps", "0"]) == 2
+    assert main([str(formal_zoo), "--encoder", "dws", "--out", str(tmp_path / "x"), "--steps", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --steps must be at least 1, got 0"
     for option, value, message in (
         ("--lr", "-1", "--lr must be positive, got -1.0"),
@@ -211,7 +211,7 @@ def test_bad_options(formal_zoo: Path, tmp_path: Path, capsys) -> None:
         ("--cloned-rnns", "-1", "--cloned-rnns must not be negative, got -1"),
         ("--eval-rnns", "0", "--eval-rnns must be at least 1 (or left out), got 0"),
     ):
-        assert main(["--zoo", str(formal_zoo), "--encoder", "dws", "--out", str(tmp_path / "x"), option, value]) == 2
+        assert main([str(formal_zoo), "--encoder", "dws", "--out", str(tmp_path / "x"), option, value]) == 2
         assert capsys.readouterr().err.strip() == f"error: {message}"
     assert not (tmp_path / "x").exists()
     pretrain(
@@ -224,7 +224,7 @@ def test_bad_options(formal_zoo: Path, tmp_path: Path, capsys) -> None:
             )
         )
     with pytest.raises(SystemExit):
-        main(["--zoo", str(formal_zoo), "--encoder", "lstm_whisperer", "--out", str(tmp_path / "y")])
+        main([str(formal_zoo), "--encoder", "lstm_whisperer", "--out", str(tmp_path / "y")])
 
 
 def test_the_command_saves_every_encoder_at_the_papers_size_on_the_mnist_zoo(mnist_zoo: Path, tmp_path: Path) -> None:
@@ -235,7 +235,6 @@ def test_the_command_saves_every_encoder_at_the_papers_size_on_the_mnist_zoo(mni
         assert (
             main(
                 [
-                    "--zoo",
                     str(mnist_zoo),
                     "--encoder",
                     encoder,
@@ -243,7 +242,7 @@ def test_the_command_saves_every_encoder_at_the_papers_size_on_the_mnist_zoo(mni
                     str(out),
                     "--steps",
                     "1",
-                    "--batch-rnns",
+                    "--rnns-per-batch",
                     "4",
                     "--eval-rnns",
                     "2",

@@ -23,7 +23,7 @@ from rnn_zoos.experiments.pretrain import PretrainConfig, Pretraining
 @pytest.fixture(scope="module")
 def study(formal_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("reproduction")
-    assert reproduce.main(["--zoo", str(formal_zoo), "--scale", "tiny", "--out", str(out), "--device", "cpu"]) == 0
+    assert reproduce.main([str(formal_zoo), "--scale", "tiny", "--out", str(out), "--device", "cpu"]) == 0
     return out, json.loads((out / "results.json").read_text())
 
 
@@ -208,7 +208,7 @@ def test_pretraining_runs_as_ray_tasks_give_the_same_results(study, formal_zoo: 
     chosen = ["layerwise_statistics", "dws"]
     monkeypatch.setenv("RNN_ZOOS_RAY_CPUS", "2")
     try:
-        assert reproduce.main(["--zoo", str(formal_zoo), "--scale", "tiny", "--out", str(tmp_path / "ray"), "--device", "cpu",
+        assert reproduce.main([str(formal_zoo), "--scale", "tiny", "--out", str(tmp_path / "ray"), "--device", "cpu",
                                "--encoders", *chosen, "--ray"]) == 0
     finally:
         ray.shutdown()

@@ -144,7 +144,7 @@ class EndToEnd(nn.Module):
         self.encoder, self.head = encoder, head
 
     def forward(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.head(self.encoder(params))
+        return self.head(self.encoder(params).embeddings)
 
 
 def supervised_predictor(target: Target, encoder: str, parts: dict[str, ZooTensors], truth: dict[str, torch.Tensor],
@@ -186,7 +186,7 @@ def embedder(encoder: RNNEncoderModel) -> Callable[[ZooTensors], torch.Tensor]:
     def embed(rows: ZooTensors) -> torch.Tensor:
         encoder.eval()
         with torch.no_grad():
-            chunks = [encoder(rows.params(torch.arange(start, min(start + 256, len(rows)), device=rows.inputs.device)))
+            chunks = [encoder(rows.params(torch.arange(start, min(start + 256, len(rows)), device=rows.inputs.device))).embeddings
                       for start in range(0, len(rows), 256)]
         return torch.cat(chunks) if chunks else torch.zeros(0, encoder.config.embedding_dim, device=rows.inputs.device)
 
@@ -259,7 +259,8 @@ def run_downstream(
     return results, outputs
 
 
-def load_pretrained(folders: list[Path], info: ZooInfo, device: str) -> dict[str, Callable[[ZooTensors], torch.Tensor]]:
+def load_pretrained(folders: list[Path], info: ZooInfo, device: str,
+                    zoo: str | Path = "the zoo") -> dict[str, Callable[[ZooTensors], torch.Tensor]]:
     """The embedders of the encoders saved in ``folders`` (``RUN/encoder`` of ``rnn-zoos pretrain``), by method name: the
     encoder's name, or ``ENCODER@RUN`` for encoders that two or more folders share (so no run's results replace another's);
     :class:`ZooError` for a folder that holds no encoder, or one pretrained on another kind of zoo than that of ``info``."""
@@ -269,7 +270,7 @@ def load_pretrained(folders: list[Path], info: ZooInfo, device: str) -> dict[str
             raise ZooError(f"--pretrained {folder} is not an encoder folder (no config.json); pass RUN/encoder of rnn-zoos pretrain")
         model = RNNEncoderModel.from_pretrained(folder)
         if model.config.zoo != info.zoo:
-            raise ZooError(f"--pretrained {folder} was pretrained on a {model.config.zoo} zoo, not a {info.zoo} zoo like --zoo")
+            raise ZooError(f"--pretrained {folder} was pretrained on a {model.config.zoo} zoo, not a {info.zoo} zoo like {zoo}")
         models.append((folder, model))
     names = [model.config.encoder for _, model in models]
     encoders = {}
@@ -315,7 +316,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         check_results_folder(args.out, "downstream", resumes=False)
         info = check_zoo(args.zoo, args.revision)
         check_study(info, args.supervised, args.targets, args.seeds, args.probe_steps, args.supervised_steps, SUPERVISED_BATCH, device)
-        encoders = load_pretrained(args.pretrained, info, device)
+        encoders = load_pretrained(args.pretrained, info, device, args.zoo)
         results, outputs = run_downstream(args.zoo, encoders, args.supervised, args.targets, args.seeds, args.probe_steps,
                                           args.supervised_steps, device=device, revision=args.revision)
         results["provenance"] = run_provenance(args.zoo, args.revision)

@@ -64,8 +64,8 @@ def evaluate_emulation(
         if permutations is not None:
             params = permute_hidden(params, random_permutations(params, permutations, shared=True))
         inputs, targets = rows.sequences(part, part_sequence)
-        embedding = encoder(params).repeat_interleave(part_sequence.shape[1], dim=0)
-        logits, _ = emulator(inputs, embedding)
+        embedding = encoder(params).embeddings.repeat_interleave(part_sequence.shape[1], dim=0)
+        logits = emulator(inputs, embedding).logits
         total += emulation_loss(logits, targets, kind).item() * len(part)
     return total / len(index)
 
@@ -84,8 +84,8 @@ def emulator_model(emulator: EmulatorModel, embedding: torch.Tensor) -> Sequence
     def run(inputs: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         models, batch, steps = inputs.shape[:3]
         flat = embedding.repeat_interleave(batch, dim=0)
-        logits, state = emulator(inputs.reshape(models * batch, steps, -1), flat, state, first=state is None)
-        return logits.view(models, batch, steps, -1), state
+        output = emulator(inputs.reshape(models * batch, steps, -1), flat, state, first=state is None)
+        return output.logits.view(models, batch, steps, -1), output.state
 
     return run
 
@@ -96,7 +96,7 @@ def cloned_scores(encoder: RNNEncoderModel, emulator: EmulatorModel, rows: ZooTe
     """The cloned performance of the rows ``index``: ``(original, emulated)`` scores ``[len(index)]`` by measure
     (``paper``, ``rnn_zoos``), from the zoo kind; ``data``: what its task needs (:meth:`ZooKind.validation_data`)."""
     params = rows.params(index)
-    return rows.kind.cloned_scores(rnn_model(params), emulator_model(emulator, encoder(params)), rows, index, data)
+    return rows.kind.cloned_scores(rnn_model(params), emulator_model(emulator, encoder(params).embeddings), rows, index, data)
 
 
 def scatter_plot(path: Path, results: dict[str, tuple[torch.Tensor, torch.Tensor]], title: str, axis_label: str) -> None:

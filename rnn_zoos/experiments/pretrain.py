@@ -124,8 +124,8 @@ class Pretraining:
         config = self.config
         self.encoder.train()
         self.emulator.train()
-        embedding = self.encoder(params).repeat_interleave(len(inputs) // len(params["head.weight"]), dim=0)
-        logits, _ = self.emulator(inputs, embedding)
+        embedding = self.encoder(params).embeddings.repeat_interleave(len(inputs) // len(params["head.weight"]), dim=0)
+        logits = self.emulator(inputs, embedding).logits
         loss = emulation_loss(logits, targets, config.loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
