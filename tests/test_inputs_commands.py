@@ -226,6 +226,28 @@ def test_downstream_checks_out_before_the_study(formal_zoo: Path, tmp_path: Path
     assert out.read_text() == "keep"
 
 
+@pytest.mark.parametrize("held", ["downstream", "foreign"])
+def test_downstream_never_overwrites_a_folder_with_files(formal_zoo: Path, tmp_path: Path, capsys, no_study, held: str) -> None:
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / ("downstream.json" if held == "downstream" else "notes.txt")).write_text("keep")
+    (out / "predictions.pt").write_text("keep")
+    assert downstream.main([str(formal_zoo), "--out", str(out), "--num-seeds", "1", "--device", "cpu"]) == 2
+    what = ("the results of rnn-zoos downstream (it does not resume; nothing there is overwritten)" if held == "downstream"
+            else "files that no rnn-zoos command wrote")
+    assert error_line(capsys) == f"error: --out {out} holds {what}; choose a new or empty folder for rnn-zoos downstream"
+    assert {path.name: path.read_text() for path in out.iterdir()} == {path.name: "keep" for path in out.iterdir()}
+
+
+def test_reproduce_refuses_the_folder_of_another_command(formal_zoo: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.jsonl").write_text("keep")
+    assert reproduce.main([str(formal_zoo), "--out", str(out), "--device", "cpu"]) == 2
+    assert error_line(capsys) == f"error: --out {out} holds a pretraining run of rnn-zoos pretrain; choose a new or empty folder for rnn-zoos reproduce"
+    assert [path.name for path in out.iterdir()] == ["log.jsonl"]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -78,6 +78,7 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
         model = RNNEncoderModel.from_pretrained(run / "encoder").to(device)
         models[encoder] = model
         emulation[encoder] = {
+            "selected_on": model.config.training.get("selected_on", "validation"),
             "validation_loss": model.config.training["validation_loss"],
             "ood_loss": model.config.training["ood_loss"],
             "steps": model.config.training["steps"],
@@ -87,6 +88,7 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
             measure: {split: entry[key] for split, entry in summary.get("cloned", {}).items()}
             for measure, key in (("paper", "mean_abs_difference"), ("rnn_zoos", "rnn_zoos_mean_abs_difference"))
         }
+        cloned[encoder]["rnns"] = {split: entry["rnns"] for split, entry in summary.get("cloned", {}).items()}
         cloned[encoder]["emulated_all_zero"] = _emulated_all_zero(run)
     downstream, outputs = run_downstream(
         zoo,
