@@ -118,10 +118,10 @@ def scatter_plot(path: Path, results: dict[str, tuple[torch.Tensor, torch.Tensor
 
 def loss_plot(path: Path, log: list[dict[str, float | None]], title: str) -> None:
     """The emulation losses of a pretraining run's ``log.jsonl`` against the step: training (the mean since the last
-    evaluation), validation and ood, on a logarithmic axis."""
+    evaluation, as logged), validation and ood, on a logarithmic axis."""
     figure = Figure(figsize=(7, 4.5), dpi=100)
     axes = figure.add_subplot()
-    for key, label, colour in (("train", "training (mean since the last evaluation)", "tab:green"),
+    for key, label, colour in (("train", "training", "tab:green"),
                                ("validation", "validation", SPLIT_COLOURS["validation"]), ("ood", "ood", SPLIT_COLOURS["ood"])):
         points = [(entry["step"], entry[key]) for entry in log if entry.get(key) is not None and entry[key] > 0]
         if points:
@@ -130,6 +130,6 @@ def loss_plot(path: Path, log: list[dict[str, float | None]], title: str) -> Non
     axes.set_yscale("log")
     axes.set_xlabel("training step")
     axes.set_ylabel("emulation loss")
-    set_title(axes, title, 60)
+    set_title(axes, title, 40)
     legend_beside(axes)
     save_figure(figure, path)
