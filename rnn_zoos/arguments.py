@@ -106,7 +106,9 @@ class CommandParser(argparse.ArgumentParser):
 
     def __init__(self, prog: str, description: str) -> None:
         super().__init__(prog=prog, description=description, formatter_class=HelpFormatter)
-        self.positional_aliases: dict[str, str] = {}
+        self.positionals: dict[str, tuple[tuple[str, ...], bool]] = {}
+        """Positional arguments (optional to argparse, so that an earlier ``--option`` spelling may give them instead):
+        dest -> (those spellings, whether the argument is required)."""
 
     def format_usage(self) -> str:  # noqa: D102
         return f"usage: {self.compact_usage()}\n"
@@ -122,8 +124,8 @@ class CommandParser(argparse.ArgumentParser):
             if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
                 continue
             metavar = action.metavar or action.dest.upper()
-            if not action.option_strings and (action.dest in self.positional_aliases or action.nargs is None):
-                parts.append(metavar)
+            if not action.option_strings:
+                parts.append(metavar if self.positionals.get(action.dest, ((), True))[1] else f"[{metavar}]")
             elif action.required:
                 parts.append(f"{action.option_strings[0]} {metavar}")
         return " ".join([*parts, "[options]"])
@@ -137,13 +139,11 @@ class CommandParser(argparse.ArgumentParser):
         """Add ``option`` (``settings`` override its own, such as ``help``), and its earlier spellings, hidden."""
         settings = {**option.settings, **settings}
         if not option.name.startswith("-"):  # a positional argument, optional so that its --alias may give it instead
-            required = settings.pop("required", True)
+            self.positionals[option.dest] = (option.aliases, settings.pop("required", True))
             self.add_argument(option.dest, nargs="?", default=None, **settings)
-            if required:
-                self.positional_aliases[option.dest] = option.aliases[0] if option.aliases else ""
+            hidden = {key: value for key, value in settings.items() if key in ("type", "metavar")}
             for alias in option.aliases:
-                self.add_argument(alias, dest=f"{option.dest}_alias", default=None, help=argparse.SUPPRESS,
-                                  metavar=settings.get("metavar"))
+                self.add_argument(alias, dest=f"{option.dest}_alias", default=None, help=argparse.SUPPRESS, **hidden)
             return
         dest = settings.pop("dest", option.dest)
         self.add_argument(option.name, dest=dest, **settings)
@@ -154,17 +154,14 @@ class CommandParser(argparse.ArgumentParser):
     def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
         """Parse, then take a positional argument from its earlier ``--option`` spelling where that was used."""
         parsed = super().parse_args(args, namespace)
-        for dest, alias in self.positional_aliases.items():
-            given, old = getattr(parsed, dest), getattr(parsed, f"{dest}_alias", None)
+        for dest, (aliases, required) in self.positionals.items():
+            given, old = getattr(parsed, dest), vars(parsed).pop(f"{dest}_alias", None)
             if given is not None and old is not None and given != old:
-                self.error(f"the {dest} is given twice ({given} and {alias} {old}); give it once, first")
+                self.error(f"the {dest} is given twice ({given} and {aliases[0]} {old}); give it once, first")
             value = given if given is not None else old
-            if value is None:
+            if value is None and required:
                 self.error(f"the {dest} is missing; give it first: {self.prog} {dest.upper()} ...")
             setattr(parsed, dest, value)
-        for dest in self.positional_aliases:
-            if hasattr(parsed, f"{dest}_alias"):
-                delattr(parsed, f"{dest}_alias")
         return parsed
 
 
