@@ -130,5 +130,5 @@ def test_offline_the_cache_serves_a_loaded_zoo_and_names_a_missing_one(served) -
     online, hf_home, _ = served
     offline = run_client(OFFLINE_CLIENT, client_env(hf_home, offline=True))
     assert offline["sizes"] == {split: len(rows) for split, rows in online["rows"].items()}
-    assert offline["error"].startswith("no folder rnn-zoos/never-loaded exists in ")
-    assert ", and the Hub dataset repo rnn-zoos/never-loaded is not in the local cache and the Hub cannot be reached" in offline["error"]
+    assert offline["error"].startswith("no folder named rnn-zoos/never-loaded in ")
+    assert ", and the Hub dataset repo rnn-zoos/never-loaded is not in the local cache and HF_HUB_OFFLINE is set" in offline["error"]
