@@ -47,8 +47,8 @@ class Option:
 
 
 ZOO = Option("zoo", {"metavar": "ZOO", "help": "a zoo folder, or a Hub dataset repo id (ORG/NAME)"}, aliases=("--zoo",))
-REVISION = Option("--revision", {"default": None, "metavar": "REV",
-                                 "help": "branch, tag or commit of a zoo on the Hub (default: the newest tag of its format version)"})
+REVISION = Option("--revision", {
+    "default": None, "metavar": "REV", "help": "branch, tag or commit of a zoo on the Hub (default: the newest tag of its format version)"})
 DEVICE = Option("--device", {"choices": DEVICES, "default": "auto",
                              "help": "where to compute: auto (cuda if available, else cpu), cpu or cuda"})
 SEED = Option("--seed", {"type": int, "default": 0, "help": "random seed"})

@@ -71,7 +71,8 @@ def main(zoo: str, argv: list[str] | None = None, prog: str | None = None) -> in
     started = time.monotonic()
     try:
         config.validate()
-        if (warning := empty_split_warning(split_sizes(config.runs), f"--runs {config.runs} gives at most {config.runs} tasks")) is not None:
+        warning = empty_split_warning(split_sizes(config.runs), f"--runs {config.runs} gives at most {config.runs} tasks")
+        if warning is not None:
             print(warning, file=sys.stderr)
         if config.ray is not None:
             from .ray_engine import build_with_ray

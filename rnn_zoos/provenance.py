@@ -75,11 +75,11 @@ def zoo_provenance(zoo: str | Path, revision: str | None = None) -> dict[str, An
     """The zoo a result was made from: as given, the Hub revision and commit it was read at (None for a folder), and
     the sha256 of its ``meta/info.json`` (which holds the checksum of every data file, so it names the content)."""
     source = resolve_zoo(zoo, revision)
-    info_path = source.file(INFO_PATH)
+    info_path = source.file(INFO_PATH)  # in a Hub download: .../snapshots/COMMIT/meta/info.json
     return {
         "zoo": str(zoo),
         "revision": source.revision,
-        "commit": info_path.parent.parent.name if source.folder is None else None,  # the Hub cache's snapshots/COMMIT/meta/info.json
+        "commit": info_path.parent.parent.name if source.folder is None else None,
         "info_sha256": file_sha256(info_path),
     }
 

@@ -104,8 +104,8 @@ class ZooSource:
         except LocalEntryNotFoundError as error:
             if constants.HF_HUB_OFFLINE:
                 raise ZooError(f"{repo} is not in the local cache and HF_HUB_OFFLINE is set; load it once while online") from None
-            raise HubUnreachable(f"the Hub is not reachable ({unreachable_reason(error) or 'no network'}) and {repo} is not in the "
-                                 f"local cache") from None
+            reason = unreachable_reason(error) or "no network"
+            raise HubUnreachable(f"the Hub is not reachable ({reason}) and {repo} is not in the local cache") from None
         except GatedRepoError:
             raise ZooError(f"{repo} is gated: request access on its page and log in with `hf auth login`") from None
         except RepositoryNotFoundError:
@@ -118,7 +118,8 @@ class ZooSource:
             raise DamagedZooError(f"{repo} has no file {relative}: the zoo is incomplete") from None
         except (HfHubHTTPError, HFValidationError, _TransportBase, OSError) as error:
             if (reason := unreachable_reason(error)) is not None:
-                raise HubUnreachable(f"the Hub is not reachable ({reason}) to read {repo}; check the network, or {OFFLINE_ADVICE}") from None
+                raise HubUnreachable(f"the Hub is not reachable ({reason}) to read {repo}; check the network, or "
+                                     f"{OFFLINE_ADVICE}") from None
             said = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ZooError(f"{repo} could not be read: the Hub said {short(said, 200)}") from None
 

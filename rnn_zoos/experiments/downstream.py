@@ -315,7 +315,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         check_out_folder(args.out)
         check_results_folder(args.out, "downstream", resumes=False)
         info = check_zoo(args.zoo, args.revision)
-        check_study(info, args.supervised, args.targets, args.seeds, args.probe_steps, args.supervised_steps, SUPERVISED_BATCH, device)
+        check_study(info, args.supervised, args.targets, args.seeds, args.probe_steps, args.supervised_steps, SUPERVISED_BATCH,
+                    device)
         encoders = load_pretrained(args.pretrained, info, device, args.zoo)
         results, outputs = run_downstream(args.zoo, encoders, args.supervised, args.targets, args.seeds, args.probe_steps,
                                           args.supervised_steps, device=device, revision=args.revision)

@@ -167,7 +167,8 @@ class Pretraining:
                 recent.append(self.train_step())  # the losses since the last evaluation (a checkpoint)
                 self.step += 1
                 progress.update(1)
-                progress.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", best_val=f"{self.best:.4f}", refresh=False)
+                best = {f"best_{self.selected_on}": f"{self.best:.4f}"} if self.best < float("inf") else {}
+                progress.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", **best, refresh=False)
                 if self.step % config.eval_every == 0 or self.step == config.steps:
                     losses = self.evaluate()
                     self.history.append({"step": self.step, "train": sum(recent) / len(recent), **losses})
@@ -298,7 +299,8 @@ def finished_summary(out: Path, options: dict[str, Any]) -> dict[str, Any] | Non
         return None
     config_path = out / "config.json"
     if not config_path.is_file():
-        raise ZooError(f"--out {out} holds an unfinished pretraining run without its config.json; delete the folder to start again")
+        raise ZooError(f"--out {out} holds an unfinished pretraining run without its config.json; delete the folder to start "
+                       "again")
     try:
         found = json.loads(config_path.read_text())
     except ValueError as error:
@@ -374,7 +376,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         summary = pretrain(config)
     except ZooError as error:
         return report(error)
-    print(json_text({key: summary[key] for key in ("steps", "selected_on", "best_loss", "parameters")} | {"cloned": summary.get("cloned")}))
+    shown = {key: summary[key] for key in ("steps", "selected_on", "best_loss", "parameters")}
+    print(json_text(shown | {"cloned": summary.get("cloned")}))
     return 0
 
 

@@ -204,8 +204,9 @@ def _cloned_section(results: dict[str, Any]) -> list[str]:
         lines.append(f"| {encoder} | " + " | ".join(cells) + " |")
     measured = {count for entry in results["cloned"].values() for count in entry.get("rnns", {}).values()}
     if measured and max(measured) < FEW_CLONED:
-        lines += ["", f"Each split was measured on {' or '.join(map(str, sorted(measured)))} RNN(s) only (the paper: 20), so these "
-                  "differences describe single RNNs, not the encoders: a 0 can be one RNN and its emulator both scoring 0."]
+        counts = " or ".join(map(str, sorted(measured)))
+        lines += ["", f"Each split was measured on {counts} RNN(s) only (the paper: 20), so these differences describe single "
+                  "RNNs, not the encoders: a 0 can be one RNN and its emulator both scoring 0."]
     zero = [encoder for encoder, entry in results["cloned"].items() if entry.get("emulated_all_zero")]
     if zero:
         lines += ["", f"Every emulator of {', '.join(zero)} scored 0 on every RNN it stood in for, so its differences are just the "

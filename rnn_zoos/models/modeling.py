@@ -200,12 +200,12 @@ class _CardMixin:
         hub_zoo = zoo if zoo and is_repo_id(zoo) and not looks_like_path(zoo) and not os.path.isdir(zoo) else None
         figures = [EvalResult(task_type="other", task_name="emulation of RNNs", dataset_type=hub_zoo or config.zoo or "rnn-zoos zoo",
                               dataset_name=f"{config.zoo} zoo, {split} split", dataset_split=split,
-                              metric_type=str(record.get("emulation_loss", "emulation_loss")), metric_name=f"{split} emulation loss",
-                              metric_value=record[f"{split}_loss"])
+                              metric_type=str(record.get("emulation_loss", "emulation_loss")),
+                              metric_name=f"{split} emulation loss", metric_value=record[f"{split}_loss"])
                    for split in ("validation", "ood") if isinstance(record.get(f"{split}_loss"), (int, float))]
         data = ModelCardData(library_name="rnn-zoos", license="cc-by-4.0", datasets=[hub_zoo] if hub_zoo else None,
                              tags=["rnn-zoos", "weight-space-learning", config.zoo, f"arxiv:{PAPER_ARXIV}"],
-                             model_name=f"rnn-zoos {config.encoder if encoder else 'emulator'} ({config.zoo})" if figures else None,
+                             model_name=f"rnn-zoos {config.encoder if encoder else 'emulator'} ({config.zoo})",
                              eval_results=figures or None)
         call = ("embeddings = model(params).embeddings   # params: {name: [M, ...]}, as rnn_zoos.collate_rows(rows)['weights']"
                 if encoder else "logits = model(inputs, embeddings).logits   # inputs [N, T, input_size], embeddings [N, D]")
@@ -268,8 +268,8 @@ class EmulatorModel(_CardMixin, PreTrainedModel):
         """Keep PyTorch's default initialisation of every layer."""
 
     def forward(self, inputs: torch.Tensor, embedding: torch.Tensor, state: Any = None, first: bool = True) -> EmulatorOutput:
-        """Logits ``[N, T, output_size]`` for inputs ``[N, T, input_size]`` of N sequences, each with its RNN's embedding ``[N, D]``,
-        and the LSTM state after them.
+        """Logits ``[N, T, output_size]`` for inputs ``[N, T, input_size]`` of N sequences, each with its RNN's embedding
+        ``[N, D]``, and the LSTM state after them.
 
         ``state``/``first`` continue a sequence step by step (the embedding enters only at its first input).
         """
