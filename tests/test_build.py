@@ -118,7 +118,7 @@ def test_unfinished_build_of_another_configuration_is_refused(tmp_path: Path, mo
 
 def test_non_empty_foreign_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ZooError, match="not an empty folder nor an rnn-zoos build"):
+    with pytest.raises(ZooError, match="holds files that no rnn-zoos command wrote; choose a new or empty folder for rnn-zoos build"):
         build_formal(tmp_path, runs=2, steps=3)
     assert (tmp_path / "notes.txt").read_text() == "mine" and sorted(tmp_path.iterdir()) == [tmp_path / "notes.txt"]
 
