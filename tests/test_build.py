@@ -141,7 +141,7 @@ def test_cli_reports_bad_options_in_one_line(tmp_path: Path, capsys, argv, messa
 def test_cli_cuda_without_a_gpu(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert build_main("formal-lang", ["--out", str(tmp_path / "zoo"), "--device", "cuda"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --device cuda: no CUDA device is available here; use --device cpu"
+    assert capsys.readouterr().err.strip() == "error: --device cuda: no CUDA device is available here; use --device cpu (or auto)"
 
 
 def test_cli_unknown_option_and_bad_choice() -> None:
