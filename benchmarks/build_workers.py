@@ -1,6 +1,6 @@
 """Sharing a build between processes: one process against N workers (--worker I/N) and against Ray, on the same zoo.
 
-    python -m benchmarks.build_workers [--runs 8] [--steps 200] [--runs-per-batch 2] [--workers 2]
+    python -m benchmarks.build_workers [--runs 8] [--steps 200] [--rnns-per-batch 2] [--workers 2]
 
 Builds the same small formal-language zoo three times into temporary folders, each as its command
 line would: one process; ``--workers`` processes started together with ``--worker I/N`` (one torch
@@ -41,10 +41,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--runs-per-batch", type=int, default=2)
+    parser.add_argument("--rnns-per-batch", "--runs-per-batch", dest="runs_per_batch", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    options = ["--runs", str(args.runs), "--steps", str(args.steps), "--runs-per-batch", str(args.runs_per_batch), "--device", "cpu"]
+    options = ["--runs", str(args.runs), "--steps", str(args.steps), "--rnns-per-batch", str(args.runs_per_batch), "--device", "cpu"]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         one = build(folder / "one", options, [])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from rnn_zoos.arguments import DEVICE, CommandParser, check_device, renamed
 from rnn_zoos.build import BuildConfig, Chunk, ChunkTrainer, ZooRecipe
 from rnn_zoos.chunk_trainer import WARMUP_STEPS
 from rnn_zoos.training import PAPER_SNAPSHOT_STEPS, PAPER_STEPS, TrainingSchedule
@@ -88,9 +90,9 @@ def time_baseline(train_step: Callable[[int], None], steps: int, device: str) ->
 
 def arguments(description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
     """Command line shared by the builder benchmarks (``extra`` adds a benchmark's own options)."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--runs-per-batch", type=int, default=1000, help="K, runs trained at once by our builder")
+    parser = CommandParser(f"python -m benchmarks.{Path(sys.argv[0]).stem}", description)
+    parser.add(DEVICE)
+    parser.add(renamed("runs_per_batch", {"type": int, "default": 1000, "metavar": "K", "help": "runs trained at once by our builder"}))
     parser.add_argument("--steps", type=int, default=20, help="timed training steps of our builder")
     parser.add_argument("--baseline-steps", type=int, default=200, help="timed steps of the one-run loop")
     parser.add_argument("--compile", action="store_true", help="time our builder with --compile")
@@ -98,7 +100,9 @@ def arguments(description: str, extra: Callable[[argparse.ArgumentParser], None]
     parser.add_argument("--json", default=None, help="also append the figures as one JSON line to this file")
     if extra:
         extra(parser)
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.device = check_device(args.device)
+    return args
 
 
 def lever_name(args: argparse.Namespace) -> str:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every speed figure of issue 12 in one call: builder benchmarks (ours with each lever against the one-run
+# Every speed figure of the GPU goals in one call: builder benchmarks (ours with each lever against the one-run
 # baseline, projected full-zoo times), emulation pretraining for all six encoders, a real build (wall time,
 # rows, verify) and the drift between the same build on CPU and on the device. Writes $OUT/gpu-report.md
 # (a Markdown table of every figure, with the GPU and torch version), $OUT/figures.jsonl and $OUT/gpu.log;
@@ -92,7 +92,7 @@ log "device $DEVICE, quick $QUICK, levers [$LEVERS], MNIST from $MNIST, budget $
 [ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$LOG" 2>&1
 
 # --- steps, most important first ------------------------------------------------------------------------
-BENCH=(--device "$DEVICE" --runs-per-batch "$K" --steps "$STEPS" --baseline-steps "$BASELINE_STEPS" --json "$FIGURES")
+BENCH=(--device "$DEVICE" --rnns-per-batch "$K" --steps "$STEPS" --baseline-steps "$BASELINE_STEPS" --json "$FIGURES")
 if [ "$DEVICE" = cuda ]; then BEST=cuda-graphs; else BEST=eager; fi  # the lever of the real build: no compilation wait
 FIRST=$(for lever in eager $BEST; do [[ " $LEVERS " == *" $lever "* ]] && echo "$lever"; done | uniq | tr '\n' ' ')
 for lever in $FIRST; do

@@ -1,17 +1,16 @@
 """Emulation-pretraining speed per encoder (the paper's sizes): training steps/s at 64 RNNs per step on the formal-language zoo.
 
-    python -m benchmarks.pretrain [--zoo DIR] [--device cpu|cuda] [--steps 10] [--batch-rnns 64] [--json FILE]
+    python -m benchmarks.pretrain [ZOO] [--device auto|cpu|cuda] [--steps 10] [--rnns-per-batch 64] [--json FILE]
 
 Ours keeps the zoo resident on the device as tensors (a batch is an index). The baseline is the
 same models fed the usual way: a ``DataLoader`` over the zoo's rows with ``rnn_zoos.collate_rows``
 (safetensors decoded every step), moved to the device. Both are timed in this run; the paper's
 figures (its code on one H100) are printed for reference only, as they come from another machine.
-Without ``--zoo`` a small zoo (16 runs, about 100 training rows) is built in a temporary folder.
+Without ``ZOO`` a small zoo (16 runs, about 100 training rows) is built in a temporary folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 
 import rnn_zoos
+from rnn_zoos.arguments import DEVICE, ZOO, CommandParser, check_device, renamed
 from rnn_zoos.models.encoders import ENCODERS
 from rnn_zoos.experiments.pretrain import PretrainConfig, Pretraining
 from benchmarks.builder_speed import synchronize
@@ -71,20 +71,21 @@ def timed(step, steps: int, device: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--zoo", default=None)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--batch-rnns", type=int, default=64)
+    parser = CommandParser("python -m benchmarks.pretrain", __doc__.split("\n")[0])
+    parser.add(ZOO, required=False, help="a zoo folder or Hub repo id (default: a small zoo built in a temporary folder)")
+    parser.add(DEVICE)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per encoder")
+    parser.add(renamed("batch_rnns", {"type": int, "default": 64, "metavar": "B", "help": "RNNs per step"}))
     parser.add_argument("--json", default=None, help="also append each encoder's figures as one JSON line to this file")
     args = parser.parse_args()
+    args.device = check_device(args.device)
     with tempfile.TemporaryDirectory() as scratch:
         zoo = args.zoo or str(
             build_zoo(FormalLangRecipe(FORMAL_LANG), BuildConfig(out=str(Path(scratch) / "zoo"), runs=16, steps=20, device=args.device))
         )
         dataset = rnn_zoos.load_zoo(zoo, split="train")
         if len(dataset) < args.batch_rnns:
-            raise SystemExit(f"the zoo's train split has {len(dataset)} rows, fewer than --batch-rnns {args.batch_rnns}")
+            raise SystemExit(f"the zoo's train split has {len(dataset)} rows, fewer than --rnns-per-batch {args.batch_rnns}")
         device = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
         print(f"emulation pretraining, {args.batch_rnns} RNNs per step, on {device}, torch {torch.__version__}")
         print(f"{'encoder':24s} {'ours steps/s':>12s} {'DataLoader':>12s} {'ratio':>7s} {'paper, H100':>12s}")

@@ -3,37 +3,57 @@
     import rnn_zoos
     zoo = rnn_zoos.load_zoo(REPO_ID_OR_FOLDER, split="train")     # a zoo on the Hub, or a local folder
     rnn = rnn_zoos.to_module(zoo[0]["weights"])                        # torch.nn.Module
+
+The names below are imported on first use, so ``import rnn_zoos`` (and ``rnn-zoos --help``) costs no torch,
+``datasets`` or ``transformers`` import; importing ``rnn_zoos`` still registers the encoder and the emulator
+with ``transformers``' Auto classes, as soon as ``transformers`` is imported (:mod:`rnn_zoos.auto_classes`).
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from .auto_classes import register_with_transformers
 
 try:
     __version__ = version("rnn-zoos")
 except PackageNotFoundError:  # imported from a checkout that was never installed
     __version__ = "0.0.0+unknown"
 
-from .errors import DamagedZooError, ZooError
-from .format import FORMAT_VERSION, ZooInfo
-from .blob import decode_weights, encode_weights
-from .loading import collate_rows, decode_batch, load_zoo, read_info, resolve_zoo, to_module
-from .lstm import LSTMArchitecture, LSTMWithHead
-from . import models  # registers the encoder and emulator with transformers' Auto classes
+_PUBLIC = {
+    "FORMAT_VERSION": "format",
+    "ZooInfo": "format",
+    "DamagedZooError": "errors",
+    "ZooError": "errors",
+    "decode_weights": "blob",
+    "encode_weights": "blob",
+    "collate_rows": "loading",
+    "decode_batch": "loading",
+    "load_zoo": "loading",
+    "read_info": "loading",
+    "resolve_zoo": "loading",
+    "to_module": "loading",
+    "LSTMArchitecture": "lstm",
+    "LSTMWithHead": "lstm",
+}
+"""Public name -> the module (of this package) that defines it."""
+
+__all__ = sorted([*_PUBLIC, "models"])
 
 
-__all__ = [
-    "FORMAT_VERSION",
-    "DamagedZooError",
-    "LSTMArchitecture",
-    "LSTMWithHead",
-    "ZooError",
-    "ZooInfo",
-    "collate_rows",
-    "decode_batch",
-    "decode_weights",
-    "encode_weights",
-    "load_zoo",
-    "models",
-    "read_info",
-    "resolve_zoo",
-    "to_module",
-]
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
+    if name == "models":
+        return import_module(".models", __name__)
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+register_with_transformers()

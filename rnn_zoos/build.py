@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from .arguments import parse_config
+from .arguments import option_name, parse_config
 from .build_config import ENGINE_OPTIONS, BuildConfig
 from .build_folder import LOCK_FILE, TRASH_DIR, WORK_DIR, build_lock, prepare_output
 from .cards import provenance_fields
@@ -43,7 +43,8 @@ from .chunk_trainer import ChunkTrainer
 from .claims import Chunk, Claim, claim_chunk, claim_state, freeze_plan, is_finished, new_plan, release_claim
 from .errors import ZooError, report
 from .format import FORMAT_VERSION, INFO_PATH
-from .layout import plan_splits, summary_line, write_zoo_layout
+from .layout import empty_split_warning, plan_splits, summary_line, write_zoo_layout
+from .splits import split_sizes
 from .streams import run_seeds
 from .training import STEP_CONVENTION, TrainingSchedule, initial_params
 from .zoos import ZooRecipe, zoo_kind
@@ -70,6 +71,9 @@ def main(zoo: str, argv: list[str] | None = None, prog: str | None = None) -> in
     started = time.monotonic()
     try:
         config.validate()
+        warning = empty_split_warning(split_sizes(config.runs), f"--runs {config.runs} gives at most {config.runs} tasks")
+        if warning is not None:
+            print(warning, file=sys.stderr)
         if config.ray is not None:
             from .ray_engine import build_with_ray
 
@@ -94,9 +98,9 @@ def build_command(kind_name: str, config: BuildConfig) -> str:
         if item.name in ENGINE_OPTIONS:
             continue
         if value is True:
-            options.append(f"--{item.name.replace('_', '-')}")
+            options.append(option_name(item.name))
         elif value is not None and value is not False:
-            options.append(f"--{item.name.replace('_', '-')} {value}")
+            options.append(f"{option_name(item.name)} {value}")
     return f"rnn-zoos build {kind_name} {' '.join(options)}"
 
 
@@ -128,8 +132,9 @@ def check_batch_fits(recipe: ZooRecipe, config: BuildConfig) -> None:
     if config.batch_runs <= fitting:
         return
     given = "" if config.runs_per_batch else f" (the default on {device.type})"
-    advice = f"pass --runs-per-batch {fitting} or less" if fitting else "free some memory or use another machine"
-    raise ZooError(f"--runs-per-batch {config.batch_runs}{given} needs about {config.batch_runs * per_run / 1e9:.1f} GB; "
+    option = option_name("runs_per_batch")
+    advice = f"pass {option} {fitting} or less" if fitting else "free some memory or use another machine"
+    raise ZooError(f"{option} {config.batch_runs}{given} needs about {config.batch_runs * per_run / 1e9:.1f} GB; "
                    f"about {fitting} fit in the {free / 1e9:.1f} GB free on {device.type}: {advice}")
 
 

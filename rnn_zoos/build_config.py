@@ -6,8 +6,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-import torch
-
+from .arguments import check_device, option_name
 from .errors import ZooError
 from .files import check_out_folder
 
@@ -20,9 +19,9 @@ class BuildConfig:
     runs: int = field(default=1000, metadata={"help": "number of training runs"})
     steps: int = field(default=20_000, metadata={"help": "optimizer steps per run; snapshot steps and learning-rate breakpoints scale with it"})
     seed: int = field(default=0, metadata={"help": "zoo seed; run r uses the seed SeedSequence([seed, r])"})
-    device: Literal["cpu", "cuda"] = field(default="cpu", metadata={"help": "where to train"})
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     runs_per_batch: Optional[int] = field(
-        default=None, metadata={"help": "runs trained at once as one batched model (default: 1000 on cuda, 64 on cpu)"}
+        default=None, metadata={"metavar": "K", "help": "runs trained at once as one batched model (default: 1000 on cuda, 64 on cpu)"}
     )
     compile: bool = field(
         default=False, metadata={"help": "compile the training loss (forward and backward) with torch.compile; rounding may differ slightly"}
@@ -40,14 +39,19 @@ class BuildConfig:
                   "help": "train the chunks as Ray tasks on the cluster at ADDRESS (without ADDRESS: a local Ray instance)"},
     )
 
+    def __post_init__(self) -> None:
+        if self.device == "auto":
+            self.device = check_device(self.device)
+
     def validate(self) -> None:
         """Raise :class:`ZooError` for a value no build can use."""
+        check_device(self.device)
         check_out_folder(self.out)
         for name in ("runs", "steps"):
             if getattr(self, name) < 1:
                 raise ZooError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.runs_per_batch is not None and self.runs_per_batch < 1:
-            raise ZooError(f"--runs-per-batch must be at least 1, got {self.runs_per_batch}")
+            raise ZooError(f"{option_name('runs_per_batch')} must be at least 1, got {self.runs_per_batch}")
         if not 0 <= self.seed < 2**63:
             raise ZooError(f"--seed must be a non-negative 64-bit integer, got {self.seed}")
         self.worker_slot()
@@ -55,8 +59,6 @@ class BuildConfig:
             raise ZooError("--finalize trains nothing: leave out --worker and --ray")
         if self.worker and self.ray:
             raise ZooError("--worker and --ray are two ways to share a build; choose one")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ZooError("--device cuda: no CUDA device is available here; use --device cpu")
         if self.cuda_graphs and self.device != "cuda":
             raise ZooError(f"--cuda-graphs captures the training step as a CUDA graph, which needs --device cuda; "
                            f"drop --cuda-graphs on {self.device} (--compile works there)")

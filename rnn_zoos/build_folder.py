@@ -17,6 +17,7 @@ from typing import Any
 from .errors import DamagedZooError, ZooError, describe_difference
 from .files import atomic_write, exclusive_lock, remove_temporaries
 from .format import INFO_PATH, ZooInfo, file_sha256
+from .results import check_results_folder
 
 WORK_DIR = ".build"
 TRASH_DIR = ".build.trash"
@@ -62,11 +63,8 @@ def _wait_for_other_builder(out: Path, identity: dict[str, Any]) -> None:
 
 
 def _refuse_foreign(out: Path) -> None:
-    """Refuse a folder that holds files but neither a zoo nor a build (a lock file alone is a build's)."""
-    if not out.is_dir() or (out / WORK_DIR).is_dir() or (out / INFO_PATH).is_file():
-        return
-    if any(path.name != LOCK_FILE for path in out.iterdir()):
-        raise ZooError(f"--out {out} exists and is not an empty folder nor an rnn-zoos build; choose a new or empty folder")
+    """Refuse a folder that holds files but neither a zoo nor a build (a lock file alone is a build's), saying what it holds."""
+    check_results_folder(out, "build", resumes=True)
 
 
 def prepare_output(out: Path, identity: dict[str, Any]) -> bool:

@@ -25,6 +25,8 @@ from .format import CARD_PATH, DATA_DIR, SPLITS, ZooInfo
 
 LICENSE = "cc-by-4.0"
 """Every zoo's license."""
+UNPUBLISHED_REPO_ID = "ORG/NAME"
+"""The repo id a card's loading example shows until ``rnn-zoos publish`` puts the zoo's own there (:func:`with_repo_id`)."""
 
 
 def size_category(num_rows: int) -> str:
@@ -57,12 +59,18 @@ def card_metadata(info: ZooInfo, features: Features, folder: Path) -> dict[str, 
 
 
 def provenance_fields(command: str, device: str) -> dict[str, str]:
-    """The card's provenance placeholders: the exact command, the code and torch versions, and the device."""
+    """The card's provenance placeholders: the exact command, the code and torch versions, and the device; and those of
+    its loading example: where the code is, the line that installs it, and the repo id (:data:`UNPUBLISHED_REPO_ID`)."""
     from . import __version__
+    from .provenance import code_url, git_commit, install_command
 
+    commit = git_commit()
     return {
+        "code_url": code_url(),
+        "install_command": install_command(),
+        "repo_id": UNPUBLISHED_REPO_ID,
         "build_command": command,
-        "code_version": f"rnn-zoos {__version__}",
+        "code_version": f"rnn-zoos {__version__}" + (f" (git commit {commit})" if commit else ""),
         "torch_version": f"torch {torch.__version__} (Python {platform.python_version()})",
         "device": device,
     }
@@ -88,6 +96,11 @@ def write_card(folder: Path, template: str, metadata: dict[str, Any], fields: di
     with atomic_write(folder / CARD_PATH) as temporary:
         card.save(temporary)
     return card
+
+
+def with_repo_id(card: str, repo_id: str) -> str:
+    """The card text with its loading example pointing at ``repo_id`` instead of :data:`UNPUBLISHED_REPO_ID`."""
+    return card.replace(f'"{UNPUBLISHED_REPO_ID}"', f'"{repo_id}"')
 
 
 def read_card(folder: Path) -> DatasetCard:

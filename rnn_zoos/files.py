@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import ZooError
 
@@ -116,3 +119,30 @@ def _is_current(descriptor: int, path: Path) -> bool:
         return os.path.samestat(os.fstat(descriptor), os.stat(path))
     except FileNotFoundError:
         return False
+
+
+def json_text(data: Any, **dumps: Any) -> str:
+    """``data`` as JSON text, with every NaN or infinite float written as ``null``: JSON has no NaN, and a reader of
+    ``log.jsonl`` or ``results.json`` in another language would choke on Python's ``NaN``."""
+    return json.dumps(_finite(data), allow_nan=False, **dumps)
+
+
+def _finite(data: Any) -> Any:
+    """``data`` with non-finite floats replaced by None, through dicts, lists and tuples."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(value) for value in data]
+    return data
+
+
+def ordinary_permissions(folder: Path) -> None:
+    """Give every file in ``folder`` the permissions a plain ``open()`` gives (``0o666`` less the umask), as the zoo's own
+    files have; some writers (``safetensors`` through a temporary file) leave theirs readable by the owner alone."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in folder.iterdir():
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o666 & ~mask)

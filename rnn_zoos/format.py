@@ -171,7 +171,7 @@ class ZooInfo:
         """Read a ``meta/info.json`` file of at most :data:`MAX_INFO_BYTES`; ``source`` names it in errors (default: the path)."""
         source = source or str(path)
         if not path.is_file():
-            raise ZooError(f"{source} not found: {path.parent.parent} is not a built zoo (build one with python -m builders.<zoo>)")
+            raise ZooError(f"{source} not found: {path.parent.parent} is not a built zoo (build one with rnn-zoos build ZOO)")
         if path.stat().st_size > MAX_INFO_BYTES:
             raise DamagedZooError(f"{source} has {path.stat().st_size:,} bytes, more than the {MAX_INFO_BYTES:,} an info record may have; {INFO_HELP}")
         return cls.from_json(path.read_bytes(), source)

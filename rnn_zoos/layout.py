@@ -24,7 +24,7 @@ from .format import (
 )
 from .zoos import ZooKind
 from .plots import card_plots
-from .splits import split_tasks, task_mask
+from .splits import split_sizes, split_tasks, task_mask
 
 def write_parquet(path: str | Path, features: Features, batches: Iterable[dict[str, Any] | pa.Table]) -> int:
     """Write rows (column dicts or Arrow tables with these features) to one Parquet file atomically; returns the row count."""
@@ -180,7 +180,22 @@ def _read_columns(folder: Path, files: list[str], columns: list[str]) -> pa.Tabl
 
 
 def summary_line(folder: Path, seconds: float) -> str:
-    """The line a command that wrote a zoo ends with: the folder, the zoo, its rows per split and the time taken."""
+    """The line a command that wrote a zoo ends with: the folder, the zoo, its rows per split and the time taken; and a
+    second line if a split is empty (:func:`empty_split_warning`)."""
     info = ZooInfo.load(folder)
     rows = ", ".join(f"{split} {entry.num_rows}" for split, entry in info.splits.items())
-    return f"{folder}: {info.zoo} zoo with {rows} rows; {seconds:.0f} s"
+    tasks = {split: len(entry.tasks) for split, entry in info.splits.items()}
+    warning = empty_split_warning(tasks, f"{folder} has {sum(tasks.values())} tasks")
+    return f"{folder}: {info.zoo} zoo with {rows} rows; {seconds:.0f} s" + (f"\n{warning}" if warning else "")
+
+
+def empty_split_warning(tasks: dict[str, int], subject: str) -> str | None:
+    """A ``warning:`` line if a split has no tasks (``tasks``: the tasks per split), saying why and what to do; None if
+    every split has some. ``subject``: whose tasks they are (``DIR has 4 tasks``, ``--runs 4 gives at most 4 tasks``)."""
+    empty = [split for split, count in tasks.items() if count == 0]
+    if not empty:
+        return None
+    needed = next(count for count in range(1, 1000) if all(split_sizes(count).values()))
+    selects = "; rnn-zoos pretrain then selects its best model on ood" if empty == ["validation"] else ""
+    return (f"warning: {subject}: none for {' and '.join(empty)}, as splits are by task (70, 15 and 15 % of them){selects}; "
+            f"build with more runs ({needed} tasks or more) for every split")

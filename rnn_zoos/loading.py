@@ -194,7 +194,7 @@ def load_zoo(
         warnings.warn(note, EarlierFormatWarning, stacklevel=2)
     if source.folder is not None and (unlisted := unlisted_files(source.folder, info)):
         warnings.warn(f"{source.name}: {', '.join(unlisted)} not listed in {INFO_PATH}, so not loaded; "
-                      "run python -m builders.verify on the zoo", stacklevel=2)
+                      "run rnn-zoos verify on the zoo", stacklevel=2)
     loaded = _read_splits(source, info, kind, wanted, streaming)
     for name in wanted:
         dataset = loaded[name] if name in loaded else _empty_split(kind.features_for(info.format_version), name, streaming)
@@ -233,7 +233,7 @@ def _read_splits(source: ZooSource, info: ZooInfo, kind: ZooKind, wanted: list[s
     except (DatasetGenerationError, pa.ArrowException, OSError) as error:
         cause = error.__cause__ or error  # datasets wraps the reader's error
         raise DamagedZooError(f"{source.name}: the data files could not be read ({type(cause).__name__}: {short(str(cause), 200)}); "
-                              "run python -m builders.verify on the zoo") from None
+                              "run rnn-zoos verify on the zoo") from None
     for name, dataset in loaded.items():
         _check_split(source, info, kind, name, dataset)
     return loaded

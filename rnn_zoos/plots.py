@@ -8,6 +8,7 @@ backend alone.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,16 @@ def save_figure(figure: Figure, path: Path) -> None:
         figure.tight_layout()
     with atomic_write(path) as temporary:
         figure.savefig(temporary, format="png")
+
+
+def legend_beside(axes: Axes, **settings: object) -> None:
+    """The legend of ``axes`` to the right of it, where it covers no bar, line or point."""
+    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **settings)
+
+
+def set_title(axes: Axes, title: str, width: int = 48) -> None:
+    """A title wrapped to lines of ``width`` characters, so that it fits above a narrow figure."""
+    axes.set_title(textwrap.fill(title, width))
 
 
 def card_plots(folder: Path, kind: ZooKind, rows: dict[str, pa.Table]) -> list[tuple[str, str]]:
@@ -74,7 +85,7 @@ def accuracy_by_step(axes: Axes, kind: ZooKind, rows: dict[str, pa.Table]) -> No
     axes.set_xlabel("training step (snapshot)")
     axes.set_ylabel("accuracy")
     axes.set_ylim(-0.02, 1.02)
-    axes.legend()
+    legend_beside(axes)
 
 
 def first_snapshots(table: pa.Table) -> pa.Table:
@@ -93,4 +104,4 @@ def tasks_per_split(axes: Axes, kind: ZooKind, rows: dict[str, pa.Table]) -> Non
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel(kind.criterion_label)
     axes.set_ylabel("number of runs")
-    axes.legend()
+    legend_beside(axes)

@@ -9,13 +9,14 @@ metadata the Hub or the repo's owners added there is kept. The pushed commit is 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 from huggingface_hub.utils import get_token
 
+from .arguments import REVISION, ZOO, CommandParser
+from .cards import with_repo_id
 from .errors import DamagedZooError, ZooError, report
 from .format import CARD_PATH, FORMAT_VERSION, INFO_PATH, ZooInfo, short
 from .sources import is_repo_id, resolve_zoo
@@ -38,9 +39,9 @@ def version_tag() -> str:
     return f"v{FORMAT_VERSION}"
 
 
-def merge_card(local: str, remote: str | None, repo_id: str, zoo: str) -> str:
+def merge_card(local: str, remote: str | None, repo_id: str) -> str:
     """Our card, with the YAML keys only the remote card has kept, and the loading example pointing at ``repo_id``."""
-    card = DatasetCard(local.replace(f'"rnn-zoos/{zoo}"', f'"{repo_id}"'))
+    card = DatasetCard(with_repo_id(local, repo_id))
     if remote:
         ours = card.data.to_dict()
         merged = {**DatasetCard(remote).data.to_dict(), **ours}
@@ -94,7 +95,7 @@ def publish_zoo(
         commit_message=f"Upload {info.zoo} zoo ({info.num_rows} rows, format {FORMAT_VERSION})",
     )
     commit = api.upload_file(
-        path_or_fileobj=merge_card((folder / CARD_PATH).read_text(), _remote_card(api, repo_id, revision), repo_id, info.zoo).encode(),
+        path_or_fileobj=merge_card((folder / CARD_PATH).read_text(), _remote_card(api, repo_id, revision), repo_id).encode(),
         path_in_repo=CARD_PATH,
         repo_id=repo_id,
         repo_type="dataset",
@@ -118,19 +119,19 @@ def _remote_card(api: HfApi, repo_id: str, revision: str | None) -> str | None:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Command-line entry point; returns 0 when pushed (or listed), 1 for a zoo with problems, 2 for bad options."""
-    parser = argparse.ArgumentParser(prog=prog or "rnn-zoos publish", description="Push a zoo folder to a Hugging Face dataset repo, after verifying it, and tag it with the format version.")
-    parser.add_argument("folder", type=Path, help="the zoo folder to push")
-    parser.add_argument("--repo-id", required=True, help="the dataset repo, ORG/NAME (created if needed)")
-    parser.add_argument("--revision", default=None, help="branch to push to (created if needed; default main)")
+    parser = CommandParser(prog or "rnn-zoos publish", "Push a zoo folder to a Hugging Face dataset repo, after verifying it, and tag it with the format version.")
+    parser.add(ZOO, type=Path, help="the zoo folder to push")
+    parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="the dataset repo (created if needed)")
+    parser.add(REVISION, help="branch to push to (created if needed; default main)")
     parser.add_argument("--private", action="store_true", help="create the repo as private")
     parser.add_argument("--dry-run", action="store_true", help="verify and list the files a push would upload; send nothing")
     args = parser.parse_args(argv)
     try:
-        files = publish_zoo(args.folder, args.repo_id, revision=args.revision, private=args.private, dry_run=args.dry_run)
+        files = publish_zoo(args.zoo, args.repo_id, revision=args.revision, private=args.private, dry_run=args.dry_run)
     except ZooError as error:
         return report(error)
     if args.dry_run:
-        sizes = {path: (args.folder / path).stat().st_size for path in files}
+        sizes = {path: (args.zoo / path).stat().st_size for path in files}
         for path, size in sizes.items():
             print(f"{size:>14,d}  {path}")
         print(f"would upload {len(files)} files ({sum(sizes.values()):,d} bytes) to datasets/{args.repo_id} and tag {version_tag()}")

@@ -9,7 +9,6 @@ its own beside ``DIR`` and renamed into place once complete.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -20,9 +19,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .arguments import OUT, CommandParser
 from .cards import provenance_fields
 from .errors import ZooError, report
 from .files import check_out_folder, output_folder
+from .results import check_results_folder
 from .format import RELEASE_SOURCE, LogProbsReproduction
 from .layout import plan_splits, summary_line, write_zoo_layout
 from .release import Release, detect
@@ -36,8 +37,7 @@ def check_out(source: Path, out: Path) -> None:
         raise ZooError(f"--out {out} is the current folder; choose a new folder for the zoo")
     if where == release or release in where.parents:
         raise ZooError(f"--out {out} is in the release folder {source}; choose a folder outside it")
-    if out.is_dir() and any(out.iterdir()):
-        raise ZooError(f"--out {out} exists and is not empty; choose a new or empty folder")
+    check_results_folder(out, "import-release", resumes=False)
 
 
 def import_release(source: Path, out: Path) -> Path:
@@ -91,9 +91,9 @@ def write_release_zoo(release: Release, folder: Path, reproduction: LogProbsRepr
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog=prog or "rnn-zoos import-release", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog or "rnn-zoos import-release", __doc__.split("\n")[0])
     parser.add_argument("source", type=Path, help="a zoo folder of the paper's release (e.g. formal_languages_tokens_4_length_42_2x32)")
-    parser.add_argument("--out", type=Path, required=True, help="the zoo folder to write (new or empty)")
+    parser.add(OUT, type=Path, help="the zoo folder to write (new or empty)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:

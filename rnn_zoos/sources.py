@@ -8,13 +8,14 @@ which it used; a repo without such tags is read at its main branch.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -30,8 +31,38 @@ from urllib.parse import quote
 from .errors import DamagedZooError, ZooError
 from .format import FORMAT_VERSION, INFO_PATH, READ_MAJORS, ZooInfo, short
 
+try:  # huggingface_hub >= 1.0 speaks HTTP through httpx, whose network errors are no OSError
+    from huggingface_hub.errors import HTTPError as _TransportBase
+except ImportError:  # before: requests, whose errors are OSErrors
+    _TransportBase = OSError
+
 VERSION_TAG = re.compile(r"v(\d+)\.(\d+)")
 """A tag of a pushed format version: ``v{major}.{minor}``."""
+OFFLINE_ADVICE = "set HF_HUB_OFFLINE=1 to use the cache"
+
+
+class HubUnreachable(ZooError):
+    """The Hub could not be reached (no network, a proxy, a firewall), as opposed to an answer from it."""
+
+
+def unreachable_reason(error: BaseException) -> str | None:
+    """Why the Hub was not reached, if ``error`` (or an error it was raised from) is a network error rather than an
+    answer of the Hub: ``ConnectError: [Errno -2] Name or service not known``; None otherwise."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (_TransportBase, OSError)) and not isinstance(current, (HfHubHTTPError, LocalEntryNotFoundError)):
+            said = str(current).splitlines()[0][:120] if str(current) else ""
+            return f"{type(current).__name__}: {said}" if said else type(current).__name__
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether ``name`` is written as a path (``./x``, ``../x``, ``/x``, ``~/x``, ``x/``, or more than one ``/``), so that
+    it is never taken for a Hub repo id."""
+    return name.startswith((".", "/", "~")) or name.endswith("/") or name.count("/") > 1 or os.sep != "/" and os.sep in name
 
 
 @dataclass(frozen=True)
@@ -70,9 +101,11 @@ class ZooSource:
         repo = f"the Hub dataset repo {self.repo_id}" + (f" (revision {self.revision})" if self.revision else "")
         try:
             return call()
-        except LocalEntryNotFoundError:
-            raise ZooError(f"{repo} is not in the local cache and the Hub cannot be reached (HF_HUB_OFFLINE set, or no network); "
-                           "load it once while online") from None
+        except LocalEntryNotFoundError as error:
+            if constants.HF_HUB_OFFLINE:
+                raise ZooError(f"{repo} is not in the local cache and HF_HUB_OFFLINE is set; load it once while online") from None
+            reason = unreachable_reason(error) or "no network"
+            raise HubUnreachable(f"the Hub is not reachable ({reason}) and {repo} is not in the local cache") from None
         except GatedRepoError:
             raise ZooError(f"{repo} is gated: request access on its page and log in with `hf auth login`") from None
         except RepositoryNotFoundError:
@@ -83,7 +116,10 @@ class ZooSource:
             if relative == INFO_PATH:
                 raise ZooError(f"{repo} has no {INFO_PATH}: it is not an rnn-zoos zoo") from None
             raise DamagedZooError(f"{repo} has no file {relative}: the zoo is incomplete") from None
-        except (HfHubHTTPError, HFValidationError, OSError) as error:
+        except (HfHubHTTPError, HFValidationError, _TransportBase, OSError) as error:
+            if (reason := unreachable_reason(error)) is not None:
+                raise HubUnreachable(f"the Hub is not reachable ({reason}) to read {repo}; check the network, or "
+                                     f"{OFFLINE_ADVICE}") from None
             said = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ZooError(f"{repo} could not be read: the Hub said {short(said, 200)}") from None
 
@@ -115,15 +151,19 @@ def resolve_zoo(source: str | Path, revision: str | None = None, hub: bool = Tru
         return ZooSource(str(source), folder=path)
     if kind == "file":
         raise ZooError(f"{shown} is a file, not a zoo folder")
-    absent = f"no folder {shown} exists" + ("" if path.is_absolute() else f" in {Path.cwd()}")
-    if not hub or isinstance(source, Path) or not is_repo_id(str(source)):
+    absent = f"no folder named {shown}" + ("" if path.is_absolute() else f" in {Path.cwd()}")
+    if not hub or isinstance(source, Path) or looks_like_path(str(source)) or not is_repo_id(str(source)):
         raise ZooError(f"{absent}; give the path of a zoo folder" + (" or a Hub dataset repo id (ORG/NAME)" if hub else ""))
-    if revision is None and (revision := newest_format_tag(str(source))) is not None:
-        print(f"{shown}: reading revision {revision}, the newest tag of a format version this rnn_zoos reads "
-              "(pass a revision to read another)", file=sys.stderr)
-    zoo = ZooSource(str(source), repo_id=str(source), revision=revision)
     try:
+        if revision is None and (revision := newest_format_tag(str(source))) is not None:
+            print(f"{shown}: reading revision {revision}, the newest tag of a format version this rnn_zoos reads "
+                  "(pass a revision to read another)", file=sys.stderr)
+        zoo = ZooSource(str(source), repo_id=str(source), revision=revision)
         zoo.file(INFO_PATH)
+    except HubUnreachable as error:
+        reason = re.search(r"the Hub is not reachable \((.*?)\)(?: and| to read)", str(error))
+        raise HubUnreachable(f"{absent}, and the Hub is not reachable ({reason[1] if reason else 'no network'}); check the name, "
+                             f"or {OFFLINE_ADVICE}") from None
     except ZooError as error:
         raise ZooError(f"{absent}, and {error}") from None
     return zoo
@@ -138,10 +178,13 @@ def format_tags(tags: list[str], version: str = FORMAT_VERSION) -> list[str]:
 
 def newest_format_tag(repo_id: str) -> str | None:
     """The newest tag of a format version we read (:data:`READ_MAJORS`, the newest major first) on the Hub dataset repo
-    ``repo_id``; None if it has none or the Hub's list of tags cannot be read (offline, say)."""
+    ``repo_id``; None if it has none or the Hub's list of tags cannot be read (offline, say). :class:`HubUnreachable` if the Hub
+    cannot be reached (``HF_HUB_OFFLINE`` unset)."""
     try:
         refs = HfApi().list_repo_refs(repo_id, repo_type="dataset")
-    except (HfHubHTTPError, HFValidationError, OSError, ValueError):
+    except (HfHubHTTPError, HFValidationError, _TransportBase, OSError, ValueError) as error:
+        if not constants.HF_HUB_OFFLINE and (reason := unreachable_reason(error)) is not None:
+            raise HubUnreachable(f"the Hub is not reachable ({reason}) to read the tags of {repo_id}") from None
         return None
     names = [ref.name for ref in refs.tags]
     tags = [tag for major in reversed(READ_MAJORS) for tag in format_tags(names, f"{major}.0")]

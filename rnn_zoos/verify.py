@@ -6,7 +6,6 @@ empty list means the zoo is sound. ``rnn-zoos verify DIR_OR_REPO_ID`` prints the
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from pathlib import Path
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from .arguments import REVISION, ZOO, CommandParser
 from .errors import DamagedZooError, ZooError, report
 from .files import TEMPORARY_NAME
 from .format import CARD_PATH, DATA_DIR, INFO_PATH, RELEASE_SOURCE, SPLITS, ZooInfo, file_sha256, short
@@ -293,10 +293,10 @@ def _read_rows(path: Path, rows: list[int]) -> dict[str, list]:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Command-line entry point; returns 0 for a sound zoo, 1 if problems were found, 2 for bad options."""
-    parser = argparse.ArgumentParser(prog=prog or "rnn-zoos verify", description="Check a zoo folder or Hub dataset repo; names every problem and exits non-zero if there is one.")
-    parser.add_argument("zoo", help="a zoo folder, or a Hub dataset repo id such as user/my-zoo")
+    parser = CommandParser(prog or "rnn-zoos verify", "Check a zoo folder or Hub dataset repo; names every problem and exits non-zero if there is one.")
+    parser.add(ZOO)
+    parser.add(REVISION)
     parser.add_argument("--sample-rows", type=int, default=8, help="rows whose weights are checked against their log_probs (0 or more)")
-    parser.add_argument("--revision", default=None, help="branch, tag or commit of a Hub repo")
     args = parser.parse_args(argv)
     try:
         problems = verify_zoo(args.zoo, sample_rows=args.sample_rows, revision=args.revision)

@@ -19,6 +19,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import pytest  # noqa: E402
 
+from rnn_zoos.arguments import option_name  # noqa: E402
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG, FormalLangRecipe  # noqa: E402
 from rnn_zoos.build import BuildConfig, build_zoo  # noqa: E402
 
@@ -144,8 +145,8 @@ def run_together(commands: list[list[str]], timeout: float = 900.0) -> list[tupl
 
 
 def cli_options(options: dict[str, object]) -> list[str]:
-    """Keyword options as command-line arguments: ``{"runs_per_batch": 2}`` -> ``["--runs-per-batch", "2"]``."""
-    return [arg for key, value in options.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
+    """Keyword options as command-line arguments: ``{"runs_per_batch": 2}`` -> ``["--rnns-per-batch", "2"]``."""
+    return [arg for key, value in options.items() for arg in (option_name(key), str(value))]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -116,7 +116,7 @@ def test_unfinished_build_of_another_configuration_is_refused(tmp_path: Path, mo
 
 def test_non_empty_foreign_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ZooError, match="not an empty folder nor an rnn-zoos build"):
+    with pytest.raises(ZooError, match="holds files that no rnn-zoos command wrote; choose a new or empty folder for rnn-zoos build"):
         build_formal(tmp_path, runs=2, steps=3)
     assert (tmp_path / "notes.txt").read_text() == "mine" and sorted(tmp_path.iterdir()) == [tmp_path / "notes.txt"]
 
@@ -126,7 +126,7 @@ def test_non_empty_foreign_folder_is_refused(tmp_path: Path) -> None:
     [
         (["--runs", "0"], "error: --runs must be at least 1, got 0"),
         (["--steps", "-3"], "error: --steps must be at least 1, got -3"),
-        (["--runs-per-batch", "0"], "error: --runs-per-batch must be at least 1, got 0"),
+        (["--rnns-per-batch", "0"], "error: --rnns-per-batch must be at least 1, got 0"),
         (["--seed", "-1"], "error: --seed must be a non-negative 64-bit integer, got -1"),
     ],
 )
@@ -139,7 +139,7 @@ def test_cli_reports_bad_options_in_one_line(tmp_path: Path, capsys, argv, messa
 def test_cli_cuda_without_a_gpu(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert build_main("formal-lang", ["--out", str(tmp_path / "zoo"), "--device", "cuda"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --device cuda: no CUDA device is available here; use --device cpu"
+    assert capsys.readouterr().err.strip() == "error: --device cuda: no CUDA device is available here; use --device cpu (or auto)"
 
 
 def test_cli_unknown_option_and_bad_choice() -> None:

@@ -54,12 +54,12 @@ def test_an_out_that_cannot_hold_a_zoo_is_refused_in_one_line(tmp_path: Path, ca
 
 def test_a_batch_too_large_for_memory_is_refused_before_training(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(rnn_zoos.build, "available_memory", lambda device: 2e9)
-    assert build_main("formal-lang", ["--out", str(tmp_path / "zoo"), "--runs", "100000", "--runs-per-batch", "100000"]) == 2
+    assert build_main("formal-lang", ["--out", str(tmp_path / "zoo"), "--runs", "100000", "--rnns-per-batch", "100000"]) == 2
     recipe = FormalLangRecipe(FORMAL_LANG)
     per_run = memory_per_run(recipe, BuildConfig(out="unused"))
     fitting = int(2e9 // per_run)
-    assert capsys.readouterr().err == (f"error: --runs-per-batch 100000 needs about {100000 * per_run / 1e9:.1f} GB; about {fitting} "
-                                       f"fit in the 2.0 GB free on cpu: pass --runs-per-batch {fitting} or less\n")
+    assert capsys.readouterr().err == (f"error: --rnns-per-batch 100000 needs about {100000 * per_run / 1e9:.1f} GB; about {fitting} "
+                                       f"fit in the 2.0 GB free on cpu: pass --rnns-per-batch {fitting} or less\n")
     assert 100 < fitting < 1000  # about 11 MB per run of the formal-language zoo
     assert not (tmp_path / "zoo").exists()
     check_batch_fits(recipe, BuildConfig(out="unused", runs=100000, runs_per_batch=fitting))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
+from transformers.utils import ModelOutput
 
 from rnn_zoos.cli import COMMANDS, main
 from rnn_zoos.models.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
@@ -25,13 +28,39 @@ def run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *argv], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def test_help_lists_every_command_and_zoo(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_lists_every_command_and_build_help_every_zoo(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     shown = capsys.readouterr().out
     assert all(f"  {command} " in shown for command in COMMANDS)
-    assert "formal-lang" in shown and "seq-mnist" in shown
+    assert main(["build", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "  formal-lang  " in shown and "  seq-mnist  " in shown
     assert main([]) == 2 and main(["frobnicate"]) == 2
-    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines()[-1].startswith("error: unknown command 'frobnicate'")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"]])
+def test_help_and_version_import_no_torch_datasets_or_transformers(argv: list[str], tmp_path: Path) -> None:
+    code = ("import sys\nfrom rnn_zoos.cli import main\nstatus = main(sys.argv[1:])\n"
+            "heavy = sorted(name for name in ('torch', 'datasets', 'transformers') if name in sys.modules)\n"
+            "print('heavy:', ','.join(heavy))\nsys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", code, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "heavy: "
+    script = Path(sys.executable).with_name("rnn-zoos")
+    timed = subprocess.run([sys.executable, "-X", "importtime", str(script), *argv], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=300)
+    imported = {line.split("|")[-1].strip() for line in timed.stderr.splitlines() if line.startswith("import time:")}
+    assert timed.returncode == 0 and "rnn_zoos.cli" in imported and not imported & {"torch", "datasets", "transformers"}
+
+
+def test_importing_rnn_zoos_registers_the_models_once_transformers_is_imported(tmp_path: Path) -> None:
+    code = ("import sys\nimport rnn_zoos\nassert 'torch' not in sys.modules\n"
+            "from transformers import AutoConfig\n"
+            "print(type(AutoConfig.for_model('rnn_zoos_encoder')).__name__, rnn_zoos.load_zoo.__name__)")
+    done = run("-c", code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["RNNEncoderConfig", "load_zoo"]
 
 
 def test_the_installed_script_runs_from_another_folder(tmp_path: Path) -> None:
@@ -106,9 +135,11 @@ def test_push_to_hub_uploads_our_model_card(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     encoder = RNNEncoderModel(RNNEncoderConfig.for_zoo("dws", FORMAL_LANG, training={"steps": 7}))
     assert encoder.push_to_hub("me/encoder") == "commit"
-    assert uploaded["repo_id"] == "me/encoder" and {"README.md", "config.json", "model.safetensors"} <= set(uploaded["files"])
+    assert uploaded["repo_id"] == "me/encoder"
+    assert {"README.md", "config.json", "model.safetensors", "rnn_zoos_model.py"} <= set(uploaded["files"])
     card = ModelCard(uploaded["card"])
-    assert card.data.library_name == "transformers" and card.data.license == "cc-by-4.0" and "rnn-zoos" in card.data.tags
+    assert card.data.library_name == "rnn-zoos" and card.data.license == "cc-by-4.0" and "rnn-zoos" in card.data.tags
+    assert "arxiv:2403.11998" in card.data.tags and 'pip install "rnn-zoos @ git+' in card.text
     assert "`dws` RNN weight encoder" in card.text and '"steps": 7' in card.text
     encoder.save_pretrained(tmp_path / "saved")
     assert (tmp_path / "saved" / "README.md").read_text() == uploaded["card"]
@@ -125,3 +156,100 @@ def test_importing_the_library_leaves_matplotlibs_backend_alone(tmp_path: Path) 
                           env={**__import__("os").environ, "MPLBACKEND": "svg"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "svg"
+
+
+ZOO_COMMANDS = ("verify", "publish", "pretrain", "downstream", "reproduce")
+"""The commands that read a zoo: it is their first positional argument."""
+
+
+def help_of(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command.split(), "--help"])
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_one_grammar_zoo_first_revision_wherever_a_zoo_is_read_device_auto(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ZOO_COMMANDS:
+        shown = help_of(command, capsys)
+        assert shown.startswith(f"usage: rnn-zoos {command} ZOO "), shown.splitlines()[0]
+        assert "--revision REV" in shown and "--zoo" not in shown
+    for command in ("build formal-lang", "build seq-mnist", "pretrain", "downstream", "reproduce"):
+        shown = " ".join(help_of(command, capsys).split())
+        assert "--device {auto,cpu,cuda} where to compute: auto (cuda if available, else cpu), cpu or cuda (default: auto)" in shown
+    build, pretrain = help_of("build formal-lang", capsys), help_of("pretrain", capsys)
+    assert "--rnns-per-batch K " in build and "--rnns-per-batch B " in pretrain
+    assert "--compile  " in build and "[COMPILE]" not in build and "--finalize  " in build  # flags take no value
+    downstream = help_of("downstream", capsys)
+    assert "--num-seeds N " in downstream and "--seed" not in downstream.replace("--num-seeds", "")
+    for old in ("--runs-per-batch", "--batch-rnns", "--runs_per_batch", "--seeds "):
+        assert old not in build + pretrain + downstream
+
+
+def test_earlier_spellings_are_still_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rnn_zoos.arguments import parse_config
+    from rnn_zoos.build_config import BuildConfig
+    from rnn_zoos.experiments.pretrain_config import PretrainConfig
+
+    old = parse_config(PretrainConfig, "p", "", ["--zoo", "z", "--encoder", "dws", "--out", "o", "--batch-rnns", "8", "--eval_every", "3"])
+    new = parse_config(PretrainConfig, "p", "", ["z", "--encoder", "dws", "--out", "o", "--rnns-per-batch", "8", "--eval-every", "3"])
+    assert old == new and (new.zoo, new.batch_rnns, new.eval_every) == ("z", 8, 3)
+    assert parse_config(BuildConfig, "b", "", ["--out", "o", "--runs-per-batch", "5", "--compile"]).runs_per_batch == 5
+    parsed = {}
+    monkeypatch.setattr("rnn_zoos.experiments.downstream.run_downstream", lambda *args, **kwargs: parsed.update(seeds=args[4]) or 1 / 0)
+    monkeypatch.setattr("rnn_zoos.experiments.downstream.check_zoo", lambda *args: None)
+    monkeypatch.setattr("rnn_zoos.experiments.downstream.check_study", lambda *args: None)
+    for spelling in ("--seeds", "--num-seeds"):
+        with pytest.raises(ZeroDivisionError):
+            main(["downstream", "--zoo", "z", "--out", "/nonexistent-rnn-zoos/o", spelling, "3", "--device", "cpu"])
+        assert parsed.pop("seeds") == 3
+
+
+@pytest.mark.parametrize("argv", [
+    ["pretrain", "z", "--encoder", "lstm_whisperer", "--out", "o"],
+    ["pretrain", "--encoder", "dws", "--out", "o"],
+    ["downstream", "z", "--out", "o", "--num-seeds", "many"],
+    ["build", "formal-lang", "--out", "o", "--compile", "yes"],
+    ["verify", "z", "--zoo", "y"],
+])
+def test_a_bad_command_line_ends_in_one_error_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1 and captured.err.startswith("error: "), captured.err
+    assert captured.err.rstrip().endswith(f"(rnn-zoos {' '.join(argv[:2]) if argv[0] == 'build' else argv[0]} --help lists the options)")
+
+
+def test_without_rnn_zoos_loading_a_model_fails_with_our_install_hint(tmp_path: Path) -> None:
+    training = {"zoo": "someone/zoo", "emulation_loss": "total_variation", "validation_loss": 0.25, "ood_loss": 0.5}
+    encoder = RNNEncoderModel(RNNEncoderConfig.for_zoo("flat", FORMAL_LANG, training=training))
+    encoder.save_pretrained(tmp_path / "encoder")
+    card = ModelCard.load(tmp_path / "encoder" / "README.md")
+    assert card.data.library_name == "rnn-zoos" and card.data.datasets == ["someone/zoo"]
+    assert [(result.dataset_split, result.metric_value) for result in card.data.eval_results] == [("validation", 0.25), ("ood", 0.5)]
+    mode = (tmp_path / "encoder" / "model.safetensors").stat().st_mode & 0o777
+    assert mode == (tmp_path / "encoder" / "config.json").stat().st_mode & 0o777 == 0o666 & ~current_umask()
+    missing = ("import sys\nsys.modules['rnn_zoos'] = None  # as if rnn-zoos were not installed\nimport transformers\n"
+               "transformers.AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)")
+    done = run("-c", missing, str(tmp_path / "encoder"), cwd=tmp_path)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and last.startswith("ImportError: this is an rnn-zoos model, which the rnn-zoos library loads: pip install")
+    installed = "import sys, transformers\nprint(type(transformers.AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)).__name__)"
+    done = run("-c", installed, str(tmp_path / "encoder"), cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.split() == ["RNNEncoderModel"], done.stderr
+    output = encoder(rnn_params(3))
+    assert isinstance(output, ModelOutput) and output.embeddings.shape == (3, 16)
+    emulated = EmulatorModel(EmulatorConfig.for_zoo(FORMAL_LANG))(torch.zeros(3, 5, 6), output.embeddings)
+    assert isinstance(emulated, ModelOutput) and emulated.logits.shape == (3, 5, 6) and len(emulated.state) == 2
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def rnn_params(count: int) -> dict[str, torch.Tensor]:
+    shapes = FORMAL_LANG.architecture.parameter_shapes()
+    return {name: torch.randn(count, *shape) for name, shape in shapes.items()}

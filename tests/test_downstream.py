@@ -131,15 +131,15 @@ def test_cli_writes_results_that_match_its_predictions(formal_zoo: Path, tmp_pat
     run = tmp_path / "run"
     pretrain(PretrainConfig(zoo=str(formal_zoo), encoder="dws", out=str(run), steps=3, batch_rnns=4, sequences_per_rnn=2,
                             eval_every=3, eval_rnns=2, cloned_rnns=0, device="cpu"))
-    assert downstream.main(["--zoo", str(formal_zoo), "--out", str(tmp_path / "d"), "--pretrained", str(run / "encoder"),
-                            "--seeds", "2", "--probe-steps", "40", "--device", "cpu"]) == 0
+    assert downstream.main([str(formal_zoo), "--out", str(tmp_path / "d"), "--pretrained", str(run / "encoder"),
+                            "--num-seeds", "2", "--probe-steps", "40", "--device", "cpu"]) == 0
     results = json.loads((tmp_path / "d" / "downstream.json").read_text())
     outputs = torch.load(tmp_path / "d" / "predictions.pt", weights_only=False)
     target = FORMAL_LANG.targets()["task"]
     for part in ("validation", "ood"):
         saved = outputs["task"]["pretrained:dws"][part]
         assert results["targets"]["task"]["methods"]["pretrained:dws"][part]["seeds"][0] == target.metrics(saved["predicted"], saved["true"])
-    assert downstream.main(["--zoo", str(formal_zoo), "--out", str(tmp_path / "e"), "--pretrained", str(tmp_path)]) == 2
+    assert downstream.main([str(formal_zoo), "--out", str(tmp_path / "e"), "--pretrained", str(tmp_path)]) == 2
 
 
 def test_an_encoder_that_outputs_the_task_is_read_far_above_the_floor(tmp_path: Path) -> None:

@@ -197,9 +197,9 @@ def test_emulator_round_trip_and_conditioning_on_the_first_input_only(tmp_path) 
     emulator.save_pretrained(tmp_path / "emulator")
     loaded = EmulatorModel.from_pretrained(tmp_path / "emulator").eval()
     inputs, embedding = torch.randn(3, 50, 16), torch.randn(3, 16)
-    full, _ = emulator(inputs, embedding)
-    assert torch.equal(loaded(inputs, embedding)[0], full)
-    first, state = emulator(inputs[:, :1], embedding)
-    rest, _ = emulator(inputs[:, 1:], torch.zeros_like(embedding), state, first=False)  # later steps do not read it
-    torch.testing.assert_close(torch.cat([first, rest], dim=1), full)
-    torch.testing.assert_close(emulator(inputs, 5 * embedding)[0], full)  # unit-normalised
+    full = emulator(inputs, embedding).logits
+    assert torch.equal(loaded(inputs, embedding).logits, full)
+    first = emulator(inputs[:, :1], embedding)
+    rest = emulator(inputs[:, 1:], torch.zeros_like(embedding), first.state, first=False).logits  # later steps do not read it
+    torch.testing.assert_close(torch.cat([first.logits, rest], dim=1), full)
+    torch.testing.assert_close(emulator(inputs, 5 * embedding).logits, full)  # unit-normalised

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hub_mirror import client_env, serve_datasets
+from rnn_zoos.cards import with_repo_id
 
 REPO_ID = "rnn-zoos/formal-lang"
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,9 +58,19 @@ def run_client(code: str, env: dict[str, str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def card_example(card: str) -> str:
-    """The card's loading example, as written."""
-    return re.search(r"## Loading\n\n```python\n(.*?)```", card, re.S).group(1)
+def card_examples(card: str) -> list[str]:
+    """The Python blocks of the card's loading section, as written: with rnn_zoos, then with datasets alone."""
+    section = card.split("## Loading", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+EXAMPLE_CHECKS = (
+    "\nimport torch\ntorch.testing.assert_close(log_probs, row['log_probs'], rtol=2**-10, atol=1e-5)\n",
+    "\nimport torch, rnn_zoos\nexpected = rnn_zoos.decode_weights(row['weights'])\n"
+    "assert isinstance(row['weights'], bytes) and weights.keys() == expected.keys()\n"
+    "assert all(torch.equal(weights[name], expected[name]) for name in expected)\n",
+)
+"""What each loading example must give: the RNN reproduces its log_probs; the weights read without rnn_zoos are the RNN's."""
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +81,11 @@ def served(formal_zoo: Path, mnist_zoo: Path, tmp_path_factory: pytest.TempPathF
     zoos = {REPO_ID: formal_zoo, "rnn-zoos/seq-mnist": mnist_zoo}
     with serve_datasets(zoos, work / "server") as endpoint:
         online = run_client(ONLINE_CLIENT, client_env(hf_home, endpoint))
-        examples = [card_example((folder / "README.md").read_text()) for folder in zoos.values()]
-        check = "\nimport torch\ntorch.testing.assert_close(log_probs, row['log_probs'], rtol=2**-10, atol=1e-5)\nprint('{}')\n"
-        for index, example in enumerate(examples):
-            run_client(example + check, client_env(work / f"hf_home_example_{index}", endpoint))
+        examples = [card_examples(with_repo_id((folder / "README.md").read_text(), repo_id)) for repo_id, folder in zoos.items()]
+        for index, blocks in enumerate(examples):
+            assert len(blocks) == len(EXAMPLE_CHECKS)
+            for block, check in zip(blocks, EXAMPLE_CHECKS):
+                run_client(block + check + "print('{}')\n", client_env(work / f"hf_home_example_{index}", endpoint))
     return online, hf_home, examples
 
 
@@ -107,14 +119,16 @@ def test_verify_passes_on_a_hub_repo(served) -> None:
     assert online["problems"] == []
 
 
-def test_card_examples_run_as_written(served) -> None:
-    _, _, examples = served  # both ran above, unchanged, against the mirror, and reproduced log_probs
-    assert 'load_dataset("rnn-zoos/formal-lang")' in examples[0] and 'load_dataset("rnn-zoos/seq-mnist")' in examples[1]
+def test_card_examples_run_as_published(served) -> None:
+    _, _, examples = served  # all ran above, as publish writes them, against the mirror, and gave the RNNs
+    for blocks, repo_id in zip(examples, (REPO_ID, "rnn-zoos/seq-mnist")):
+        assert f'rnn_zoos.load_zoo("{repo_id}")' in blocks[0] and f'load_dataset("{repo_id}")' in blocks[1]
+        assert "with_format" not in "".join(blocks)
 
 
 def test_offline_the_cache_serves_a_loaded_zoo_and_names_a_missing_one(served) -> None:
     online, hf_home, _ = served
     offline = run_client(OFFLINE_CLIENT, client_env(hf_home, offline=True))
     assert offline["sizes"] == {split: len(rows) for split, rows in online["rows"].items()}
-    assert offline["error"].startswith("no folder rnn-zoos/never-loaded exists in ")
-    assert ", and the Hub dataset repo rnn-zoos/never-loaded is not in the local cache and the Hub cannot be reached" in offline["error"]
+    assert offline["error"].startswith("no folder named rnn-zoos/never-loaded in ")
+    assert ", and the Hub dataset repo rnn-zoos/never-loaded is not in the local cache and HF_HUB_OFFLINE is set" in offline["error"]

@@ -197,7 +197,7 @@ def test_bad_release_folders(formal_zoo: Path, tmp_path: Path, capsys) -> None:
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep")
     assert import_release.main([str(release), "--out", str(tmp_path / "full")]) == 2
-    assert "exists and is not empty" in capsys.readouterr().err
+    assert "holds files that no rnn-zoos command wrote; choose a new or empty folder for rnn-zoos import-release" in capsys.readouterr().err
     assert (tmp_path / "full" / "x").read_text() == "keep"
 
 

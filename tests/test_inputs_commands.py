@@ -24,7 +24,7 @@ STEPS = (0, 10)
 TASKS = ((0, -1, 2, 1), (0, 1, 0, -2), (0, 2, -3, 0), (0, 0, 1, 1))
 """The runs of the synthetic release: one task each, two snapshots."""
 DAMAGED = "the release folder is damaged: download it again"
-QUICK = ["--steps", "2", "--batch-rnns", "4", "--eval-every", "2", "--eval-rnns", "2", "--cloned-rnns", "0", "--device", "cpu"]
+QUICK = ["--steps", "2", "--rnns-per-batch", "4", "--eval-every", "2", "--eval-rnns", "2", "--cloned-rnns", "0", "--device", "cpu"]
 
 
 UNKNOWN_ENCODER = (f"is unknown; choose one of {', '.join(ENCODERS)}, an installed encoder (none is installed), "
@@ -175,22 +175,22 @@ def test_import_refuses_values_a_formal_release_cannot_hold(tmp_path: Path, caps
 
 def test_pretrain_refuses_a_missing_zoo_before_writing(tmp_path: Path, capsys) -> None:
     missing, out = tmp_path / "missing", tmp_path / "run"
-    assert pretrain.main(["--zoo", str(missing), "--encoder", "dws", "--out", str(out), *QUICK]) == 2
-    assert error_line(capsys) == f"error: no folder {missing} exists; give the path of a zoo folder or a Hub dataset repo id (ORG/NAME)"
+    assert pretrain.main([str(missing), "--encoder", "dws", "--out", str(out), *QUICK]) == 2
+    assert error_line(capsys) == f"error: no folder named {missing}; give the path of a zoo folder or a Hub dataset repo id (ORG/NAME)"
     assert not out.exists()
 
 
 def test_pretrain_refuses_an_out_that_is_a_file(formal_zoo: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     out.write_text("keep")
-    assert pretrain.main(["--zoo", str(formal_zoo), "--encoder", "dws", "--out", str(out), *QUICK]) == 2
+    assert pretrain.main([str(formal_zoo), "--encoder", "dws", "--out", str(out), *QUICK]) == 2
     assert error_line(capsys) == f"error: --out {out} is a file, so no folder can be made there; choose another --out"
     assert out.read_text() == "keep"
 
 
 def test_pretrain_checks_the_options_against_the_zoo_before_writing(formal_zoo: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
-    assert pretrain.main(["--zoo", str(formal_zoo), "--encoder", "dws", "--out", str(out), *QUICK, "--sequences-per-rnn", "101"]) == 2
+    assert pretrain.main([str(formal_zoo), "--encoder", "dws", "--out", str(out), *QUICK, "--sequences-per-rnn", "101"]) == 2
     assert error_line(capsys) == "error: --sequences-per-rnn 101: the zoo records only 100 sequences per RNN"
     assert not out.exists()  # so the corrected command starts a new run instead of finding one with other options
 
@@ -206,7 +206,7 @@ def test_pretrain_refuses_a_probing_length_the_papers_code_fixes(mnist_zoo: Path
 
 def test_pretrain_restarted_before_its_first_checkpoint_logs_step_zero_once(formal_zoo: Path, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "run"
-    argv = ["--zoo", str(formal_zoo), "--encoder", "layerwise_statistics", "--out", str(out), *QUICK]
+    argv = [str(formal_zoo), "--encoder", "layerwise_statistics", "--out", str(out), *QUICK]
 
     def killed(self) -> float:
         raise KeyboardInterrupt("killed before the first checkpoint")
@@ -235,9 +235,31 @@ def no_study(monkeypatch) -> None:
 def test_downstream_checks_out_before_the_study(formal_zoo: Path, tmp_path: Path, capsys, no_study) -> None:
     out = tmp_path / "results"
     out.write_text("keep")
-    assert downstream.main(["--zoo", str(formal_zoo), "--out", str(out), "--seeds", "1", "--device", "cpu"]) == 2
+    assert downstream.main([str(formal_zoo), "--out", str(out), "--num-seeds", "1", "--device", "cpu"]) == 2
     assert error_line(capsys) == f"error: --out {out} is a file, so no folder can be made there; choose another --out"
     assert out.read_text() == "keep"
+
+
+@pytest.mark.parametrize("held", ["downstream", "foreign"])
+def test_downstream_never_overwrites_a_folder_with_files(formal_zoo: Path, tmp_path: Path, capsys, no_study, held: str) -> None:
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / ("downstream.json" if held == "downstream" else "notes.txt")).write_text("keep")
+    (out / "predictions.pt").write_text("keep")
+    assert downstream.main([str(formal_zoo), "--out", str(out), "--num-seeds", "1", "--device", "cpu"]) == 2
+    what = ("the results of rnn-zoos downstream (it does not resume; nothing there is overwritten)" if held == "downstream"
+            else "files that no rnn-zoos command wrote")
+    assert error_line(capsys) == f"error: --out {out} holds {what}; choose a new or empty folder for rnn-zoos downstream"
+    assert {path.name: path.read_text() for path in out.iterdir()} == {path.name: "keep" for path in out.iterdir()}
+
+
+def test_reproduce_refuses_the_folder_of_another_command(formal_zoo: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.jsonl").write_text("keep")
+    assert reproduce.main([str(formal_zoo), "--out", str(out), "--device", "cpu"]) == 2
+    assert error_line(capsys) == f"error: --out {out} holds a pretraining run of rnn-zoos pretrain; choose a new or empty folder for rnn-zoos reproduce"
+    assert [path.name for path in out.iterdir()] == ["log.jsonl"]
 
 
 @pytest.mark.parametrize(
@@ -253,7 +275,7 @@ def test_downstream_checks_out_before_the_study(formal_zoo: Path, tmp_path: Path
 def test_downstream_checks_its_options_before_the_study(formal_zoo: Path, tmp_path: Path, capsys, no_study, options: list[str],
                                                          message: str) -> None:
     out = tmp_path / "results"
-    assert downstream.main(["--zoo", str(formal_zoo), "--out", str(out), "--device", "cpu", *options]) == 2
+    assert downstream.main([str(formal_zoo), "--out", str(out), "--device", "cpu", *options]) == 2
     assert error_line(capsys) == f"error: {message}"
     assert not out.exists()
 
@@ -262,8 +284,8 @@ def test_downstream_refuses_an_encoder_pretrained_on_another_zoo(formal_zoo: Pat
     encoder = tmp_path / "mnist_encoder"
     RNNEncoderModel(RNNEncoderConfig.for_zoo("layerwise_statistics", SEQ_MNIST)).save_pretrained(encoder)
     out = tmp_path / "results"
-    assert downstream.main(["--zoo", str(formal_zoo), "--out", str(out), "--pretrained", str(encoder), "--device", "cpu"]) == 2
-    message = f"error: --pretrained {encoder} was pretrained on a seq-mnist zoo, not a formal-lang zoo like --zoo"
+    assert downstream.main([str(formal_zoo), "--out", str(out), "--pretrained", str(encoder), "--device", "cpu"]) == 2
+    message = f"error: --pretrained {encoder} was pretrained on a seq-mnist zoo, not a formal-lang zoo like {formal_zoo}"
     assert capsys.readouterr().err.splitlines()[-1] == message  # after transformers' progress bars
     assert not out.exists()
 
@@ -274,9 +296,8 @@ def test_downstream_refuses_an_encoder_pretrained_on_another_zoo(formal_zoo: Pat
 def test_reproduce_checks_its_options_before_making_out(formal_zoo: Path, tmp_path: Path, capsys, case: str) -> None:
     missing, out = tmp_path / "missing", tmp_path / "study"
     options, message = {
-        "missing-zoo": (["--zoo", str(missing)], f"no folder {missing} exists; give the path of a zoo folder or a Hub dataset repo id (ORG/NAME)"),
-        "unknown-encoder": (["--zoo", str(formal_zoo), "--encoders", "lstm_whisperer"],
-                            f"--encoders 'lstm_whisperer' {UNKNOWN_ENCODER}"),
+        "missing-zoo": ([str(missing)], f"no folder named {missing}; give the path of a zoo folder or a Hub dataset repo id (ORG/NAME)"),
+        "unknown-encoder": ([str(formal_zoo), "--encoders", "lstm_whisperer"], f"--encoders 'lstm_whisperer' {UNKNOWN_ENCODER}"),
     }[case]
     assert reproduce.main([*options, "--out", str(out), "--device", "cpu"]) == 2
     assert error_line(capsys) == f"error: {message}"
@@ -288,6 +309,6 @@ def test_a_failed_reproduction_leaves_no_folder_it_made(formal_zoo: Path, tmp_pa
         raise ZooError("simulated damage")
 
     monkeypatch.setattr(reproduce, "load_splits", damaged)
-    assert reproduce.main(["--zoo", str(formal_zoo), "--out", str(tmp_path / "new" / "study"), "--device", "cpu"]) == 2
+    assert reproduce.main([str(formal_zoo), "--out", str(tmp_path / "new" / "study"), "--device", "cpu"]) == 2
     assert error_line(capsys) == "error: simulated damage"
     assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,8 @@ one sequence per RNN, per-batch augmentation, separate clipping, fixed evaluatio
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -34,9 +36,9 @@ def test_short_pretraining_lowers_the_validation_loss(formal_zoo: Path, tmp_path
     history = log(tmp_path / encoder)
     assert history[0]["step"] == 0 and history[-1]["step"] == QUICK["steps"] and summary["updates"] == QUICK["steps"] + 1
     assert history[-1]["validation"] < 0.7 * history[0]["validation"], history
-    assert summary["best_validation_loss"] == min(entry["validation"] for entry in history)
+    assert summary["selected_on"] == "validation" and summary["best_loss"] == min(entry["validation"] for entry in history)
     loaded = RNNEncoderModel.from_pretrained(tmp_path / encoder / "encoder")
-    assert loaded.config.training["validation_loss"] == summary["best_validation_loss"]
+    assert loaded.config.training["validation_loss"] == summary["best_loss"]
 
 
 def test_the_defaults_are_the_papers_settings() -> None:
@@ -222,7 +224,7 @@ def test_probing_options_reach_the_encoder(formal_zoo: Path, tmp_path: Path) -> 
 
 
 def test_bad_options(formal_zoo: Path, tmp_path: Path, capsys) -> None:
-    assert main(["--zoo", str(formal_zoo), "--encoder", "dws", "--out", str(tmp_path / "x"), "--steps", "0"]) == 2
+    assert main([str(formal_zoo), "--encoder", "dws", "--out", str(tmp_path / "x"), "--steps", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --steps must be at least 1, got 0"
     for option, value, message in (
         ("--lr", "-1", "--lr must be positive, got -1.0"),
@@ -230,7 +232,7 @@ def test_bad_options(formal_zoo: Path, tmp_path: Path, capsys) -> None:
         ("--cloned-rnns", "-1", "--cloned-rnns must not be negative, got -1"),
         ("--eval-rnns", "0", "--eval-rnns must be at least 1 (or left out), got 0"),
     ):
-        assert main(["--zoo", str(formal_zoo), "--encoder", "dws", "--out", str(tmp_path / "x"), option, value]) == 2
+        assert main([str(formal_zoo), "--encoder", "dws", "--out", str(tmp_path / "x"), option, value]) == 2
         assert capsys.readouterr().err.strip() == f"error: {message}"
     assert not (tmp_path / "x").exists()
     pretrain(
@@ -243,7 +245,7 @@ def test_bad_options(formal_zoo: Path, tmp_path: Path, capsys) -> None:
             )
         )
     with pytest.raises(SystemExit):
-        main(["--zoo", str(formal_zoo), "--encoder", "lstm_whisperer", "--out", str(tmp_path / "y")])
+        main([str(formal_zoo), "--encoder", "lstm_whisperer", "--out", str(tmp_path / "y")])
 
 
 def test_the_command_saves_every_encoder_at_the_papers_size_on_the_mnist_zoo(mnist_zoo: Path, tmp_path: Path) -> None:
@@ -254,7 +256,6 @@ def test_the_command_saves_every_encoder_at_the_papers_size_on_the_mnist_zoo(mni
         assert (
             main(
                 [
-                    "--zoo",
                     str(mnist_zoo),
                     "--encoder",
                     encoder,
@@ -262,7 +263,7 @@ def test_the_command_saves_every_encoder_at_the_papers_size_on_the_mnist_zoo(mni
                     str(out),
                     "--steps",
                     "1",
-                    "--batch-rnns",
+                    "--rnns-per-batch",
                     "4",
                     "--eval-rnns",
                     "2",
@@ -279,3 +280,52 @@ def test_the_command_saves_every_encoder_at_the_papers_size_on_the_mnist_zoo(mni
         assert abs(sum(p.numel() for p in saved.parameters()) - official) <= 0.01 * official
         emulator = json.loads((out / "summary.json").read_text())["parameters"]["emulator"]
         assert emulator == 1_063_946
+
+
+def strict_json(text: str) -> object:
+    """``json.loads`` that refuses ``NaN`` and ``Infinity``, which JSON does not have."""
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def four_run_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A formal-language zoo of 4 runs (4 tasks at most: no validation split), built by the command; and what it printed."""
+    from rnn_zoos.build import main as build_main
+
+    out = tmp_path_factory.mktemp("four_runs") / "zoo"
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stderr):
+        assert build_main("formal-lang", ["--out", str(out), "--runs", "4", "--steps", "3", "--seed", "1", "--device", "cpu"]) == 0
+    return out, stderr.getvalue()
+
+
+def test_an_empty_validation_split_is_warned_about_and_pretrain_selects_on_ood(four_run_zoo, tmp_path: Path, capsys) -> None:
+    zoo, printed = four_run_zoo
+    warnings = [line for line in printed.splitlines() if line.startswith("warning: ")]
+    assert warnings[0].startswith("warning: --runs 4 gives at most 4 tasks: none for validation, as splits are by task")
+    assert warnings[-1].startswith(f"warning: {zoo} has ") and "rnn-zoos pretrain then selects its best model on ood" in warnings[-1]
+    assert main([str(zoo), "--encoder", "flat", "--out", str(tmp_path / "run"), "--steps", "4", "--rnns-per-batch", "4",
+                 "--cloned-rnns", "1", "--device", "cpu"]) == 0
+    said = capsys.readouterr()
+    assert ("the best model selected on ood (the validation split is empty); "
+            "at the end, cloned performance: 1 RNNs per split") in said.err  # and every 1 step: a tenth of 4 steps, at least 1
+    assert "every 1 steps, the emulation loss of 8 ood RNNs" in said.err
+    log_entries = [strict_json(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log_entries] == [0, 1, 2, 3, 4] and all("validation" not in entry for entry in log_entries)
+    summary = strict_json((tmp_path / "run" / "summary.json").read_text())
+    assert summary["selected_on"] == "ood" and summary["best_loss"] == min(entry["ood"] for entry in log_entries[1:])
+    assert strict_json(said.out)["selected_on"] == "ood" and set(strict_json((tmp_path / "run" / "cloned.json").read_text())) == {
+        "train", "ood"}
+    record = RNNEncoderModel.from_pretrained(tmp_path / "run" / "encoder").config.training
+    assert record["selected_on"] == "ood" and record["validation_loss"] is None and record["ood_loss"] == summary["best_loss"]
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()  # a finished run keeps no checkpoint
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 5_000
+
+
+def test_a_quick_trial_evaluates_as_it_goes() -> None:
+    config = PretrainConfig(zoo="z", encoder="flat", out="o", steps=50)
+    assert (config.eval_every, PretrainConfig(zoo="z", encoder="flat", out="o", steps=5).eval_every) == (5, 1)
+    assert PretrainConfig(zoo="z", encoder="flat", out="o", steps=20_000).eval_every == 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -24,7 +25,7 @@ from rnn_zoos.experiments.pretrain import PretrainConfig, Pretraining
 @pytest.fixture(scope="module")
 def study(formal_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("reproduction")
-    assert reproduce.main(["--zoo", str(formal_zoo), "--scale", "tiny", "--out", str(out), "--device", "cpu"]) == 0
+    assert reproduce.main([str(formal_zoo), "--scale", "tiny", "--out", str(out), "--device", "cpu"]) == 0
     return out, json.loads((out / "results.json").read_text())
 
 
@@ -155,6 +156,7 @@ def test_json_downstream_and_cloned_numbers_are_those_of_the_predictions(study) 
             "paper": {split: saved[split]["mean_abs_difference"] for split in saved},
             "rnn_zoos": {split: saved[split]["rnn_zoos"]["mean_abs_difference"] for split in saved},
             "official_min": summary["cloned_official_min"],
+            "rnns": {split: saved[split]["rnns"] for split in saved},
             "emulated_all_zero": all(value == 0 for split in saved for value in saved[split]["cloned"]),
         }
 
@@ -191,11 +193,41 @@ def test_report_interprets_its_results(study, formal_zoo: Path) -> None:
         assert f"*{plot['caption']}*" in lines and plot["caption"].startswith("Embeddings of every RNN")
     assert all(f"*Cloned performance of {encoder}:" in report for encoder in results["cloned"])
     assert "These intervals come from 2 seed(s) each" in report  # the tiny scale's 2 seeds
+    assert "Each split was measured on 1 RNN(s) only (the paper: 20)" in report  # the tiny scale's one cloned RNN per split
     exact = [value for parts in results["downstream"]["targets"]["task"]["methods"].values()
              for part in parts.values() for value in [part["mean"]["exact_match"]]]
     assert ("gets no task exactly right" in report) == all(value == 0 for value in exact)
     zero = [encoder for encoder, entry in results["cloned"].items() if entry["emulated_all_zero"]]
     assert (f"Every emulator of {', '.join(zero)} scored 0" in report) == bool(zero)
+
+
+def test_results_record_the_zoo_the_versions_and_the_commit(study, formal_zoo: Path) -> None:
+    out, results = study
+    provenance = results["provenance"]
+    assert provenance["zoo"] == {"zoo": str(formal_zoo), "revision": None, "commit": None,
+                                 "info_sha256": hashlib.sha256((formal_zoo / "meta" / "info.json").read_bytes()).hexdigest()}
+    assert {"rnn-zoos", "torch", "datasets", "transformers"} <= {name for name, version in provenance["versions"].items() if version}
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", provenance["git_commit"])  # the tests run in a checkout
+    for encoder in ENCODERS:
+        summary = json.loads((out / "pretrain" / encoder / "summary.json").read_text())
+        assert summary["provenance"]["zoo"] == provenance["zoo"] and summary["provenance"]["versions"] == provenance["versions"]
+        assert not (out / "pretrain" / encoder / "checkpoint.pt").exists() and (out / "pretrain" / encoder / "loss.png").is_file()
+
+
+@pytest.mark.parametrize("command", ["downstream", "pretrain", "build"])
+def test_another_command_never_writes_into_a_study(study, formal_zoo: Path, command: str, capsys) -> None:
+    from rnn_zoos.build import main as build_main
+    from rnn_zoos.experiments import downstream, pretrain
+
+    out, _ = study
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    status = {"downstream": lambda: downstream.main([str(formal_zoo), "--out", str(out), "--device", "cpu"]),
+              "pretrain": lambda: pretrain.main([str(formal_zoo), "--encoder", "dws", "--out", str(out), "--device", "cpu"]),
+              "build": lambda: build_main("formal-lang", ["--out", str(out), "--runs", "2", "--steps", "2"])}[command]()
+    assert status == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (f"error: --out {out} holds a study of rnn-zoos reproduce; choose a new or "
+                                                        f"empty folder for rnn-zoos {command}")
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
 
 
 def test_degenerate_results_are_named_in_plain_sentences() -> None:
@@ -221,7 +253,7 @@ def test_pretraining_runs_as_ray_tasks_give_the_same_results(study, formal_zoo: 
     chosen = ["layerwise_statistics", "dws"]
     monkeypatch.setenv("RNN_ZOOS_RAY_CPUS", "2")
     try:
-        assert reproduce.main(["--zoo", str(formal_zoo), "--scale", "tiny", "--out", str(tmp_path / "ray"), "--device", "cpu",
+        assert reproduce.main([str(formal_zoo), "--scale", "tiny", "--out", str(tmp_path / "ray"), "--device", "cpu",
                                "--encoders", *chosen, "--ray"]) == 0
     finally:
         ray.shutdown()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 import rnn_zoos.sources as sources
+from rnn_zoos import ZooError
 from rnn_zoos.format import FORMAT_VERSION, INFO_PATH
 from rnn_zoos.sources import format_tags, resolve_zoo
 
@@ -61,3 +66,38 @@ def test_a_given_revision_or_a_repo_without_tags_is_read_as_asked(fake_hub: dict
 def test_a_folder_is_read_as_it_is(formal_zoo: Path, fake_hub: dict) -> None:
     zoo = resolve_zoo(str(formal_zoo))
     assert zoo.folder == formal_zoo and zoo.file(INFO_PATH).is_file() and fake_hub["revisions"] == []
+
+
+UNREACHABLE = "http://127.0.0.1:9"
+"""A Hub endpoint nothing answers at: the network as a compute node without internet sees it."""
+
+
+def offline_run(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+    """Run a command with the Hub unreachable and HF_HUB_OFFLINE unset (as on a cluster node), with an empty cache."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))}
+    env.update(HF_ENDPOINT=UNREACHABLE, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_DISABLE_TELEMETRY="1")
+    return subprocess.run([sys.executable, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_unreachable_hub_a_mistyped_folder_or_a_repo_id_ends_in_one_line(tmp_path: Path) -> None:
+    script = str(Path(sys.executable).with_name("rnn-zoos"))
+    done = offline_run(tmp_path, script, "verify", "zoo-dmeo")
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert re.fullmatch(rf"error: no folder named zoo-dmeo in {re.escape(str(tmp_path))}, and the Hub is not reachable \(\w+: .+\); "
+                        r"check the name, or set HF_HUB_OFFLINE=1 to use the cache\n", done.stderr), done.stderr
+    code = "import rnn_zoos\ntry:\n    rnn_zoos.load_zoo('rnn-zoos/formal-lang')\nexcept rnn_zoos.ZooError as error:\n    print(error)"
+    done = offline_run(tmp_path, "-c", code)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.startswith("no folder named rnn-zoos/formal-lang in ") and "and the Hub is not reachable (" in done.stdout
+
+
+@pytest.mark.parametrize("name", ["./zoo-dmeo", "/nonexistent/zoo", "../zoo", "zoos/"])
+def test_a_name_written_as_a_path_never_goes_to_the_hub(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def no_hub(*args, **kwargs):
+        raise AssertionError("the Hub was asked")
+
+    monkeypatch.setattr(sources.HfApi, "list_repo_refs", no_hub)
+    monkeypatch.setattr(sources, "hf_hub_download", no_hub)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ZooError, match=rf"^no folder named {re.escape(name)}(?: in .*)?; give the path of a zoo folder"):
+        resolve_zoo(name)

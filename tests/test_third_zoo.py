@@ -23,7 +23,7 @@ from third_zoo import DELAYED_RECALL, LENGTH, targets
 @pytest.fixture(scope="module")
 def delay_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("delay") / "zoo"
-    argv = ["--out", str(out), "--runs", "12", "--steps", "60", "--seed", "1", "--runs-per-batch", "5"]
+    argv = ["--out", str(out), "--runs", "12", "--steps", "60", "--seed", "1", "--rnns-per-batch", "5"]
     assert cli_main(["build", "delayed-recall", *argv]) == 0
     return out
 

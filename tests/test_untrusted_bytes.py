@@ -18,7 +18,9 @@ from rnn_zoos.blob import decode_weights, encode_weights, weights_header
 from rnn_zoos.lstm import lstm_forward, stack_params
 from rnn_zoos.verify import verify_zoo
 
+from test_hub_http import EXAMPLE_CHECKS, card_examples
 from test_untrusted_zoos import copy_zoo, rewrite_rows, shard
+from rnn_zoos.cards import with_repo_id
 
 
 def zero_tails(rows: list[dict]) -> None:
@@ -96,6 +98,15 @@ def test_blobs_ending_in_zeros_decode_batch_and_verify(zero_tail_zoo: Path, stor
     numpy_rows = rnn_zoos.load_zoo(zero_tail_zoo, split="validation", format="numpy")[:]
     assert rnn_zoos.decode_batch(list(numpy_rows["weights"]))["head.bias"].shape == (len(stored["validation"]), 6)
     assert verify_zoo(zero_tail_zoo, sample_rows=3) == []
+
+
+def test_the_cards_loading_examples_read_blobs_ending_in_zeros(zero_tail_zoo: Path, stored) -> None:
+    blocks = card_examples(with_repo_id((zero_tail_zoo / "README.md").read_text(), str(zero_tail_zoo)))
+    assert len(blocks) == 2 and "$" not in "".join(blocks)
+    for block, check in zip(blocks, EXAMPLE_CHECKS):
+        namespace: dict = {}
+        exec(block + check, namespace)  # as a user runs it: the RNN's log_probs, the exact weights
+        assert namespace["row"]["weights"] == stored["train"][0]
 
 
 def test_a_blob_shortened_by_numpy_is_named_with_the_cause(stored) -> None:

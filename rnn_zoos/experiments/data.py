@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 import rnn_zoos
+from rnn_zoos.arguments import check_device, option_name  # noqa: F401  (check_device re-exported)
 from rnn_zoos.errors import ZooError
 from rnn_zoos.format import SPLITS, ZooInfo
 from rnn_zoos.zoos import ZooKind, zoo_kind
@@ -82,16 +83,16 @@ class ZooTensors:
         return inputs, self.log_probs[rows, sequence].flatten(0, 1).float()
 
 
-def load_splits(zoo: str | Path, device: str | torch.device = "cpu") -> dict[str, ZooTensors]:
+def load_splits(zoo: str | Path, device: str | torch.device = "cpu", revision: str | None = None) -> dict[str, ZooTensors]:
     """Every split of a zoo, as tensors on ``device``: load once, share between runs."""
-    return {split: load_split(zoo, split, device) for split in SPLITS}
+    return {split: load_split(zoo, split, device, revision) for split in SPLITS}
 
 
-def load_split(zoo: str | Path, split: str, device: str | torch.device = "cpu") -> ZooTensors:
-    """Load one split of a zoo (folder or Hub id) into tensors on ``device``."""
-    info = rnn_zoos.read_info(zoo)
+def load_split(zoo: str | Path, split: str, device: str | torch.device = "cpu", revision: str | None = None) -> ZooTensors:
+    """Load one split of a zoo (folder or Hub id, at ``revision``) into tensors on ``device``."""
+    info = rnn_zoos.read_info(zoo, revision)
     kind = zoo_kind(info.zoo)
-    dataset = rnn_zoos.load_zoo(zoo, split=split, format="numpy")
+    dataset = rnn_zoos.load_zoo(zoo, split=split, format="numpy", revision=revision)
     weights: dict[str, list[torch.Tensor]] = {name: [] for name in kind.architecture.parameter_shapes()}
     inputs, log_probs, tasks = [], [], []
     present = kind.features_for(info.format_version)  # a zoo of an earlier format may lack some extra columns
@@ -120,11 +121,6 @@ def load_split(zoo: str | Path, split: str, device: str | torch.device = "cpu") 
 
 # --- checking options before anything is written ------------------------------------------------
 
-def option_name(field: str) -> str:
-    """The command-line spelling of an option field: ``probe_steps`` -> ``--probe-steps``."""
-    return "--" + field.replace("_", "-")
-
-
 def check_counts(**counts: int) -> None:
     """Raise :class:`ZooError` for the first of ``counts`` (option field -> value) that is below 1."""
     for field, value in counts.items():
@@ -147,15 +143,9 @@ def check_encoders(option: str, names: Iterable[str], kind: ZooKind | None = Non
             raise ZooError(f"{option} {error}") from None
 
 
-def check_device(device: str) -> None:
-    """Raise :class:`ZooError` if ``device`` is ``cuda`` and this machine has no CUDA device."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ZooError("--device cuda: no CUDA device is available here; use --device cpu")
-
-
-def check_zoo(zoo: str | Path) -> ZooInfo:
-    """The info record of ``--zoo`` (a zoo folder or a Hub dataset id), read before anything is written:
+def check_zoo(zoo: str | Path, revision: str | None = None) -> ZooInfo:
+    """The info record of the zoo (a zoo folder or a Hub dataset id, at ``revision``), read before anything is written:
     :class:`ZooError` with one line for a missing folder, an invalid id or an unreadable record."""
-    return rnn_zoos.read_info(zoo)
+    return rnn_zoos.read_info(zoo, revision)
 
 

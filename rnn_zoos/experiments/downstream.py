@@ -1,7 +1,7 @@
 """Downstream property prediction: what can be read off an RNN's weights.
 
-    python -m baselines.downstream --zoo DIR_OR_REPO --out DIR [--pretrained [ENCODER=]RUN/encoder ...]
-        [--supervised ENCODER ...] [--targets task accuracy ...] [--seeds 5] [--device cpu|cuda]
+    rnn-zoos downstream ZOO --out DIR [--pretrained [ENCODER=]RUN/encoder ...]
+        [--supervised ENCODER ...] [--targets task accuracy ...] [--num-seeds 5] [--device auto|cpu|cuda] [--revision REV]
 
 For every target, every method is trained and scored under the paper's protocol: it trains on the
 ``train`` split plus the runs of a fixed half of the ``ood`` tasks
@@ -19,8 +19,6 @@ MNIST ``angle``, ``accuracy``, ``step`` and ``generalization_gap``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -31,8 +29,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnn_zoos.arguments import DEVICE, OUT, REVISION, ZOO, CommandParser, renamed
 from rnn_zoos.errors import ZooError, report
-from rnn_zoos.files import atomic_write, check_out_folder, output_folder
+from rnn_zoos.files import atomic_write, check_out_folder, json_text, output_folder
+from rnn_zoos.provenance import run_provenance
+from rnn_zoos.results import check_results_folder
 from rnn_zoos.format import ZooInfo
 from rnn_zoos.zoos import zoo_kind
 from tqdm.auto import tqdm
@@ -145,7 +146,7 @@ class EndToEnd(nn.Module):
         self.encoder, self.head = encoder, head
 
     def forward(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.head(self.encoder(params))
+        return self.head(self.encoder(params).embeddings)
 
 
 def supervised_predictor(target: Target, encoder: str, parts: dict[str, ZooTensors], truth: dict[str, torch.Tensor],
@@ -170,7 +171,7 @@ def supervised_predictor(target: Target, encoder: str, parts: dict[str, ZooTenso
 def check_study(info: ZooInfo, supervised: list[str], targets: list[str] | None, seeds: int, probe_steps: int,
                 supervised_steps: int, supervised_batch: int, device: str) -> list[str]:
     """Raise :class:`ZooError` for settings no study of the zoo of ``info`` can run with; returns the targets to run
-    (``targets``, or all of the zoo's but its optional ones)."""
+    (``targets``, or all of the zoo's but its optional ones). ``seeds``: how many seeds (``--num-seeds``)."""
     check_counts(seeds=seeds, probe_steps=probe_steps, supervised_steps=supervised_steps, supervised_batch=supervised_batch)
     check_device(device)
     kind = zoo_kind(info.zoo)
@@ -190,7 +191,7 @@ def embedder(encoder: RNNEncoderModel) -> Callable[[ZooTensors], torch.Tensor]:
     def embed(rows: ZooTensors) -> torch.Tensor:
         encoder.eval()
         with torch.no_grad():
-            chunks = [encoder(rows.params(torch.arange(start, min(start + 256, len(rows)), device=rows.inputs.device)))
+            chunks = [encoder(rows.params(torch.arange(start, min(start + 256, len(rows)), device=rows.inputs.device))).embeddings
                       for start in range(0, len(rows), 256)]
         return torch.cat(chunks) if chunks else torch.zeros(0, encoder.config.embedding_dim, device=rows.inputs.device)
 
@@ -208,18 +209,20 @@ def run_downstream(
     supervised_batch: int = SUPERVISED_BATCH,
     device: str = "cpu",
     splits: dict[str, ZooTensors] | None = None,
+    revision: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Score every method on every target; returns the results and seed 0's predictions on the reported parts.
 
     ``pretrained`` maps a method name to a function giving embeddings of rows (for a pretrained
-    encoder: :func:`embedder`; tests pass synthetic ones). ``splits``: the zoo already loaded on ``device``.
-    Every setting is checked (:func:`check_study`) before the zoo's rows are loaded.
+    encoder: :func:`embedder`; tests pass synthetic ones). ``seeds``: how many seeds, 0 to ``seeds - 1``. ``splits``: the
+    zoo (at ``revision``) already loaded on ``device``. Every setting is checked (:func:`check_study`) before the zoo's
+    rows are loaded.
     """
-    info = check_zoo(zoo)
+    info = check_zoo(zoo, revision)
     kind = zoo_kind(info.zoo)
     chosen = check_study(info, supervised, targets, seeds, probe_steps, supervised_steps, supervised_batch, device)
-    torch_device = torch.device(device)
-    parts, moved, kept = protocol_parts(splits or load_splits(zoo, torch_device))
+    torch_device = torch.device(check_device(device))
+    parts, moved, kept = protocol_parts(splits or load_splits(zoo, torch_device, revision))
     if len(parts["fit"]) == 0:
         raise ZooError(f"{zoo} has no rows to train a predictor on")
     available = kind.targets()
@@ -291,7 +294,8 @@ def load_encoder(value: str | Path) -> tuple[Path, RNNEncoderModel]:
         raise ZooError(f"--pretrained {folder}: {error.explain(advice)}") from None
 
 
-def load_pretrained(values: list[str | Path], info: ZooInfo, device: str) -> dict[str, Callable[[ZooTensors], torch.Tensor]]:
+def load_pretrained(values: list[str | Path], info: ZooInfo, device: str,
+                    zoo: str | Path = "the zoo") -> dict[str, Callable[[ZooTensors], torch.Tensor]]:
     """The embedders of the encoders saved in the folders of ``--pretrained`` ``values`` (``RUN/encoder`` of ``rnn-zoos
     pretrain``, :func:`load_encoder`), by method name: the encoder's name, or ``ENCODER@RUN`` for encoders that two or
     more folders share (so no run's results replace another's); :class:`ZooError` for a folder that holds no encoder, or
@@ -300,7 +304,7 @@ def load_pretrained(values: list[str | Path], info: ZooInfo, device: str) -> dic
     for value in values:
         folder, model = load_encoder(value)
         if model.config.zoo != info.zoo:
-            raise ZooError(f"--pretrained {folder} was pretrained on a {model.config.zoo} zoo, not a {info.zoo} zoo like --zoo")
+            raise ZooError(f"--pretrained {folder} was pretrained on a {model.config.zoo} zoo, not a {info.zoo} zoo like {zoo}")
         models.append((folder, model))
     names = [model.config.encoder for _, model in models]
     encoders = {}
@@ -315,19 +319,20 @@ def load_pretrained(values: list[str | Path], info: ZooInfo, device: str) -> dic
 
 
 def write_results(out: Path, results: dict[str, Any], outputs: dict[str, Any]) -> None:
-    """Write ``out/downstream.json`` and ``out/predictions.pt`` (seed 0's predictions)."""
+    """Write ``out/predictions.pt`` (seed 0's predictions), then ``out/downstream.json`` (what marks the folder as
+    downstream's, :mod:`rnn_zoos.results`)."""
     with output_folder(out):
-        with atomic_write(out / "downstream.json") as temporary:
-            temporary.write_text(json.dumps(results, indent=1))
         with atomic_write(out / "predictions.pt") as temporary:
             torch.save(outputs, temporary)
+        with atomic_write(out / "downstream.json") as temporary:
+            temporary.write_text(json_text(results, indent=1))
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog=prog or "rnn-zoos downstream", description=__doc__.split("\n")[0])
-    parser.add_argument("--zoo", required=True, help="zoo folder or Hub dataset id")
-    parser.add_argument("--out", required=True, type=Path, help="folder for downstream.json and predictions.pt (new or empty)")
+    parser = CommandParser(prog or "rnn-zoos downstream", __doc__.split("\n")[0])
+    parser.add(ZOO)
+    parser.add(OUT, type=Path, help="folder for downstream.json and predictions.pt (new or empty)")
     parser.add_argument("--pretrained", nargs="*", default=[], metavar="FOLDER",
                         help="encoder folders written by rnn-zoos pretrain (RUN/encoder); the same encoder twice is named ENCODER@RUN. "
                              "A folder never makes rnn-zoos import code: for an encoder of your own code write "
@@ -335,24 +340,28 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--supervised", nargs="*", default=[], metavar="ENCODER",
                         help=f"encoders trained end to end on each target, without pretraining: {REFERENCE_HELP}")
     parser.add_argument("--targets", nargs="*", default=None, help="which of the zoo's targets to predict (default: all of them)")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds per method; the report gives their mean and a 95 %% interval (default: 5)")
-    parser.add_argument("--probe-steps", type=int, default=2000, help="training steps of each probe on frozen embeddings (default: 2000)")
-    parser.add_argument("--supervised-steps", type=int, default=2000, help="training steps of each end-to-end encoder (default: 2000)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="where to train (default: cuda if available)")
+    parser.add(renamed("seeds", {"type": int, "default": 5, "metavar": "N",
+                                 "help": "seeds per method, 0 to N-1; the report gives their mean and a 95 %% interval"}))
+    parser.add_argument("--probe-steps", type=int, default=2000, help="training steps of each probe on frozen embeddings")
+    parser.add_argument("--supervised-steps", type=int, default=2000, help="training steps of each end-to-end encoder")
+    parser.add(DEVICE)
+    parser.add(REVISION)
     args = parser.parse_args(argv)
     try:
+        device = check_device(args.device)
         check_out_folder(args.out)
-        info = check_zoo(args.zoo)
+        check_results_folder(args.out, "downstream", resumes=False)
+        info = check_zoo(args.zoo, args.revision)
         check_study(info, args.supervised, args.targets, args.seeds, args.probe_steps, args.supervised_steps, SUPERVISED_BATCH,
-                    args.device)
-        encoders = load_pretrained(args.pretrained, info, args.device)
+                    device)
+        encoders = load_pretrained(args.pretrained, info, device, args.zoo)
         results, outputs = run_downstream(args.zoo, encoders, args.supervised, args.targets, args.seeds, args.probe_steps,
-                                          args.supervised_steps, device=args.device)
+                                          args.supervised_steps, device=device, revision=args.revision)
+        results["provenance"] = run_provenance(args.zoo, args.revision)
         write_results(args.out, results, outputs)
     except ZooError as error:
         return report(error)
-    print(json.dumps({target: {method: {part: entry[part]["mean"] for part in entry} for method, entry in value["methods"].items()}
+    print(json_text({target: {method: {part: entry[part]["mean"] for part in entry} for method, entry in value["methods"].items()}
                       for target, value in results["targets"].items()}, indent=1))
     return 0
 

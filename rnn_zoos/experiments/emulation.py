@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 from matplotlib.figure import Figure
 
-from rnn_zoos.plots import save_figure
+from rnn_zoos.plots import SPLIT_COLOURS, legend_beside, save_figure, set_title
 from rnn_zoos.symmetry import permute_hidden, random_permutations
 from rnn_zoos.zoos import CLONED_MEASURES, SequenceModel, rnn_model
 
@@ -74,8 +74,8 @@ def evaluate_emulation(
         if permutations is not None:
             params = permute_hidden(params, random_permutations(params, permutations, shared=True))
         inputs, targets = rows.sequences(part, part_sequence)
-        embedding = encoder(params).repeat_interleave(part_sequence.shape[1], dim=0)
-        logits, _ = emulator(inputs, embedding)
+        embedding = encoder(params).embeddings.repeat_interleave(part_sequence.shape[1], dim=0)
+        logits = emulator(inputs, embedding).logits
         total += emulation_loss(logits, targets, kind).item() * len(part)
     return total / len(index)
 
@@ -94,8 +94,8 @@ def emulator_model(emulator: EmulatorModel, embedding: torch.Tensor) -> Sequence
     def run(inputs: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         models, batch, steps = inputs.shape[:3]
         flat = embedding.repeat_interleave(batch, dim=0)
-        logits, state = emulator(inputs.reshape(models * batch, steps, -1), flat, state, first=state is None)
-        return logits.view(models, batch, steps, -1), state
+        output = emulator(inputs.reshape(models * batch, steps, -1), flat, state, first=state is None)
+        return output.logits.view(models, batch, steps, -1), output.state
 
     return run
 
@@ -107,7 +107,7 @@ def cloned_scores(encoder: RNNEncoderModel, emulator: EmulatorModel, rows: ZooTe
     ``measures`` (``paper``, ``rnn_zoos``), from the zoo kind; ``data``: what its task needs
     (:meth:`ZooKind.validation_data`); ``draw``: which random draw of samples or images (:meth:`ZooKind.cloned_scores`)."""
     params = rows.params(index)
-    return rows.kind.cloned_scores(rnn_model(params), emulator_model(emulator, encoder(params)), rows, index, data, draw, measures)
+    return rows.kind.cloned_scores(rnn_model(params), emulator_model(emulator, encoder(params).embeddings), rows, index, data, draw, measures)
 
 
 def mean_abs_difference(original: torch.Tensor, cloned: torch.Tensor) -> float:
@@ -117,15 +117,35 @@ def mean_abs_difference(original: torch.Tensor, cloned: torch.Tensor) -> float:
 
 def scatter_plot(path: Path, results: dict[str, tuple[torch.Tensor, torch.Tensor]], title: str, axis_label: str) -> None:
     """Original against emulated score, one colour per split, with the diagonal."""
-    figure = Figure(figsize=(5, 5), dpi=100)
+    figure = Figure(figsize=(7, 5), dpi=100)
     axes = figure.add_subplot()
     for split, (original, cloned) in results.items():
-        axes.scatter(original, cloned, s=14, label=f"{split} (mean |diff| {float((original - cloned).abs().mean()):.3f})")
+        axes.scatter(original, cloned, s=14, color=SPLIT_COLOURS[split],
+                     label=f"{split}: {len(original)} RNNs,\nmean |diff| {float((original - cloned).abs().mean()):.3f}")
     axes.plot([0, 1], [0, 1], color="grey", linewidth=1)
     axes.set_xlabel(f"{axis_label} of the original RNN")
     axes.set_ylabel(f"{axis_label} of the emulator standing in for it")
     axes.set_xlim(-0.02, 1.02)
     axes.set_ylim(-0.02, 1.02)
-    axes.set_title(title)
-    axes.legend(loc="upper left")
+    set_title(axes, title)
+    legend_beside(axes)
+    save_figure(figure, path)
+
+
+def loss_plot(path: Path, log: list[dict[str, float | None]], title: str) -> None:
+    """The emulation losses of a pretraining run's ``log.jsonl`` against the step: training (the mean since the last
+    evaluation, as logged), validation and ood, on a logarithmic axis."""
+    figure = Figure(figsize=(7, 4.5), dpi=100)
+    axes = figure.add_subplot()
+    for key, label, colour in (("train", "training", "tab:green"),
+                               ("validation", "validation", SPLIT_COLOURS["validation"]), ("ood", "ood", SPLIT_COLOURS["ood"])):
+        points = [(entry["step"], entry[key]) for entry in log if entry.get(key) is not None and entry[key] > 0]
+        if points:
+            steps, losses = zip(*points)
+            axes.plot(steps, losses, marker="o" if len(points) < 30 else None, markersize=3, color=colour, label=label)
+    axes.set_yscale("log")
+    axes.set_xlabel("training step")
+    axes.set_ylabel("emulation loss")
+    set_title(axes, title, 40)
+    legend_beside(axes)
     save_figure(figure, path)

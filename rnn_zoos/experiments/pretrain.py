@@ -1,7 +1,7 @@
 """Emulation pretraining of an RNN weight encoder (and its emulator) on a zoo, as the paper's training loop.
 
-    python -m baselines.pretrain --zoo PATH_OR_REPO --encoder NAME --out DIR [--steps 100000]
-        [--batch-rnns 64] [--device cuda|cpu] [--seed 0] [--probing-sequences 1] [--probing-length N]
+    rnn-zoos pretrain ZOO --encoder NAME --out DIR [--steps 100000] [--rnns-per-batch 64]
+        [--device auto|cpu|cuda] [--seed 0] [--revision REV] [--probing-sequences 1] [--probing-length N]
 
 As the paper's loop, the steps are numbered 0 to ``steps``, one update each. Each step takes the
 next ``batch_rnns`` RNNs of a shuffled pass over the ``train`` split (the last batch of a pass may
@@ -14,9 +14,10 @@ decay 0.01) over both models, gradient norms clipped to 0.1 for the emulator and
 separately. After the update of every step divisible by ``eval_every`` (0 included) and of the last,
 the emulation loss of every validation RNN and every ood RNN is measured on one fixed recorded
 sequence each, and the cloned performance of ``cloned_rnns`` validation RNNs as the paper measures it
-(``DIR/log.jsonl``); the best model on validation is kept in ``DIR/encoder`` and ``DIR/emulator``
-(``from_pretrained``-ready, with model cards). Interrupting and running the same command again resumes
-from ``DIR/checkpoint.pt``. At the end: the paper's figure of cloned performance, the smallest of those
+(``DIR/log.jsonl``, drawn in ``DIR/loss.png``); the best model on validation (on ood if the zoo's validation
+split is empty, as the run says) is kept in ``DIR/encoder`` and ``DIR/emulator`` (``from_pretrained``-ready,
+with model cards). Interrupting and running the same command again resumes from ``DIR/checkpoint.pt``,
+which is removed once the run is finished. At the end: the paper's figure of cloned performance, the smallest of those
 measured on validation with its step (its ``min return difference``), and rnn-zoos' own, the best
 model's measured on ``cloned_rnns`` RNNs of every split, as the paper measures it and as rnn-zoos does
 (``DIR/cloned.json``, ``DIR/cloned.png``).
@@ -38,9 +39,11 @@ from tqdm.auto import tqdm
 
 from rnn_zoos.arguments import parse_config
 from rnn_zoos.errors import DamagedZooError, ZooError, describe_difference, report
-from rnn_zoos.files import atomic_write, check_out_folder
+from rnn_zoos.files import atomic_write, check_out_folder, json_text
 from rnn_zoos.format import SPLITS
 from rnn_zoos.lstm import Params
+from rnn_zoos.provenance import run_provenance
+from rnn_zoos.results import check_results_folder
 
 from .data import (
     ZooTensors,
@@ -48,7 +51,7 @@ from .data import (
     load_splits,
 )
 from .pretrain_config import PAPER_SETTINGS, PretrainConfig  # noqa: F401  (re-exported)
-from .emulation import cloned_scores, emulation_loss, evaluate_emulation, evaluation_rows, mean_abs_difference, scatter_plot
+from .emulation import cloned_scores, emulation_loss, evaluate_emulation, evaluation_rows, loss_plot, mean_abs_difference, scatter_plot
 from ..models.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
 
 EVALUATION_SEED = 1234
@@ -62,9 +65,9 @@ class Pretraining:
         self.config = config
         self.out = Path(config.out)
         self.device = torch.device(config.device)
-        self.info = check_zoo(config.zoo)
+        self.info = check_zoo(config.zoo, config.revision)
         config.validate_for_zoo(self.info)
-        self.splits = splits or load_splits(config.zoo, self.device)
+        self.splits = splits or load_splits(config.zoo, self.device, config.revision)
         kind = self.splits["train"].kind
         torch.manual_seed(config.seed)
         self.encoder = RNNEncoderModel(RNNEncoderConfig.for_zoo(config.encoder, kind, **config.encoder_options())).to(self.device)
@@ -76,11 +79,15 @@ class Pretraining:
         self.eval_index, self.eval_sequence = {}, {}
         for split in ("validation", "ood"):
             rows = self.splits[split]
+            if len(rows) == 0:  # nothing to evaluate: the split is left out of the log
+                continue
             index = evaluation_rows(len(rows), config.eval_rnns or len(rows))
             self.eval_index[split] = index.to(self.device)
             self.eval_sequence[split] = torch.randint(rows.inputs.shape[1], (len(index), 1), generator=fixed).to(self.device)
         kind = self.splits["train"].kind
         self.cloned_data = kind.validation_data(self.info.builder, config.mnist, self.device) if config.cloned_rnns else None
+        self.selected_on = "validation" if "validation" in self.eval_index else "ood"
+        """The split whose emulation loss selects the best model: validation, or ood if the zoo has no validation RNNs."""
         self.step = 0
         """The next step to train: the updates done."""
         self.best = float("inf")
@@ -117,8 +124,8 @@ class Pretraining:
         config = self.config
         self.encoder.train()
         self.emulator.train()
-        embedding = self.encoder(params).repeat_interleave(len(inputs) // len(params["head.weight"]), dim=0)
-        logits, _ = self.emulator(inputs, embedding)
+        embedding = self.encoder(params).embeddings.repeat_interleave(len(inputs) // len(params["head.weight"]), dim=0)
+        logits = self.emulator(inputs, embedding).logits
         loss = emulation_loss(logits, targets, config.loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -129,7 +136,8 @@ class Pretraining:
         return loss.item()
 
     def evaluate(self) -> dict[str, float]:
-        """Emulation loss on the fixed validation and ood RNNs, one fixed recorded sequence each."""
+        """Emulation loss on the fixed validation and ood RNNs, one fixed recorded sequence each (a split without RNNs is
+        left out)."""
         self.encoder.eval()
         self.emulator.eval()
         losses = {}
@@ -170,7 +178,8 @@ class Pretraining:
                 recent.append(self.train_step())  # the losses since the last evaluation (a checkpoint)
                 self.step += 1
                 progress.update(1)
-                progress.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", best_val=f"{self.best:.4f}", refresh=False)
+                best = {f"best_{self.selected_on}": f"{self.best:.4f}"} if self.best < float("inf") else {}
+                progress.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", **best, refresh=False)
                 if step % config.eval_every == 0 or step == config.steps:
                     losses = self.evaluate()
                     entry = {"step": step, "train": sum(recent) / len(recent), **losses}
@@ -179,7 +188,7 @@ class Pretraining:
                     self.history.append(entry)
                     self._log(entry)
                     recent = []
-                    score = losses["ood"] if math.isnan(losses["validation"]) else losses["validation"]  # no validation RNNs: ood
+                    score = losses[self.selected_on]
                     if score < self.best:
                         self.best = score
                         self.save_models(self.out, losses, step)
@@ -189,7 +198,7 @@ class Pretraining:
 
     def _log(self, entry: dict[str, float]) -> None:
         with open(self.out / "log.jsonl", "a") as log:
-            log.write(json.dumps(entry) + "\n")
+            log.write(json_text(entry) + "\n")
 
     def training_record(self, losses: dict[str, float], step: int) -> dict[str, Any]:
         """What a saved model records of its training: the run's settings and the step (and losses) it was saved at."""
@@ -199,8 +208,9 @@ class Pretraining:
             "encoder": self.config.encoder,
             "steps": step,
             "emulation_loss": self.config.loss,
-            "validation_loss": losses["validation"],
-            "ood_loss": losses["ood"],
+            "selected_on": self.selected_on,
+            "validation_loss": losses.get("validation"),
+            "ood_loss": losses.get("ood"),
             "batch_rnns": self.config.batch_rnns,
             "seed": self.config.seed,
         }
@@ -247,7 +257,7 @@ class Pretraining:
             self.permutations.set_state(state["permutations"].cpu())
             self.step, self.best, self.history = state["step"], state["best"], state["history"]
         with atomic_write(self.out / "log.jsonl") as temporary:
-            temporary.write_text("".join(json.dumps(entry) + "\n" for entry in self.history))
+            temporary.write_text("".join(json_text(entry) + "\n" for entry in self.history))
 
     # --- cloned performance -------------------------------------------------------------------
 
@@ -277,27 +287,40 @@ class Pretraining:
         scatter_plot(self.out / "cloned.png", scores["paper"], f"{name}: cloned performance (the paper's measure)", "score")
         scatter_plot(self.out / "cloned_rnn_zoos.png", scores["rnn_zoos"], f"{name}: rnn-zoos' measure", "accuracy")
         with atomic_write(self.out / "cloned.json") as temporary:
-            temporary.write_text(json.dumps(summary, indent=1))
+            temporary.write_text(json_text(summary, indent=1))
         return summary
 
     def official_cloned(self) -> dict[str, Any]:
         """The paper's figure of cloned performance (its ``min return difference``): the smallest of the differences
         measured on validation at the evaluations (:meth:`cloned_validation`), with the first step that reached it."""
         measured = [(entry["cloned_validation"], entry["step"]) for entry in self.history
-                    if not math.isnan(entry.get("cloned_validation", math.nan))]
+                    if isinstance(entry.get("cloned_validation"), float) and not math.isnan(entry["cloned_validation"])]
         smallest = min(measured, key=lambda pair: pair[0], default=(math.nan, None))
         return {"split": "validation", "rnns": len(evaluation_rows(len(self.splits["validation"]), self.config.cloned_rnns)),
                 "min_mean_abs_difference": smallest[0], "step": smallest[1], "evaluations": len(measured)}
+
+    def describe(self) -> str:
+        """One line: what this run trains on, when and on what it evaluates, and what it measures at the end."""
+        config, rows = self.config, {split: len(self.splits[split]) for split in SPLITS}
+        evaluated = " and ".join(f"{len(index)} {split}" for split, index in self.eval_index.items())
+        empty = " (the validation split is empty)" if self.selected_on == "ood" else ""
+        cloned = f"{config.cloned_rnns} RNNs per split" if config.cloned_rnns else "skipped (--cloned-rnns 0)"
+        return (f"pretraining {config.encoder} for {config.steps} steps of {min(config.batch_rnns, rows['train'])} of "
+                f"{rows['train']} train RNNs; after the update of step 0 and of every {config.eval_every}th step, "
+                f"the emulation loss of {evaluated} RNNs, "
+                f"the best model selected on {self.selected_on}{empty}; at the end, cloned performance: {cloned}")
+
 
 
 def finished_summary(out: Path, options: dict[str, Any]) -> dict[str, Any] | None:
     """The summary of the finished run in ``out``, or None if ``out`` is new, empty or holds an unfinished run with
     ``options``; :class:`ZooError` if it holds anything else."""
-    if not out.is_dir() or not any(out.iterdir()):
+    if not check_results_folder(out, "pretrain", resumes=True):
         return None
     config_path = out / "config.json"
     if not config_path.is_file():
-        raise ZooError(f"--out {out} exists and is not a pretraining run; choose a new or empty folder")
+        raise ZooError(f"--out {out} holds an unfinished pretraining run without its config.json; delete the folder to start "
+                       "again")
     try:
         found = json.loads(config_path.read_text())
     except ValueError as error:
@@ -330,12 +353,15 @@ def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None
     with atomic_write(out / "config.json") as temporary:
         temporary.write_text(json.dumps(options, indent=1))
     run.restore()
+    print(run.describe(), file=sys.stderr)
     started = time.perf_counter()
     run.run()
+    loss_plot(out / "loss.png", read_log(out / "log.jsonl"), f"{config.encoder} on {run.info.zoo}: emulation loss")
     summary = {
         "steps": config.steps,
         "updates": run.step,
-        "best_validation_loss": run.best,
+        "selected_on": run.selected_on,
+        "best_loss": run.best,
         "history": run.history,
         "parameters": {
             "encoder": sum(p.numel() for p in run.encoder.parameters()),
@@ -353,9 +379,16 @@ def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None
             }
             for split, entry in run.cloned_performance().items()
         }
+    summary["provenance"] = run_provenance(config.zoo, config.revision)
     with atomic_write(out / "summary.json") as temporary:
-        temporary.write_text(json.dumps(summary, indent=1))
+        temporary.write_text(json_text(summary, indent=1))
+    (out / "checkpoint.pt").unlink(missing_ok=True)  # finished: only an unfinished run resumes from it
     return summary
+
+
+def read_log(path: Path) -> list[dict[str, float | None]]:
+    """The entries of a run's ``log.jsonl``, one per evaluation."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -365,12 +398,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         summary = pretrain(config)
     except ZooError as error:
         return report(error)
-    print(
-        json.dumps(
-            {key: summary[key] for key in ("steps", "best_validation_loss", "parameters")}
-            | {key: summary.get(key) for key in ("cloned_official_min", "cloned_best_model")}
-        )
-    )
+    shown = {key: summary[key] for key in ("steps", "selected_on", "best_loss", "parameters")}
+    print(json_text(shown | {key: summary.get(key) for key in ("cloned_official_min", "cloned_best_model")}))
     return 0
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-import torch
 
+from rnn_zoos.arguments import check_device
 from rnn_zoos.errors import ZooError
 from rnn_zoos.format import ZooInfo
 from rnn_zoos.zoos import zoo_kind
 
 from ..models.encoders.registry import REFERENCE_HELP
-from .data import check_counts, check_device, check_encoders, option_name
+from .data import check_counts, check_encoders, option_name
 
 __all__ = ["PAPER_SETTINGS", "PretrainConfig"]
 
@@ -35,16 +35,22 @@ PAPER_SETTINGS: dict[str, tuple[Any, str]] = {
 option -> (the paper's value, where the code sets it). ``None``: all RNNs / the zoo's default. The defaults below are these."""
 
 
+def quick_interval(steps: int) -> int:
+    """The default steps between evaluations: the paper's 1000, or a tenth of a shorter run, so that a quick trial
+    logs losses as it goes."""
+    return max(1, min(PAPER_SETTINGS["eval_every"][0], steps // 10))
+
+
 @dataclass
 class PretrainConfig:
     """Options of ``python -m baselines.pretrain``; the defaults are the paper's (``training_configs.py``)."""
 
-    zoo: str = field(metadata={"help": "zoo folder or Hub dataset id"})
+    zoo: str
     encoder: str = field(metadata={"help": f"the encoder to pretrain: {REFERENCE_HELP}"})
     out: str = field(metadata={"help": "output folder (an unfinished run there with the same options is resumed)"})
     steps: int = field(default=PAPER_SETTINGS["steps"][0],
                        metadata={"help": "last training step: as the paper's loop, steps 0 to STEPS, one update each"})
-    batch_rnns: int = field(default=PAPER_SETTINGS["batch_rnns"][0], metadata={"help": "RNNs per step"})
+    batch_rnns: int = field(default=PAPER_SETTINGS["batch_rnns"][0], metadata={"metavar": "B", "help": "RNNs per step"})
     sequences_per_rnn: int = field(
         default=PAPER_SETTINGS["sequences_per_rnn"][0], metadata={"help": "recorded sequences emulated per RNN and step"}
     )
@@ -55,9 +61,10 @@ class PretrainConfig:
         default=PAPER_SETTINGS["clip"][0],
         metadata={"help": "gradient-norm clipping, for the emulator and the encoder separately (0: none)"},
     )
-    eval_every: int = field(
-        default=PAPER_SETTINGS["eval_every"][0],
-        metadata={"help": "evaluate (log losses, keep the best model) after the update of every step divisible by this, and of the last"}
+    eval_every: Optional[int] = field(
+        default=None,
+        metadata={"help": "evaluate (log losses, keep the best model) after the update of every step divisible by this, and of the "
+                          "last (default: 1000, the paper's, or a tenth of --steps if that is less)"},
     )
     eval_rnns: Optional[int] = field(
         default=PAPER_SETTINGS["eval_rnns"][0],
@@ -83,10 +90,15 @@ class PretrainConfig:
     mnist: Optional[str] = field(
         default=None, metadata={"help": "MNIST source for the cloned performance of a zoo whose task needs it, such as MNIST (default: the zoo's)"}
     )
-    device: Literal["cpu", "cuda"] = field(
-        default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "training device"}
-    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = field(default=0, metadata={"help": "seed of initialisation, batches and augmentation"})
+    revision: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.device == "auto":
+            self.device = check_device(self.device)
+        if self.eval_every is None:
+            self.eval_every = quick_interval(self.steps)
 
     def validate(self) -> None:
         """Raise :class:`ZooError` for values no run can use."""
@@ -116,6 +128,8 @@ class PretrainConfig:
         if kind.probing_length_fixed and self.probing_length not in (None, kind.probing_length):
             raise ZooError(f"--probing-length {self.probing_length}: the paper's code fixes the probe length of a {info.zoo} zoo "
                            f"to {kind.probing_length} (its length ablations are for formal languages); leave the option out")
+        if not info.splits["validation"].num_rows and not info.splits["ood"].num_rows:
+            raise ZooError(f"{self.zoo} has no validation and no ood rows to select the best model on; build it with more runs")
         recorded = kind.inputs_feature.shape[0]
         if self.sequences_per_rnn > recorded:
             raise ZooError(f"--sequences-per-rnn {self.sequences_per_rnn}: the zoo records only {recorded} sequences per RNN")

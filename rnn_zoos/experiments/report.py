@@ -87,9 +87,9 @@ def differences(scale_name: str, info: ZooInfo) -> list[str]:
     return changed + unstated + structural_differences() + earlier
 
 
-def fmt(value: float) -> str:
-    """How every number appears in the report."""
-    return f"{value:.4g}"
+def fmt(value: float | None) -> str:
+    """How every number appears in the report (``-`` for none, such as the loss of an empty split)."""
+    return "-" if value is None else f"{value:.4g}"
 
 
 def cell(entry: dict[str, Any], metric: str) -> str:
@@ -101,6 +101,8 @@ def cell(entry: dict[str, Any], metric: str) -> str:
 
 FEW_SEEDS = 3
 """With fewer seeds than this, the report says its confidence intervals mean little."""
+FEW_CLONED = 5
+"""With fewer RNNs per split than this, the report says its cloned performance describes single RNNs."""
 
 
 def write_report(out: Path, results: dict[str, Any]) -> None:
@@ -145,6 +147,9 @@ def _emulation_section(results: dict[str, Any]) -> list[str]:
         reference = fmt(paper[encoder]) if encoder in paper else "-"
         lines.append(f"| {encoder} | {entry['parameters']:,} | {fmt(entry['validation_loss'])} | {fmt(entry['ood_loss'])} | "
                      f"{entry['steps']} / {entry['trained_steps']} | {reference} |")
+    if any(entry.get("selected_on") == "ood" for entry in results["emulation"].values()):
+        lines += ["", "The zoo has no validation RNNs, so the checkpoint kept is the one best on ood, and its ood loss is no "
+                  "held-out measure."]
     return lines + [""]
 
 
@@ -210,6 +215,11 @@ def _cloned_section(results: dict[str, Any]) -> list[str]:
     for encoder, entry in results["cloned"].items():
         cells = [fmt(entry[measure][split]) if split in entry[measure] else "-" for measure, _ in measures for split in SPLITS]
         lines.append(f"| {encoder} | " + " | ".join(cells) + " |")
+    measured = {count for entry in results["cloned"].values() for count in entry.get("rnns", {}).values()}
+    if measured and max(measured) < FEW_CLONED:
+        counts = " or ".join(map(str, sorted(measured)))
+        lines += ["", f"Each split was measured on {counts} RNN(s) only (the paper: 20), so these differences describe single "
+                  "RNNs, not the encoders: a 0 can be one RNN and its emulator both scoring 0."]
     zero = [encoder for encoder, entry in results["cloned"].items() if entry.get("emulated_all_zero")]
     if zero:
         lines += ["", f"Every emulator of {', '.join(zero)} scored 0 on every RNN it stood in for, so its differences are just the "

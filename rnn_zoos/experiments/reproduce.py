@@ -1,6 +1,6 @@
 """The whole study in one command: pretrain the six encoders (and yours), run every downstream target, write a report.
 
-    python -m baselines.reproduce --zoo DIR_OR_REPO --scale tiny|small|paper --out DIR [--device cpu|cuda]
+    rnn-zoos reproduce ZOO --out DIR [--scale tiny|small|paper] [--device auto|cpu|cuda] [--revision REV]
         [--encoders ENCODER ...]
 
 Writes ``DIR/REPORT.md`` (emulation loss per encoder as in the paper's Table 2; downstream metrics
@@ -15,7 +15,6 @@ reproduction continues when run again. The report lists every setting that diffe
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import asdict
@@ -24,8 +23,11 @@ from typing import Any
 
 import torch
 
+from rnn_zoos.arguments import DEVICE, OUT, REVISION, ZOO, CommandParser
 from rnn_zoos.errors import ZooError, report
-from rnn_zoos.files import atomic_write, check_out_folder, output_folder
+from rnn_zoos.files import atomic_write, check_out_folder, json_text, output_folder
+from rnn_zoos.provenance import run_provenance
+from rnn_zoos.results import check_results_folder
 from rnn_zoos.format import ZooInfo
 from rnn_zoos.zoos import zoo_kind
 
@@ -40,24 +42,25 @@ from .report import SCALES, Scale, differences, pca_plots, write_report
 __all__ = ["SCALES", "Scale", "main", "reproduce"]
 
 
-def reproduce(zoo: str, scale_name: str, out: Path, device: str, encoders: list[str] | None = None,
-              ray: str | None = None) -> dict[str, Any]:
-    """Run the study; returns the results (also in ``out/results.json``).
+def reproduce(zoo: str, scale_name: str, out: Path, device: str = "auto", encoders: list[str] | None = None,
+              ray: str | None = None, revision: str | None = None) -> dict[str, Any]:
+    """Run the study on the zoo (at ``revision``); returns the results (also in ``out/results.json``).
 
     ``ray``: run the pretraining runs as parallel Ray tasks on the cluster at this address (``local``: a local
     instance; :mod:`rnn_zoos.ray_engine`). Every option is checked before ``out`` is made; if the study fails,
-    ``out`` is not left behind empty.
+    ``out`` is not left behind empty. An ``out`` holding an unfinished study of ``reproduce`` is resumed.
     """
     if scale_name not in SCALES:
         raise ZooError(f"--scale {scale_name!r} is unknown; choose tiny, small or paper")
     names = study_encoders(encoders or [])
     check_encoders("--encoders", names)
-    check_device(device)
+    device = check_device(device)
     check_out_folder(out)
-    info = check_zoo(zoo)
+    check_results_folder(out, "reproduce", resumes=True)
+    info = check_zoo(zoo, revision)
     check_encoders("--encoders", names, zoo_kind(info.zoo))
     with output_folder(out):
-        return run_study(zoo, info, scale_name, out, device, names, ray)
+        return run_study(zoo, info, scale_name, out, device, names, ray, revision)
 
 
 def study_encoders(named: list[str]) -> list[str]:
@@ -68,17 +71,17 @@ def study_encoders(named: list[str]) -> list[str]:
 
 
 def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, names: list[str],
-              ray: str | None = None) -> dict[str, Any]:
+              ray: str | None = None, revision: str | None = None) -> dict[str, Any]:
     """Pretrain the encoders ``names`` on the zoo of ``info``, run the downstream study, write the report into ``out``."""
     scale = SCALES[scale_name]
     kind = zoo_kind(info.zoo)
-    runs = {encoder: {"zoo": zoo, "encoder": encoder, "out": str((out / "pretrain" / folder_name(encoder)).resolve()),
+    runs = {encoder: {"zoo": zoo, "revision": revision, "encoder": encoder, "out": str((out / "pretrain" / folder_name(encoder)).resolve()),
                       "device": device, **scale.pretraining} for encoder in names}
     if ray is not None:
         from rnn_zoos.ray_engine import pretrain_with_ray
 
         summaries = dict(zip(names, pretrain_with_ray(ray, list(runs.values()))))
-    splits = load_splits(zoo, device)  # once, shared by every run below
+    splits = load_splits(zoo, device, revision)  # once, shared by every run below
     emulation, cloned, models = {}, {}, {}
     for encoder in names:
         run = Path(runs[encoder]["out"])
@@ -86,6 +89,7 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
         model = RNNEncoderModel.from_pretrained(run / "encoder").to(device)
         models[encoder] = model
         emulation[encoder] = {
+            "selected_on": model.config.training.get("selected_on", "validation"),
             "validation_loss": model.config.training["validation_loss"],
             "ood_loss": model.config.training["ood_loss"],
             "steps": model.config.training["steps"],
@@ -97,6 +101,7 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
             for measure, key in (("paper", "mean_abs_difference"), ("rnn_zoos", "rnn_zoos_mean_abs_difference"))
         }
         cloned[encoder]["official_min"] = summary.get("cloned_official_min")
+        cloned[encoder]["rnns"] = {split: entry["rnns"] for split, entry in summary.get("cloned_best_model", {}).items()}
         cloned[encoder]["emulated_all_zero"] = _emulated_all_zero(run)
     downstream, outputs = run_downstream(
         zoo,
@@ -108,6 +113,7 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
         supervised_batch=scale.supervised_batch,
         device=device,
         splits=splits,
+        revision=revision,
     )
     with atomic_write(out / "predictions.pt") as temporary:
         torch.save(outputs, temporary)
@@ -126,9 +132,10 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
         "zoo_splits": {split: {"runs": len(entry.runs), "rows": entry.num_rows, "tasks": len(entry.tasks)}
                        for split, entry in info.splits.items()},
         "plots": pca_plots(out, splits, models),
+        "provenance": run_provenance(zoo, revision),
     }
     with atomic_write(out / "results.json") as temporary:
-        temporary.write_text(json.dumps(results, indent=1))
+        temporary.write_text(json_text(results, indent=1))
     write_report(out, results)
     return results
 
@@ -144,21 +151,21 @@ def _emulated_all_zero(run: Path) -> bool:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog=prog or "rnn-zoos reproduce", description=__doc__.split("\n")[0])
-    parser.add_argument("--zoo", required=True, help="zoo folder or Hub dataset id")
-    parser.add_argument("--scale", default="tiny", help="tiny (CI, minutes on a CPU), small, or paper (the paper's settings) (default: tiny)")
-    parser.add_argument("--out", required=True, type=Path, help="folder for REPORT.md, results.json and the runs (resumed if interrupted)")
+    parser = CommandParser(prog or "rnn-zoos reproduce", __doc__.split("\n")[0])
+    parser.add(ZOO)
+    parser.add(OUT, type=Path, help="folder for REPORT.md, results.json and the runs (resumed if interrupted)")
+    parser.add_argument("--scale", default="tiny", help="tiny (CI, minutes on a CPU), small, or paper (the paper's settings)")
     parser.add_argument("--encoders", nargs="*", default=None, metavar="ENCODER",
                         help="which of the six encoders run (default: all six), and encoders of your own that run beside them; "
                              f"each is {REFERENCE_HELP}")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="where to train (default: cuda if available)")
+    parser.add(DEVICE)
+    parser.add(REVISION)
     parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                         help="run the pretraining runs as parallel Ray tasks on the cluster at ADDRESS (without ADDRESS: a local "
                              "Ray instance); one per GPU, or per CPU")
     args = parser.parse_args(argv)
     try:
-        reproduce(args.zoo, args.scale, args.out, args.device, args.encoders, args.ray)
+        reproduce(args.zoo, args.scale, args.out, args.device, args.encoders, args.ray, args.revision)
     except ZooError as error:
         return report(error)
     print(f"wrote {args.out / 'REPORT.md'}")

@@ -2,28 +2,37 @@
 
 Both are registered with ``transformers``' Auto classes when :mod:`rnn_zoos` is imported, so
 ``AutoModel.from_pretrained(folder_or_hub_id)`` loads them from any folder. ``save_pretrained`` also
-writes a model card (``README.md``, through ``huggingface_hub``'s :class:`ModelCard`) recording the
-zoo, the encoder and the training record kept in ``config.training``; ``push_to_hub`` uploads what
-``save_pretrained`` wrote, that card included (``transformers``' own ``push_to_hub`` would replace it).
+writes a model card (``README.md``, through ``huggingface_hub``'s :class:`ModelCard`: ``library_name:
+rnn-zoos``, the zoo as ``datasets``, the training figures as ``model-index``, the install line) and a
+loader (:data:`LOADER_FILE`, named in ``config.json``'s ``auto_map``) that only imports this library, so
+that without it ``from_pretrained`` fails with our own one-line install hint instead of "update
+Transformers"; ``push_to_hub`` uploads what ``save_pretrained`` wrote. ``forward`` returns a
+``transformers`` :class:`ModelOutput`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from huggingface_hub import HfApi, ModelCard, ModelCardData
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.utils import ModelOutput
 from transformers.utils import logging as transformers_logging
 
+from ..files import ordinary_permissions
 from ..lstm import LSTMArchitecture, Params
 from ..weights import LSTMWeights, as_weights
+from ..provenance import PAPER_ARXIV, code_url, install_command
+from ..sources import is_repo_id, looks_like_path
 
 if TYPE_CHECKING:
     from ..zoos import ZooKind
@@ -116,6 +125,36 @@ class EmulatorConfig(PretrainedConfig):
         return cls(zoo=kind.name, input_size=arch.input_size, output_size=arch.output_size, **kwargs)
 
 
+LOADER_FILE = "rnn_zoos_model.py"
+"""The loader saved beside every model; ``config.json``'s ``auto_map`` names its classes."""
+LOADER = '''"""This is an rnn-zoos model: the rnn-zoos library loads it ({install}).
+
+After `import rnn_zoos`, `transformers.AutoModel.from_pretrained` loads it without this file; with
+`trust_remote_code=True` this file does no more than import the installed library.
+"""
+
+try:
+    from rnn_zoos.models.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel  # noqa: F401
+except ImportError as error:
+    raise ImportError({message!r}) from error
+'''
+
+
+@dataclass
+class RNNEncoderOutput(ModelOutput):
+    """What an encoder returns: ``embeddings`` ``[M, embedding_dim]``, one per RNN."""
+
+    embeddings: torch.FloatTensor | None = None
+
+
+@dataclass
+class EmulatorOutput(ModelOutput):
+    """What the emulator returns: ``logits`` ``[N, T, output_size]``, and the LSTM ``state`` to continue from."""
+
+    logits: torch.FloatTensor | None = None
+    state: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
     """Silence ``transformers``' progress bars ("Writing model shards", "Loading weights") inside the block."""
@@ -134,9 +173,15 @@ class _CardMixin:
     config: RNNEncoderConfig | EmulatorConfig
 
     def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+        name = type(self).__name__
+        loader = LOADER_FILE.removesuffix(".py")
+        self.config.auto_map = {"AutoConfig": f"{loader}.{self.config_class.__name__}", "AutoModel": f"{loader}.{name}"}
         with quiet_transformers():
             result = super().save_pretrained(save_directory, *args, **kwargs)  # type: ignore[misc]
+        message = f"this is an rnn-zoos model, which the rnn-zoos library loads: {install_command()}, then `import rnn_zoos`"
+        (Path(save_directory) / LOADER_FILE).write_text(LOADER.format(install=install_command(), message=message))
         self.model_card().save(Path(save_directory) / "README.md")
+        ordinary_permissions(Path(save_directory))
         return result
 
     @classmethod
@@ -156,13 +201,14 @@ class _CardMixin:
                                      commit_message=commit_message or f"Upload {type(self).__name__}")
 
     def model_card(self) -> ModelCard:
-        """A model card from the config: what the model is, which zoo, and the training record."""
+        """A model card from the config: what the model is, which zoo (``datasets`` if it is a Hub repo), the training
+        figures (``model-index``), how to install the library and load the model, and the training record."""
         config = self.config
-        what = f"`{config.encoder}` RNN weight encoder" if isinstance(config, RNNEncoderConfig) else "emulator (LSTM conditioned on an RNN embedding)"
-        record = json.dumps(config.training, indent=2, sort_keys=True)
+        encoder = isinstance(config, RNNEncoderConfig)
+        what = f"`{config.encoder}` RNN weight encoder" if encoder else "emulator (LSTM conditioned on an RNN embedding)"
         load = "import rnn_zoos  # registers the model with transformers' Auto classes\n"
         code = ""
-        if isinstance(config, RNNEncoderConfig) and config.encoder not in ENCODERS:
+        if encoder and config.encoder not in ENCODERS:
             code = (f"## Code\n\nThe encoder `{config.encoder}` is code from the package `{config.encoder_package}`, not part of "
                     "rnn-zoos, which never imports code because a saved model names it. Install that package first")
             if is_code_reference(config.encoder):
@@ -170,16 +216,30 @@ class _CardMixin:
                 load += f"rnn_zoos.models.register_encoder({config.encoder!r})  # imports it: runs that package's code\n"
             else:
                 code += ": it declares the encoder as an installed one, and the model then loads as it is.\n\n"
-        data = ModelCardData(library_name="transformers", license="cc-by-4.0", tags=["rnn-zoos", "weight-space-learning", config.zoo])
+        record = config.training
+        zoo = str(record.get("zoo", ""))
+        hub_zoo = zoo if zoo and is_repo_id(zoo) and not looks_like_path(zoo) and not os.path.isdir(zoo) else None
+        figures = [EvalResult(task_type="other", task_name="emulation of RNNs", dataset_type=hub_zoo or config.zoo or "rnn-zoos zoo",
+                              dataset_name=f"{config.zoo} zoo, {split} split", dataset_split=split,
+                              metric_type=str(record.get("emulation_loss", "emulation_loss")),
+                              metric_name=f"{split} emulation loss", metric_value=record[f"{split}_loss"])
+                   for split in ("validation", "ood") if isinstance(record.get(f"{split}_loss"), (int, float))]
+        data = ModelCardData(library_name="rnn-zoos", license="cc-by-4.0", datasets=[hub_zoo] if hub_zoo else None,
+                             tags=["rnn-zoos", "weight-space-learning", config.zoo, f"arxiv:{PAPER_ARXIV}"],
+                             model_name=f"rnn-zoos {config.encoder if encoder else 'emulator'} ({config.zoo})",
+                             eval_results=figures or None)
+        call = ("embeddings = model(params).embeddings   # params: {name: [M, ...]}, as rnn_zoos.collate_rows(rows)['weights']"
+                if encoder else "logits = model(inputs, embeddings).logits   # inputs [N, T, input_size], embeddings [N, D]")
         body = (
             f"# rnn-zoos {what}\n\n"
             f"Pretrained by emulation on the `{config.zoo}` zoo with `rnn-zoos pretrain`, following *Learning Useful "
-            "Representations of Recurrent Neural Network Weight Matrices* (Herrmann, Faccio, Schmidhuber, ICML 2024).\n\n"
-            f"## Training record\n\n```json\n{record}\n```\n\n{code}"
-            f"## Use\n\n```python\n{load}"
+            f"Representations of Recurrent Neural Network Weight Matrices* (Herrmann, Faccio, Schmidhuber, ICML 2024; "
+            f"[arXiv:{PAPER_ARXIV}](https://arxiv.org/abs/{PAPER_ARXIV})). Code: {code_url()}.\n\n"
+            f"## Use\n\nThe rnn-zoos library loads it:\n\n```bash\n{install_command()}\n```\n\n"
+            f"{code}```python\n{load}"
             "from transformers import AutoModel\n"
-            "model = AutoModel.from_pretrained(PATH_OR_HUB_ID)\n"
-            "embedding = model(params)   # params: {name: [M, ...]} as given by rnn_zoos.collate_rows(...)['weights']\n```\n"
+            f"model = AutoModel.from_pretrained(PATH_OR_HUB_ID)\n{call}\n```\n\n"
+            f"## Training record\n\n```json\n{json.dumps(record, indent=2, sort_keys=True)}\n```\n"
         )
         return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
@@ -213,10 +273,10 @@ class RNNEncoderModel(_CardMixin, PreTrainedModel):
         """Whether training should show it randomly permuted RNNs (the encoder says it is not invariant)."""
         return bool(getattr(self.encoder, "needs_augmentation", False))
 
-    def forward(self, params: Params | LSTMWeights) -> torch.Tensor:
-        """Embeddings ``[M, embedding_dim]`` of M RNNs, given as their ``{name: [M, ...]}`` dict or typed; the encoder
+    def forward(self, params: Params | LSTMWeights) -> RNNEncoderOutput:
+        """The embeddings ``[M, embedding_dim]`` of M RNNs, given as their ``{name: [M, ...]}`` dict or typed; the encoder
         receives them typed (:class:`LSTMWeights`)."""
-        return self.encoder(as_weights(params, self.architecture))
+        return RNNEncoderOutput(embeddings=self.encoder(as_weights(params, self.architecture)))
 
 
 class EmulatorModel(_CardMixin, PreTrainedModel):
@@ -239,8 +299,9 @@ class EmulatorModel(_CardMixin, PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """Keep PyTorch's default initialisation of every layer."""
 
-    def forward(self, inputs: torch.Tensor, embedding: torch.Tensor, state: Any = None, first: bool = True) -> tuple[torch.Tensor, Any]:
-        """Logits ``[N, T, output_size]`` for inputs ``[N, T, input_size]`` of N sequences, each with its RNN's embedding ``[N, D]``.
+    def forward(self, inputs: torch.Tensor, embedding: torch.Tensor, state: Any = None, first: bool = True) -> EmulatorOutput:
+        """Logits ``[N, T, output_size]`` for inputs ``[N, T, input_size]`` of N sequences, each with its RNN's embedding
+        ``[N, D]``, and the LSTM state after them.
 
         ``state``/``first`` continue a sequence step by step (the embedding enters only at its first input).
         """
@@ -249,7 +310,7 @@ class EmulatorModel(_CardMixin, PreTrainedModel):
             conditioned = read[:, :1] + self.condition(nn.functional.normalize(embedding, dim=-1)).unsqueeze(1)
             read = torch.cat([conditioned, read[:, 1:]], dim=1)
         hidden, state = self.lstm(read, state)
-        return self.head(hidden), state
+        return EmulatorOutput(logits=self.head(hidden), state=state)
 
 
 AutoConfig.register(RNNEncoderConfig.model_type, RNNEncoderConfig, exist_ok=True)

@@ -32,6 +32,7 @@ from torch import nn
 from ..build_config import BuildConfig
 from ..errors import ZooError
 from ..lstm import LSTMArchitecture, Params, lstm_forward
+from ..plots import legend_beside
 from ..release import FLOATS, INTEGERS, REALS, Release, ReleaseArray, ReleaseFormat
 from ..streams import mix32, stream_permutation, stream_uniform
 from ..targets import Regression, Scaler, SnapshotStep, Target
@@ -353,7 +354,7 @@ def accuracy_by_angle(axes: Axes, kind: ZooKind, rows: dict[str, pa.Table]) -> N
     axes.set_ylabel(f"accuracy at step {last.as_py()}")
     axes.set_xlim(0, 360)
     axes.set_ylim(0, 1.02)
-    axes.legend()
+    legend_beside(axes)
 
 
 class SequentialMnist(ZooKind):
