@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import defaultdict
 
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,8 @@ from .format import CARD_PATH, DATA_DIR, INFO_PATH, RELEASE_SOURCE, SPLITS, ZooI
 from .zoos import ZooKind, zoo_kind
 from .blob import decode_weights
 from .cards import read_card
-from .format import ROW_GROUP_SIZE, ROWS_PER_SHARD, shard_paths
-from .loading import check_schema, unlisted_files
+from .format import ROW_GROUP_SIZE, ROWS_PER_SHARD, shard_paths, shard_rows
+from .loading import check_data_file, unlisted_files
 from .sources import resolve_zoo
 from .lstm import lstm_forward, stack_params
 from .plots import ASSETS_DIR
@@ -122,25 +123,23 @@ def _check_files(folder: Path, info: ZooInfo, kind: ZooKind, problems: list[str]
         if len(entry.files) != count or entry.files != shard_paths(split, entry.num_rows):
             problems.append(f"{INFO_PATH}: split {split} with {entry.num_rows} rows should have {count} files named "
                             f"{DATA_DIR}/{split}-NNNNN-of-{count:05d}.parquet, lists {short(entry.files, 200)}")
-        for path in entry.files:
+        for index, path in enumerate(entry.files):
             if not (folder / path).is_file():
                 problems.append(f"{path} is missing")
                 continue
             if info.checksums.get(path) != file_sha256(folder / path):
                 problems.append(f"{path} does not match its checksum in {INFO_PATH} (corrupt, truncated or modified)")
             try:
-                readable[path] = _light_columns(folder / path, path, kind)
+                readable[path] = _light_columns(folder / path, path, kind, shard_rows(entry.num_rows, index))
             except DamagedZooError as error:
                 problems.append(str(error))
-        if all(path in readable for path in entry.files) and (rows := sum(readable[path].num_rows for path in entry.files)) != entry.num_rows:
-            problems.append(f"split {split} has {rows} rows in its files, {INFO_PATH} says {entry.num_rows}")
     return readable
 
 
-def _light_columns(path: Path, relative: str, kind: ZooKind) -> pa.Table:
-    """The ``run``, ``step`` and ``task`` columns of a data file with the zoo's schema; DamagedZooError if it has another
-    schema, cannot be read or has empty (null) cells in them."""
-    check_schema(path, relative, kind)
+def _light_columns(path: Path, relative: str, kind: ZooKind, rows: int) -> pa.Table:
+    """The ``run``, ``step`` and ``task`` columns of a data file with the zoo's schema and ``rows`` rows; DamagedZooError if
+    its footer says otherwise (:func:`rnn_zoos.loading.check_data_file`), it cannot be read or has empty (null) cells in them."""
+    check_data_file(path, relative, kind, rows)
     try:
         table = pq.read_table(path, columns=LIGHT_COLUMNS)
     except Exception as error:  # pyarrow raises several types for a damaged file
@@ -171,22 +170,24 @@ def _check_card(folder: Path, info: ZooInfo, problems: list[str]) -> None:
 def _check_splits(info: ZooInfo, kind: ZooKind, light: dict[str, pa.Table], problems: list[str]) -> None:
     """Splits are disjoint by task and by run, every run has every snapshot, and they match ``meta/info.json``."""
     tasks_of, runs_of = {}, {}
+    snapshot_steps = sorted(info.snapshot_steps)
     for split in SPLITS:
         if not all(path in light for path in info.splits[split].files):
             continue
         tables = [light[path] for path in info.splits[split].files]
-        runs = [run for table in tables for run in table.column("run").to_pylist()]
-        steps = [step for table in tables for step in table.column("step").to_pylist()]
-        tasks = [kind.task_key(task) for table in tables for task in table.column("task").to_pylist()]
-        tasks_of[split], runs_of[split] = set(tasks), set(runs)
+        steps_of_run: dict[int, list[int]] = defaultdict(list)
+        for table in tables:
+            for run, step in zip(table.column("run").to_pylist(), table.column("step").to_pylist()):
+                steps_of_run[run].append(step)
+        tasks_of[split] = {kind.task_key(task) for table in tables for task in table.column("task").to_pylist()}
+        runs_of[split] = set(steps_of_run)
         recorded = {kind.task_key(task) for task in info.splits[split].tasks}
         if tasks_of[split] != recorded:
             problems.append(f"split {split}: its rows hold the tasks {short(sorted(tasks_of[split]), 300)}, {INFO_PATH} lists {short(sorted(recorded), 300)}")
         if runs_of[split] != set(info.splits[split].runs):
             problems.append(f"split {split}: its rows hold the runs {short(sorted(runs_of[split]), 300)}, {INFO_PATH} lists {short(info.splits[split].runs, 300)}")
         for run in sorted(runs_of[split]):
-            run_steps = sorted(step for r, step in zip(runs, steps) if r == run)
-            if run_steps != sorted(info.snapshot_steps):
+            if (run_steps := sorted(steps_of_run[run])) != snapshot_steps:
                 problems.append(f"split {split}: run {run} has the steps {short(run_steps, 300)}, expected {short(info.snapshot_steps, 300)}")
     names = list(tasks_of)
     for index, first in enumerate(names):

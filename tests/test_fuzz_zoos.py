@@ -113,11 +113,18 @@ def link_to_device(folder: Path) -> None:
     os.symlink("/dev/zero", folder / TRAIN)
 
 
-def duplicate_rows(folder: Path) -> None:
-    path = shard(folder)
-    table = pq.read_table(path)
-    pq.write_table(pa.concat_tables([table, table]), path)
-    update_checksum(folder, path)
+def repeat_rows(times: int, claimed: bool = False) -> Damage:
+    """The train shard's rows ``times`` over in one row group, its checksum recorded; if ``claimed``, ``meta/info.json``
+    also gives the split that many rows, so that only the size of the row group is wrong (a crafted 332 KB shard of
+    20,000 all-zero rows in one row group once made verify and load_zoo use 5.5 GB)."""
+    def damage(folder: Path) -> None:
+        path = shard(folder)
+        table = pq.read_table(path)
+        pq.write_table(pa.concat_tables([table] * times), path, row_group_size=times * table.num_rows)
+        update_checksum(folder, path)
+        if claimed:
+            edit_info(folder, set_key("splits", "train", "num_rows", times * table.num_rows))
+    return damage
 
 
 # --- meta/info.json and the card -------------------------------------------------------------
@@ -205,7 +212,9 @@ CASES = [
     Case("null-run-cell", cell("run", None, row=3), TRAIN),
     Case("null-inputs-cell", cell("inputs", None), ROW0, sample_rows=1),
     Case("token-out-of-range", cell("inputs", [[9] * 42] * 100), ROW0, sample_rows=1),
-    Case("rows-doubled", duplicate_rows, "meta/info.json says 36"),
+    Case("rows-doubled", repeat_rows(2), f"{TRAIN} holds 72 rows, meta/info.json says 36"),
+    Case("rows-beyond-info-in-one-row-group", repeat_rows(6), f"{TRAIN} holds 216 rows, meta/info.json says 36"),
+    Case("row-group-beyond-the-limit", repeat_rows(6, claimed=True), f"{TRAIN} has a row group of 216 rows"),
     # data files: missing, extra, renamed, replaced
     Case("missing-shard", lambda folder: (folder / TRAIN).unlink(), TRAIN),
     Case("extra-shard", lambda folder: shutil.copy(folder / TRAIN, folder / "data/train-00001-of-00002.parquet"), "data/train-00001-of-00002.parquet"),
