@@ -24,7 +24,7 @@ import pytest
 import rnn_zoos
 from rnn_zoos import ZooError
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
-from rnn_zoos.blob import encode_weights, weights_header
+from rnn_zoos.blob import encode_weights, weights_architecture, weights_header
 from rnn_zoos.format import file_sha256
 from rnn_zoos.lstm import LSTMWithHead
 from rnn_zoos.verify import verify_zoo
@@ -187,6 +187,13 @@ def overlapping(original: bytes) -> bytes:
     return tensor_edit("data_offsets", [begin, begin + 24])(original)
 
 
+def nan_weight(original: bytes) -> bytes:
+    """The real blob with one weight NaN: a sound blob of lies, which only reproducing log_probs would show on sampled rows."""
+    params = rnn_zoos.decode_weights(original)
+    params["lstm.weight_hh_l1"][3, 7] = float("nan")
+    return encode_weights(params, weights_architecture(original))
+
+
 def mnist_blob(_: bytes) -> bytes:
     return encode_weights(dict(LSTMWithHead(SEQ_MNIST.architecture).state_dict()), SEQ_MNIST.architecture)
 
@@ -276,6 +283,7 @@ CASES = [
     Case("blob-json-escape-safetensors-rejects", blob(metadata_edit(format="\ud800")), ROW0),
     Case("blob-truncated", blob(lambda original: original[:-100]), ROW0),
     Case("blob-of-another-zoo", blob(mnist_blob), ROW0),
+    Case("blob-nan-weight", blob(nan_weight), f"{ROW0} (run"),
 ]
 
 
