@@ -14,6 +14,7 @@ A zoo folder or Hub repo is untrusted input: every problem with it raises :class
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import warnings
@@ -92,11 +93,24 @@ def unlisted_files(folder: Path, info: ZooInfo) -> list[str]:
     return [path for path in entries if path not in listed]
 
 
+ROW_GROUP_SLACK_BYTES = 4 << 20
+"""What a row group may take uncompressed beyond twice its rows' raw size (:func:`max_row_bytes`): dictionary pages, levels."""
+
+
+def max_row_bytes(kind: ZooKind) -> int:
+    """An upper bound on the raw size of one sound row of a ``kind`` zoo: its recorded arrays, its float32 weights and 8 KiB
+    for the blob's header, the task and the scalar columns."""
+    recorded = sum(math.prod(feature.shape) * np.dtype(feature.dtype).itemsize for feature in (kind.inputs_feature, kind.log_probs_feature))
+    return recorded + 4 * kind.architecture.num_parameters + (8 << 10)
+
+
 def check_data_file(path: Path, label: str, kind: ZooKind, rows: int) -> None:
     """Raise :class:`DamagedZooError` (naming the file ``label``) unless the Parquet file at ``path`` has the columns of a
-    ``kind`` zoo and, by its footer, ``rows`` rows in row groups of at most :data:`ROW_GROUP_SIZE` rows.
+    ``kind`` zoo and, by its footer, ``rows`` rows in row groups of at most :data:`ROW_GROUP_SIZE` rows, each no larger
+    uncompressed than such rows can be.
 
-    Only the footer is read, so a crafted file cannot make a reader decode more rows than ``meta/info.json`` allows.
+    Only the footer is read, so a crafted file cannot make a reader decode more rows, or larger cells, than
+    ``meta/info.json`` and the zoo's columns allow (as far as the footer tells the truth about its pages).
     """
     try:
         metadata = pq.read_metadata(path)
@@ -107,13 +121,17 @@ def check_data_file(path: Path, label: str, kind: ZooKind, rows: int) -> None:
         differing = sorted(name for name in {*found, *kind.features} if found.get(name) != kind.features.get(name))
         raise DamagedZooError(f"{label} does not have the {kind.name} schema: the columns {', '.join(differing)} are missing, extra or of "
                               "another type; rebuild the zoo or download it again")
-    groups = [metadata.row_group(index).num_rows for index in range(metadata.num_row_groups)]
-    if metadata.num_rows != rows or sum(groups) != rows:
-        raise DamagedZooError(f"{label} holds {max(metadata.num_rows, sum(groups)):,} rows, {INFO_PATH} says {rows:,}; "
+    groups = [metadata.row_group(index) for index in range(metadata.num_row_groups)]
+    if metadata.num_rows != rows or (found_rows := sum(group.num_rows for group in groups)) != rows:
+        raise DamagedZooError(f"{label} holds {max(metadata.num_rows, found_rows):,} rows, {INFO_PATH} says {rows:,}; "
                               "rebuild the zoo or download it again")
-    if max(groups, default=0) > ROW_GROUP_SIZE:
-        raise DamagedZooError(f"{label} has a row group of {max(groups):,} rows; a zoo's data files hold at most {ROW_GROUP_SIZE} rows "
-                              "per row group: rebuild the zoo or download it again")
+    for group in groups:
+        if group.num_rows > ROW_GROUP_SIZE:
+            raise DamagedZooError(f"{label} has a row group of {group.num_rows:,} rows; a zoo's data files hold at most {ROW_GROUP_SIZE} "
+                                  "rows per row group: rebuild the zoo or download it again")
+        if group.total_byte_size > (limit := 2 * group.num_rows * max_row_bytes(kind) + ROW_GROUP_SLACK_BYTES):
+            raise DamagedZooError(f"{label} has a row group of {group.num_rows:,} rows taking {group.total_byte_size:,} bytes uncompressed, "
+                                  f"more than the {limit:,} such rows of a {kind.name} zoo can take: rebuild the zoo or download it again")
 
 
 def _fingerprints_path() -> Path:

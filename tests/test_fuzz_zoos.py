@@ -222,6 +222,7 @@ CASES = [
     Case("rows-doubled", repeat_rows(2), f"{TRAIN} holds 72 rows, meta/info.json says 36"),
     Case("rows-beyond-info-in-one-row-group", repeat_rows(6), f"{TRAIN} holds 216 rows, meta/info.json says 36"),
     Case("row-group-beyond-the-limit", repeat_rows(6, claimed=True), f"{TRAIN} has a row group of 216 rows"),
+    Case("cell-of-30-mb-compressed", cell("weights", bytes(30_000_000)), f"{TRAIN} has a row group of 36 rows taking"),
     # data files: missing, extra, renamed, replaced
     Case("missing-shard", lambda folder: (folder / TRAIN).unlink(), TRAIN),
     Case("extra-shard", lambda folder: shutil.copy(folder / TRAIN, folder / "data/train-00001-of-00002.parquet"), "data/train-00001-of-00002.parquet"),
