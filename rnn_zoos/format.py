@@ -57,6 +57,11 @@ def shard_paths(split: str, num_rows: int) -> list[str]:
     return [f"{DATA_DIR}/{split}-{index:05d}-of-{count:05d}.parquet" for index in range(count)]
 
 
+def shard_rows(num_rows: int, index: int) -> int:
+    """Rows of data file ``index`` of a split of ``num_rows`` rows: :data:`ROWS_PER_SHARD`, the last file the rest (0 past the end)."""
+    return max(0, min(ROWS_PER_SHARD, num_rows - index * ROWS_PER_SHARD))
+
+
 # --- meta/info.json ---------------------------------------------------------------------------
 
 @dataclass

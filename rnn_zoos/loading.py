@@ -14,6 +14,9 @@ A zoo folder or Hub repo is untrusted input: every problem with it raises :class
 from __future__ import annotations
 
 import json
+import math
+import os
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -31,7 +34,7 @@ from datasets.formatting.np_formatter import NumpyFormatter
 from datasets.formatting.torch_formatter import TorchFormatter
 from .errors import DamagedZooError, ZooError
 from .files import atomic_write
-from .format import DATA_DIR, INFO_PATH, SPLITS, EarlierFormatWarning, ZooInfo, file_sha256, short
+from .format import DATA_DIR, INFO_PATH, ROW_GROUP_SIZE, SPLITS, EarlierFormatWarning, ZooInfo, file_sha256, shard_rows, short
 from .zoos import ZooKind, zoo_kind
 from .blob import decode_weights, weights_architecture
 from .sources import ZooSource, resolve_zoo
@@ -90,11 +93,28 @@ def unlisted_files(folder: Path, info: ZooInfo) -> list[str]:
     return [path for path in entries if path not in listed]
 
 
-def check_schema(path: Path, label: str, kind: ZooKind, format_version: str) -> None:
+ROW_GROUP_SLACK_BYTES = 4 << 20
+"""What a row group may take uncompressed beyond twice its rows' raw size (:func:`max_row_bytes`): dictionary pages, levels."""
+
+
+def max_row_bytes(kind: ZooKind) -> int:
+    """An upper bound on the raw size of one sound row of a ``kind`` zoo: its recorded arrays, its float32 weights and 8 KiB
+    for the blob's header, the task and the scalar columns."""
+    recorded = sum(math.prod(feature.shape) * np.dtype(feature.dtype).itemsize for feature in (kind.inputs_feature, kind.log_probs_feature))
+    return recorded + 4 * kind.architecture.num_parameters + (8 << 10)
+
+
+def check_data_file(path: Path, label: str, kind: ZooKind, format_version: str, rows: int) -> None:
     """Raise :class:`DamagedZooError` (naming the file ``label``) unless the Parquet file at ``path`` has the columns of a
-    ``kind`` zoo of format ``format_version``."""
+    ``kind`` zoo of format ``format_version`` and, by its footer, ``rows`` rows in row groups of at most :data:`ROW_GROUP_SIZE` rows, each no larger
+    uncompressed than such rows can be.
+
+    Only the footer is read, so a crafted file cannot make a reader decode more rows, or larger cells, than
+    ``meta/info.json`` and the zoo's columns allow (as far as the footer tells the truth about its pages).
+    """
     try:
-        found = datasets.Features.from_arrow_schema(pq.read_schema(path))
+        metadata = pq.read_metadata(path)
+        found = datasets.Features.from_arrow_schema(metadata.schema.to_arrow_schema())
     except Exception as error:  # pyarrow and datasets raise many types for a damaged footer or schema metadata
         raise DamagedZooError(f"{label} is not a readable Parquet file ({type(error).__name__}: {short(str(error), 200)})") from None
     expected = kind.features_for(format_version)
@@ -102,14 +122,30 @@ def check_schema(path: Path, label: str, kind: ZooKind, format_version: str) -> 
         differing = sorted(name for name in {*found, *expected} if found.get(name) != expected.get(name))
         raise DamagedZooError(f"{label} does not have the {kind.name} schema: the columns {', '.join(differing)} are missing, extra or of "
                               "another type; rebuild the zoo or download it again")
+    groups = [metadata.row_group(index) for index in range(metadata.num_row_groups)]
+    if metadata.num_rows != rows or (found_rows := sum(group.num_rows for group in groups)) != rows:
+        raise DamagedZooError(f"{label} holds {max(metadata.num_rows, found_rows):,} rows, {INFO_PATH} says {rows:,}; "
+                              "rebuild the zoo or download it again")
+    for group in groups:
+        if group.num_rows > ROW_GROUP_SIZE:
+            raise DamagedZooError(f"{label} has a row group of {group.num_rows:,} rows; a zoo's data files hold at most {ROW_GROUP_SIZE} "
+                                  "rows per row group: rebuild the zoo or download it again")
+        if group.total_byte_size > (limit := 2 * group.num_rows * max_row_bytes(kind) + ROW_GROUP_SLACK_BYTES):
+            raise DamagedZooError(f"{label} has a row group of {group.num_rows:,} rows taking {group.total_byte_size:,} bytes uncompressed, "
+                                  f"more than the {limit:,} such rows of a {kind.name} zoo can take: rebuild the zoo or download it again")
 
 
 def _fingerprints_path() -> Path:
     return Path(datasets.config.HF_DATASETS_CACHE) / "rnn_zoos_verified_files.json"
 
 
+CHANGE_TIME_SLACK_NS = 2_000_000_000
+"""A file whose status changed this recently when it was hashed is hashed again at its next check: on a file system with
+coarse timestamps a later change within the same tick could leave its status unchanged."""
+
+
 class _VerifiedFiles:
-    """Files whose checksum was verified, by resolved path, with the size and modification time they had then."""
+    """Files whose checksum was verified, by resolved path, with the status they had then (:func:`_fingerprint`)."""
 
     def __init__(self) -> None:
         try:
@@ -120,15 +156,17 @@ class _VerifiedFiles:
         self.changed = False
 
     def check(self, path: Path, label: str, checksum: str) -> None:
-        """Raise :class:`DamagedZooError` (naming the file ``label``) unless the file's sha256 is ``checksum``; hash it only if
-        it changed since it last passed."""
+        """Raise :class:`DamagedZooError` (naming the file ``label``) unless the file's sha256 is ``checksum``; hash it unless
+        its status is what it was when it last passed."""
         key, stat = str(path.resolve()), path.stat()
-        fingerprint = [stat.st_size, stat.st_mtime_ns, checksum]
+        fingerprint = _fingerprint(stat, checksum)
         if self.records.get(key) == fingerprint:
             return
+        hashed_at = time.time_ns()
         if file_sha256(path) != checksum:
             raise DamagedZooError(f"{label} does not match its checksum in {INFO_PATH} (corrupt or truncated); rebuild the zoo or download it again")
-        self.records[key] = fingerprint
+        if hashed_at - stat.st_ctime_ns > CHANGE_TIME_SLACK_NS:
+            self.records[key] = fingerprint
         self.changed = True
 
     def save(self) -> None:
@@ -138,16 +176,26 @@ class _VerifiedFiles:
                 temporary.write_text(json.dumps(self.records, indent=1))
 
 
-def checked_data_files(source: ZooSource, info: ZooInfo, relatives: list[str]) -> tuple[list[Path], bool]:
-    """The listed data files ``relatives`` on this machine (downloaded from a Hub repo), each checked.
+def _fingerprint(stat: os.stat_result, checksum: str) -> list[Any]:
+    """What must be unchanged for a file that matched ``checksum`` to be trusted without hashing it again.
 
-    Every file must exist and match its checksum in ``meta/info.json`` and the zoo's schema. Returns the
-    paths and whether any file changed since it was last checked (``datasets``' cache of it is then stale).
+    Besides size and modification time, which anyone can set back, it holds the file's identity (device, inode) and its
+    status-change time (``st_ctime``), which the kernel sets on every write, rename or ``touch`` and no user can set back.
+    """
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev, checksum]
+
+
+def checked_data_files(source: ZooSource, info: ZooInfo, split: str) -> tuple[list[Path], bool]:
+    """The data files of ``split`` on this machine (downloaded from a Hub repo), each checked.
+
+    Every file must exist and match its checksum in ``meta/info.json``, the zoo's schema and the rows that
+    ``meta/info.json`` gives it (:func:`check_data_file`). Returns the paths and whether any file changed since
+    it was last checked (``datasets``' cache of it is then stale).
     """
     kind = zoo_kind(info.zoo)
     verified = _VerifiedFiles()
     paths = []
-    for relative in relatives:
+    for index, relative in enumerate(info.splits[split].files):
         label = f"{source.name}/{relative}"
         if relative not in info.checksums:
             raise DamagedZooError(f"{label} has no checksum in {INFO_PATH}; rebuild the zoo or download it again")
@@ -155,7 +203,7 @@ def checked_data_files(source: ZooSource, info: ZooInfo, relatives: list[str]) -
         if not path.is_file():
             raise DamagedZooError(f"{label} is missing: the zoo is incomplete; rebuild it or download it again")
         verified.check(path, label, info.checksums[relative])
-        check_schema(path, label, kind, info.format_version)
+        check_data_file(path, label, kind, info.format_version, shard_rows(info.splits[split].num_rows, index))
         paths.append(path)
     verified.save()
     return paths, verified.changed
@@ -222,7 +270,7 @@ def _read_splits(source: ZooSource, info: ZooInfo, kind: ZooKind, wanted: list[s
     if streaming and source.folder is None:  # stream from the Hub: the files are not downloaded, so not checked
         data_files = {name: [source.hub_url(relative) for relative in relatives] for name, relatives in files.items()}
     else:
-        checked = {name: checked_data_files(source, info, relatives) for name, relatives in files.items()}
+        checked = {name: checked_data_files(source, info, name) for name in files}
         data_files = {name: [str(path.absolute()) for path in paths] for name, (paths, _) in checked.items()}
         changed = any(fresh for _, fresh in checked.values())
     kwargs: dict[str, Any] = {"streaming": streaming}

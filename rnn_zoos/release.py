@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import datasets
 import numpy as np
@@ -26,11 +26,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .blob import encode_weights
-from .errors import DamagedZooError, ZooError
+from .errors import DamagedZooError, ZooError, short
 from .format import LogProbsReproduction
 from .lstm import LSTMArchitecture, Params, lstm_forward, stack_params
 from .training import STEP_CONVENTION
-from .verify import LOG_PROB_TOLERANCE, REPRODUCTION_MARGIN
+from .verify import LOG_PROB_TOLERANCE, MAX_REPRODUCTION_ERROR, MAX_ROW_MEAN_ERROR, REPRODUCTION_MARGIN
 from .zoos import ZooKind, zoo_kind, zoo_names
 
 BLOCK_ROWS = 256
@@ -42,6 +42,19 @@ DAMAGED = "the release folder is damaged: download it again"
 FLOATS, INTEGERS, REALS = "f", "iu", "iuf"
 """The NumPy dtype kinds a release array may have: floating-point numbers, integers, either."""
 KIND_NAMES = {FLOATS: "floating-point numbers", INTEGERS: "integers", REALS: "real numbers (integers or floating-point)"}
+MAX_ARGS_BYTES = 1 << 20
+"""The largest ``args.json`` a release may have (the paper's hold a few hundred bytes); it is copied into ``meta/info.json``."""
+MAX_ARGS_DEPTH = 64
+"""The deepest nesting of lists and objects ``args.json`` may have (the paper's: 1), so that ``meta/info.json`` stays readable."""
+INT32_MAX = 2**31 - 1
+"""The largest run id and step a zoo stores (``int32`` columns)."""
+RUN_STEP_BOUNDS = (0, INT32_MAX)
+"""The bounds of a release's run ids and steps."""
+MAX_ABS_WEIGHT = 1000.0
+"""The largest weight a trained RNN of the paper's recipe can have: AdamW moves a weight by at most about 3.2 times the
+learning rate per step ((1 - beta1) / sqrt(1 - beta2)), so the 20,001 updates of its schedule (learning rates summing to
+about 82) move it by at most about 260 from its initialisation (below 0.2)."""
+WEIGHT_BOUNDS = (-MAX_ABS_WEIGHT, MAX_ABS_WEIGHT)
 
 
 @dataclass(frozen=True)
@@ -51,8 +64,9 @@ class ReleaseArray:
     shape: tuple[int, ...]
     kinds: str
     """:data:`FLOATS`, :data:`INTEGERS` or :data:`REALS`."""
-    bounds: tuple[int, int] | None = None
-    """The smallest and largest value the import can store (token ids; ``int8`` task components)."""
+    bounds: tuple[Any, Any] | None = None
+    """The smallest and largest value the array may hold (token ids, ``int8`` task components, weights a trained RNN can
+    have): two numbers, or two tuples with one number per column of a two-dimensional array."""
 
 
 class ReleaseFormat(ABC):
@@ -63,7 +77,9 @@ class ReleaseFormat(ABC):
     arrays: dict[str, ReleaseArray]
     """The arrays (``NAME.npy``) besides ``args.json``, by name."""
     run_step: str
-    """The array whose first two columns are every row's run and step."""
+    """The array whose first two columns are every row's run and step (its bounds keep them within :data:`RUN_STEP_BOUNDS`)."""
+    task_array: str = "tasks"
+    """The array holding every row's task."""
     measures_reproduction: bool = False
     """Whether the stored ``log_probs`` reproduce only approximately, so the import measures and records how exactly."""
     reproduction_reason: str = ""
@@ -112,6 +128,15 @@ def unflatten_parameters(flat: torch.Tensor, architecture: LSTMArchitecture) -> 
     return {name: piece.view(shape) for (name, shape), piece in zip(shapes.items(), pieces)}
 
 
+def json_depth(value: Any) -> int:
+    """How deeply lists and objects nest in a value parsed from JSON (0 for a number or string), found without recursion."""
+    depth, level = 0, [value]
+    while containers := [item for item in level if isinstance(item, (list, dict))]:
+        depth += 1
+        level = [child for item in containers for child in (item.values() if isinstance(item, dict) else item)]
+    return depth
+
+
 def detect(source: Path) -> ZooKind:
     """The kind of zoo whose release the folder ``source`` holds, from its name; :class:`ZooError` if none."""
     kinds = [zoo_kind(name) for name in zoo_names() if zoo_kind(name).release is not None]
@@ -158,20 +183,27 @@ class Release:
     def _read_args(self) -> dict[str, Any]:
         """The run options the release recorded in ``args.json``."""
         path = self.source / "args.json"
+        if (size := path.stat().st_size) > MAX_ARGS_BYTES:
+            raise DamagedZooError(f"{path} has {size:,} bytes, more than the {MAX_ARGS_BYTES:,} of run options a release holds; {DAMAGED}")
         try:
-            args = json.loads(path.read_text())
-        except ValueError as error:
+            args = json.loads(path.read_bytes())
+        except (ValueError, RecursionError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise DamagedZooError(f"{path} is not JSON ({error}); {DAMAGED}") from None
         if not isinstance(args, dict):
             raise DamagedZooError(f"{path} holds a JSON {type(args).__name__}, expected an object of the run options; {DAMAGED}")
+        if (depth := json_depth(args)) > MAX_ARGS_DEPTH:
+            raise DamagedZooError(f"{path} nests lists and objects {depth} deep, more than the {MAX_ARGS_DEPTH} run options need; {DAMAGED}")
         return args
 
     def _load(self, name: str, kinds: str) -> np.ndarray:
         expected = f"expected a NumPy array of {KIND_NAMES[kinds]}"
         try:
             array = np.load(self.path(name), mmap_mode="r")
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, EOFError) as error:
             raise DamagedZooError(f"cannot read {self.path(name)} ({error}); {expected}") from None
+        if not isinstance(array, np.ndarray):
+            array.close()  # a .npz archive saved under the name
+            raise DamagedZooError(f"{self.path(name)} is a {type(array).__name__} (an .npz archive), not a .npy file; {expected}")
         if array.dtype.kind not in kinds:
             raise DamagedZooError(f"{self.path(name)} holds {array.dtype} values; {expected}")
         return array
@@ -183,7 +215,8 @@ class Release:
 
     def check_values(self) -> None:
         """Raise :class:`DamagedZooError` naming the file and row of the first NaN or infinite number, or of the first value
-        outside an array's bounds (token ids, task components); reads the memory-mapped arrays block by block."""
+        outside an array's bounds (token ids, task components, weights, runs and steps); reads the memory-mapped arrays
+        block by block."""
         for name, array in self.format.arrays.items():
             for start in range(0, self.rows, BLOCK_ROWS):
                 block = np.asarray(self.arrays[name][start : start + BLOCK_ROWS])
@@ -192,15 +225,45 @@ class Release:
     def _check_block(self, name: str, array: ReleaseArray, start: int, block: np.ndarray) -> None:
         """Check the rows ``block [B, ·]`` of the array ``name``, the first of them row ``start``."""
         if block.dtype.kind == "f":
-            self._refuse_rows(name, start, ~np.isfinite(block).all(axis=1), "NaN or infinite values")
+            self._refuse_rows(name, start, ~np.isfinite(block), "NaN or infinite values")
         if array.bounds is not None:
-            low, high = array.bounds
-            self._refuse_rows(name, start, ((block < low) | (block > high)).any(axis=1), f"values outside {low} to {high}")
+            low, high = (np.broadcast_to(np.asarray(bound, dtype=np.float64), block.shape[1:]) for bound in array.bounds)
+            if (outside := (block < low) | (block > high)).any():
+                column = int(np.nonzero(outside)[1][0])
+                self._refuse_rows(name, start, outside, f"values outside {low[column]:.10g} to {high[column]:.10g}")
 
     def _refuse_rows(self, name: str, start: int, bad: np.ndarray, what: str) -> None:
-        """Raise :class:`DamagedZooError` for the first row marked ``bad`` of a block of ``name`` starting at row ``start``."""
+        """Raise :class:`DamagedZooError` for the first row with a value marked ``bad [B, ·]`` of a block of ``name`` starting
+        at row ``start``."""
         if bad.any():
-            raise DamagedZooError(f"{self.path(name)}: row {start + int(np.flatnonzero(bad)[0])} holds {what}; {DAMAGED}")
+            raise DamagedZooError(f"{self.path(name)}: row {start + int(np.flatnonzero(bad.any(axis=1))[0])} holds {what}; {DAMAGED}")
+
+    def check_runs(self) -> None:
+        """Raise :class:`DamagedZooError` unless the rows form whole runs: every (run, step) once, every run with the same
+        snapshot steps and one task throughout, a task of this zoo. Call it after :meth:`check_values`."""
+        order = np.lexsort((self.step, self.run))
+        run, step = self.run[order], self.step[order]
+        runs_file = self.path(self.format.run_step)
+        if (twice := (run[1:] == run[:-1]) & (step[1:] == step[:-1])).any():
+            first = int(np.flatnonzero(twice)[0])
+            raise DamagedZooError(f"{runs_file}: rows {order[first]} and {order[first + 1]} both hold run {run[first]}, step "
+                                  f"{step[first]}; {DAMAGED}")
+        steps = np.unique(step)
+        runs, starts, counts = np.unique(run, return_index=True, return_counts=True)
+        if (short_runs := np.flatnonzero(counts != len(steps))).size:
+            index = int(short_runs[0])
+            missing = sorted(set(steps.tolist()) - set(step[starts[index] : starts[index] + counts[index]].tolist()))
+            raise DamagedZooError(f"{runs_file}: run {runs[index]} lacks the steps {short(missing, 200)} that other runs have; every "
+                                  f"run has the same snapshot steps; {DAMAGED}")
+        tasks = [self.kind.task_key(self.format.task_cell(self, int(row))) for row in order]
+        for index, begin in enumerate(starts.tolist()):
+            cell = self.format.task_cell(self, int(order[begin]))
+            if not self.kind.is_task(cell):
+                raise DamagedZooError(f"{self.path(self.format.task_array)}: run {runs[index]} has the task {short(cell)}, which is not "
+                                      f"a {self.kind.name} task; {DAMAGED}")
+            if len(set(tasks[begin : begin + counts[index]])) > 1:
+                raise DamagedZooError(f"{self.path(self.format.task_array)}: run {runs[index]} has several tasks "
+                                      f"{short(sorted(set(tasks[begin : begin + counts[index]])), 200)}; a run trains on one task; {DAMAGED}")
 
     def blocks(self, name: str) -> Iterator[np.ndarray]:
         """The array ``name`` read block by block (at most :data:`BLOCK_ROWS` rows each)."""
@@ -255,7 +318,8 @@ class Release:
         """How exactly the weights reproduce the rows' ``log_probs`` from their ``inputs``, over every row.
 
         Recomputes as :mod:`rnn_zoos.verify` does (float32, ``rnn_zoos.lstm``), :data:`MEASURE_ROWS` RNNs
-        at a time, reading the memory-mapped arrays in order.
+        at a time, reading the memory-mapped arrays in order. A row off by more than ``verify`` accepts of an import
+        (:data:`MAX_ROW_MEAN_ERROR` on average, :data:`MAX_REPRODUCTION_ERROR` at most) raises :class:`DamagedZooError`.
         """
         kind = self.kind
         largest, total, worst = -1.0, 0.0, 0
@@ -269,11 +333,16 @@ class Release:
                 if not bool(torch.isfinite(error).all()):  # the stored numbers are finite (check_values): the weights overflow
                     raise DamagedZooError(f"{self.path('parameters')}: the weights of rows {start} to {index[-1]} compute NaN or "
                                           f"infinite log-probs; {DAMAGED}")
-                row_largest = error.flatten(1).max(dim=1).values
+                row_largest, row_mean = error.flatten(1).max(dim=1).values, error.flatten(1).mean(dim=1)
+                if float(row_mean.max()) > MAX_ROW_MEAN_ERROR:
+                    self._refuse_reproduction(int(index[int(row_mean.argmax())]), f"{float(row_mean.max()):.3g} on average",
+                                              f"{MAX_ROW_MEAN_ERROR:g} (about 0.001 in the paper's release)")
                 total += float(error.sum(dtype=torch.float64))
                 if float(row_largest.max()) > largest:
                     largest, worst = float(row_largest.max()), int(index[int(row_largest.argmax())])
                 progress.update(len(index))
+        if largest > MAX_REPRODUCTION_ERROR:
+            self._refuse_reproduction(worst, f"{largest:.3g} at most", f"{MAX_REPRODUCTION_ERROR:g}")
         values_per_row = math.prod(kind.log_probs_feature.shape)
         return LogProbsReproduction(
             max_abs_error=largest,
@@ -283,6 +352,11 @@ class Release:
             worst_step=int(self.step[worst]),
             reason=self.format.reproduction_reason,
         )
+
+    def _refuse_reproduction(self, row: int, found: str, accepted: str) -> NoReturn:
+        """Raise :class:`DamagedZooError`: the weights of ``row`` reproduce its log-probs off by ``found``, more than ``accepted``."""
+        raise DamagedZooError(f"{self.path('logits')}: row {row} (run {self.run[row]}, step {self.step[row]}): its weights reproduce its "
+                              f"log-probs off by {found}, more than the {accepted} that inputs rounded to float16 explain; {DAMAGED}")
 
     def notes(self, reproduction: LogProbsReproduction | None) -> list[str]:
         """What differs from a zoo built by rnn-zoos, with the measured ``reproduction`` of the log-probs if any."""
@@ -315,5 +389,6 @@ def reproduction_note(reproduction: LogProbsReproduction) -> str:
         f"{reproduction.rows} rows, recomputed log-probs differ from the stored ones by {reproduction.mean_abs_error:.2g} "
         f"on average and by at most {reproduction.max_abs_error:.3g} (run {reproduction.worst_run}, step "
         f"{reproduction.worst_step}); meta/info.json records this as log_probs_reproduction, and verify accepts a row "
-        f"within the usual tolerance ({atol:g} + |log_prob| / {1 / rtol:g}) or within that largest error + {REPRODUCTION_MARGIN:g}."
+        f"within the usual tolerance ({atol:g} + |log_prob| / {1 / rtol:g}) or within that largest error + {REPRODUCTION_MARGIN:g} "
+        f"and {MAX_ROW_MEAN_ERROR:g} on average."
     )

@@ -51,6 +51,7 @@ def import_release(source: Path, out: Path) -> Path:
     check_out(source, out)
     release = Release(source)
     release.check_values()
+    release.check_runs()
     reproduction = release.measure_reproduction() if release.format.measures_reproduction else None
     out = Path(os.path.abspath(out))
     with output_folder(out.parent):

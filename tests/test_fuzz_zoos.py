@@ -24,7 +24,7 @@ import pytest
 import rnn_zoos
 from rnn_zoos import ZooError
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
-from rnn_zoos.blob import encode_weights, weights_header
+from rnn_zoos.blob import encode_weights, weights_architecture, weights_header
 from rnn_zoos.format import file_sha256
 from rnn_zoos.lstm import LSTMWithHead
 from rnn_zoos.verify import verify_zoo
@@ -113,11 +113,18 @@ def link_to_device(folder: Path) -> None:
     os.symlink("/dev/zero", folder / TRAIN)
 
 
-def duplicate_rows(folder: Path) -> None:
-    path = shard(folder)
-    table = pq.read_table(path)
-    pq.write_table(pa.concat_tables([table, table]), path)
-    update_checksum(folder, path)
+def repeat_rows(times: int, claimed: bool = False) -> Damage:
+    """The train shard's rows ``times`` over in one row group, its checksum recorded; if ``claimed``, ``meta/info.json``
+    also gives the split that many rows, so that only the size of the row group is wrong (a crafted 332 KB shard of
+    20,000 all-zero rows in one row group once made verify and load_zoo use 5.5 GB)."""
+    def damage(folder: Path) -> None:
+        path = shard(folder)
+        table = pq.read_table(path)
+        pq.write_table(pa.concat_tables([table] * times), path, row_group_size=times * table.num_rows)
+        update_checksum(folder, path)
+        if claimed:
+            edit_info(folder, set_key("splits", "train", "num_rows", times * table.num_rows))
+    return damage
 
 
 # --- meta/info.json and the card -------------------------------------------------------------
@@ -180,6 +187,13 @@ def overlapping(original: bytes) -> bytes:
     return tensor_edit("data_offsets", [begin, begin + 24])(original)
 
 
+def nan_weight(original: bytes) -> bytes:
+    """The real blob with one weight NaN: a sound blob of lies, which only reproducing log_probs would show on sampled rows."""
+    params = rnn_zoos.decode_weights(original)
+    params["lstm.weight_hh_l1"][3, 7] = float("nan")
+    return encode_weights(params, weights_architecture(original))
+
+
 def mnist_blob(_: bytes) -> bytes:
     return encode_weights(dict(LSTMWithHead(SEQ_MNIST.architecture).state_dict()), SEQ_MNIST.architecture)
 
@@ -205,7 +219,10 @@ CASES = [
     Case("null-run-cell", cell("run", None, row=3), TRAIN),
     Case("null-inputs-cell", cell("inputs", None), ROW0, sample_rows=1),
     Case("token-out-of-range", cell("inputs", [[9] * 42] * 100), ROW0, sample_rows=1),
-    Case("rows-doubled", duplicate_rows, "meta/info.json says 36"),
+    Case("rows-doubled", repeat_rows(2), f"{TRAIN} holds 72 rows, meta/info.json says 36"),
+    Case("rows-beyond-info-in-one-row-group", repeat_rows(6), f"{TRAIN} holds 216 rows, meta/info.json says 36"),
+    Case("row-group-beyond-the-limit", repeat_rows(6, claimed=True), f"{TRAIN} has a row group of 216 rows"),
+    Case("cell-of-30-mb-compressed", cell("weights", bytes(30_000_000)), f"{TRAIN} has a row group of 36 rows taking"),
     # data files: missing, extra, renamed, replaced
     Case("missing-shard", lambda folder: (folder / TRAIN).unlink(), TRAIN),
     Case("extra-shard", lambda folder: shutil.copy(folder / TRAIN, folder / "data/train-00001-of-00002.parquet"), "data/train-00001-of-00002.parquet"),
@@ -267,6 +284,7 @@ CASES = [
     Case("blob-json-escape-safetensors-rejects", blob(metadata_edit(format="\ud800")), ROW0),
     Case("blob-truncated", blob(lambda original: original[:-100]), ROW0),
     Case("blob-of-another-zoo", blob(mnist_blob), ROW0),
+    Case("blob-nan-weight", blob(nan_weight), f"{ROW0} (run"),
 ]
 
 

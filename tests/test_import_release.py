@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -286,3 +288,137 @@ def test_built_zoo_is_never_held_to_an_imported_tolerance(official_mnist_release
     problems = verify_zoo(zoo, sample_rows=1000)
     assert len(problems) == 2 and problems[1].startswith(row_problem)
     assert problems[0].startswith("meta/info.json records log_probs_reproduction, which only a zoo imported from the paper")
+
+
+# --- untrusted releases: every inconsistency is one error line, and nothing is written ---------------------------------
+
+def edit_array(name: str, edit) -> Callable[[Path], None]:
+    """A damage: replace the array ``name`` of a release folder by ``edit(array)``."""
+    def damage(folder: Path) -> None:
+        np.save(folder / f"{name}.npy", edit(np.load(folder / f"{name}.npy")))
+    return damage
+
+
+def set_values(name: str, index, value) -> Callable[[Path], None]:
+    """A damage: ``array[index] = value`` in the array ``name``."""
+    def edit(array: np.ndarray) -> np.ndarray:
+        array[index] = value
+        return array
+    return edit_array(name, edit)
+
+
+def rows_of_first_run(folder: Path) -> np.ndarray:
+    """The release rows of the run of row 0, in file order."""
+    runs = np.load(folder / "num_step_correct.npy")[:, 0]
+    return np.flatnonzero(runs == runs[0])
+
+
+def set_first_run_task(task: list[int]) -> Callable[[Path], None]:
+    return lambda folder: set_values("tasks", rows_of_first_run(folder), task)(folder)
+
+
+def change_one_task_of_first_run(folder: Path) -> None:
+    row = rows_of_first_run(folder)[-1]
+    tasks = np.load(folder / "tasks.npy")
+    set_values("tasks", row, [0, 2, 2, 2] if list(tasks[row]) != [0, 2, 2, 2] else [0, -3, -3, -3])(folder)
+
+
+def for_every_array(edit) -> Callable[[Path], None]:
+    """A damage applied to every array of a release (its rows stay aligned)."""
+    return lambda folder: [edit_array(path.stem, edit)(folder) for path in folder.glob("*.npy")]
+
+
+def npz_as_npy(folder: Path) -> None:
+    np.savez(folder / "archive.npz", parameters=np.load(folder / "parameters.npy"))
+    (folder / "archive.npz").rename(folder / "parameters.npy")
+
+
+def write_args(text: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / "args.json").write_text(text)
+
+
+FORMAL_RELEASE_CASES = {
+    "task-changes-within-a-run": (change_one_task_of_first_run, r"tasks.npy: run \d+ has several tasks"),
+    "duplicated-row": (for_every_array(lambda array: np.concatenate([array, array[:1]])), r"num_step_correct.npy: rows 0 and \d+ both hold run"),
+    "negative-step": (set_values("num_step_correct", (0, 1), -1), r"num_step_correct.npy: row 0 holds values outside 0 to 2147483647"),
+    "run-missing-a-step": (for_every_array(lambda array: array[1:]), r"num_step_correct.npy: run \d+ lacks the steps \[\d+\] that other runs have"),
+    "task-1,-2,0,2": (set_first_run_task([1, -2, 0, 2]), r"tasks.npy: run \d+ has the task \[1, -2, 0, 2\], which is not a formal-lang task"),
+    "task-0,100,0,0": (set_first_run_task([0, 100, 0, 0]), r"tasks.npy: run \d+ has the task \[0, 100, 0, 0\], which is not a formal-lang task"),
+    "run-id-2**31": (lambda folder: set_values("num_step_correct", (rows_of_first_run(folder), 0), 2**31)(folder),
+                     r"num_step_correct.npy: row \d+ holds values outside 0 to 2147483647"),
+    "correct-count-5000-of-1000": (set_values("num_step_correct", (3, 2), 5000), r"num_step_correct.npy: row 3 holds values outside 0 to 1000"),
+    "weights-3e38": (set_values("parameters", (2, 7), 3e38), r"parameters.npy: row 2 holds values outside -1000 to 1000"),
+    "npz-saved-as-npy": (npz_as_npy, r"parameters.npy is a NpzFile \(an .npz archive\), not a .npy file"),
+    "empty-npy": (lambda folder: (folder / "sequences.npy").write_bytes(b""), r"cannot read .*sequences.npy \(No data left in file\)"),
+    "args-of-two-megabytes": (write_args(json.dumps({"weight_decay": 1e-4, "note": "x" * 2_000_000})),
+                              r"args.json has 2,000,\d{3} bytes, more than the 1,048,576 of run options a release holds"),
+    "args-nested-100k-deep": (write_args("[" * 100_000 + "]" * 100_000), r"args.json is not JSON \(maximum recursion depth exceeded"),
+    "args-nested-100-deep": (write_args('{"a": ' + "[" * 99 + "]" * 99 + "}"), r"args.json nests lists and objects 100 deep, more than the 64"),
+}
+
+
+MNIST_RELEASE_CASES = {
+    "random-logits": (edit_array("logits", lambda array: np.random.default_rng(0).normal(size=array.shape).astype(np.float16)),
+                      r"logits.npy: row \d+ \(run \d+, step \d+\): its weights reproduce its log-probs off by .* on average, more than the 0.02"),
+    "accuracy-of-5": (set_values("accuracy_losses", (4, 0), 5.0), r"accuracy_losses.npy: row 4 holds values outside 0 to 1"),
+    "weights-3e38": (set_values("parameters", (1, 3), 3e38), r"parameters.npy: row 1 holds values outside -1000 to 1000"),
+    "angle-of-1e6": (set_values("tasks", (0, 0), 1e6), r"tasks.npy: row 0 holds values outside 0 to 360"),
+}
+RELEASES = {"formal_zoo": ("formal_languages_tokens_4_length_42_2x32", FORMAL_RELEASE_CASES),
+            "mnist_zoo": ("sequential_mnist_tile_4x4_model_2x32", MNIST_RELEASE_CASES)}
+
+
+@pytest.mark.parametrize(
+    ("zoo", "folder", "damage", "message"),
+    [pytest.param(zoo, folder, *case, id=f"{zoo.removesuffix('_zoo')}-{name}")
+     for zoo, (folder, cases) in RELEASES.items() for name, case in cases.items()],
+)
+def test_an_inconsistent_or_lying_release_is_refused_before_anything_is_written(
+        zoo: str, folder: str, damage, message: str, request, tmp_path: Path, capsys) -> None:
+    """import-release once exited 0 with a zoo that verify rejects or that cannot be loaded, or ended in a traceback."""
+    release = tmp_path / folder
+    write_release(request.getfixturevalue(zoo), release)
+    damage(release)
+    out = tmp_path / "out" / "zoo"
+    assert import_release.main([str(release), "--out", str(out)]) == 1
+    error = capsys.readouterr().err  # after the progress bar of a measurement, if any
+    assert error.count("error: ") == 1 and error.splitlines()[-1].startswith("error: "), error
+    assert re.search(message, error.splitlines()[-1]), error
+    assert sorted(path.name for path in tmp_path.iterdir()) == [folder]  # no --out, no folder above it, no staging folder
+
+
+def edit_reproduction(zoo: Path, **changes: float) -> None:
+    path = zoo / "meta" / "info.json"
+    info = json.loads(path.read_text())
+    info["log_probs_reproduction"].update(changes)
+    path.write_text(json.dumps(info))
+
+
+def test_an_imported_zoo_may_not_declare_its_own_tolerance(official_mnist_release, tmp_path: Path) -> None:
+    """verify once held an imported zoo to whatever tolerance its meta/info.json declared."""
+    zoo = Path(shutil.copytree(official_mnist_release[1], tmp_path / "zoo"))
+    edit_reproduction(zoo, max_abs_error=50.0)
+    problems = verify_zoo(zoo, sample_rows=1000)
+    assert problems[0].startswith("meta/info.json records a log_probs_reproduction error of 50 at most and ")
+    assert "more than an import accepts (10 and 0.02); its rows are held to the standard tolerance" in problems[0]
+    assert len(problems) > 1 and all("the weights do not reproduce log_probs" in problem for problem in problems[1:])
+
+
+def test_random_log_probs_fail_within_a_recorded_tolerance(official_mnist_release, tmp_path: Path) -> None:
+    """A row's largest error may reach the recorded one, but not its mean: random log-probs are off by about 1 on average."""
+    zoo = Path(shutil.copytree(official_mnist_release[1], tmp_path / "zoo"))
+    edit_reproduction(zoo, max_abs_error=9.0)
+    path = next((zoo / "data").glob("train-*.parquet"))
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    random = torch.log_softmax(torch.from_numpy(np.random.default_rng(0).normal(size=np.shape(rows[2]["log_probs"]))), dim=-1)
+    rows[2]["log_probs"] = random.half().tolist()
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+    info_path = zoo / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    info["checksums"][path.relative_to(zoo).as_posix()] = file_sha256(path)
+    info_path.write_text(json.dumps(info))
+    problems = verify_zoo(zoo, sample_rows=1000)
+    assert len(problems) == 1 and problems[0].startswith(f"data/{path.name} row 2 (run {rows[2]['run']}, step {rows[2]['step']}): "
+                                                         "the weights do not reproduce log_probs from inputs")
+    assert "a row may be off by 0.02 on average" in problems[0]

