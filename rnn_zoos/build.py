@@ -71,9 +71,10 @@ def main(zoo: str, argv: list[str] | None = None, prog: str | None = None) -> in
     started = time.monotonic()
     try:
         config.validate()
-        warning = empty_split_warning(split_sizes(config.runs), f"--runs {config.runs} gives at most {config.runs} tasks")
-        if warning is not None:
-            print(warning, file=sys.stderr)
+        if not config.finalize and is_new_folder(Path(config.out)):  # warned once, when the build starts; a resume or a refusal says only what it does
+            warning = empty_split_warning(split_sizes(config.runs), f"--runs {config.runs} gives at most {config.runs} tasks")
+            if warning is not None:
+                print(warning, file=sys.stderr)
         if config.ray is not None:
             from .ray_engine import build_with_ray
 
@@ -88,6 +89,11 @@ def main(zoo: str, argv: list[str] | None = None, prog: str | None = None) -> in
     if (out / INFO_PATH).is_file():
         print(summary_line(out, time.monotonic() - started))
     return 0
+
+
+def is_new_folder(folder: Path) -> bool:
+    """Whether ``folder`` does not exist yet or is empty: a build into it starts from nothing."""
+    return not folder.exists() or (folder.is_dir() and next(folder.iterdir(), None) is None)
 
 
 def build_command(kind_name: str, config: BuildConfig) -> str:

@@ -123,7 +123,8 @@ def check_data_file(path: Path, label: str, kind: ZooKind, format_version: str, 
         raise DamagedZooError(f"{label} does not have the {kind.name} schema: the columns {', '.join(differing)} are missing, extra or of "
                               "another type; rebuild the zoo or download it again")
     groups = [metadata.row_group(index) for index in range(metadata.num_row_groups)]
-    if metadata.num_rows != rows or (found_rows := sum(group.num_rows for group in groups)) != rows:
+    found_rows = sum(group.num_rows for group in groups)
+    if metadata.num_rows != rows or found_rows != rows:
         raise DamagedZooError(f"{label} holds {max(metadata.num_rows, found_rows):,} rows, {INFO_PATH} says {rows:,}; "
                               "rebuild the zoo or download it again")
     for group in groups:

@@ -144,7 +144,8 @@ def test_cli_cuda_without_a_gpu(tmp_path: Path, capsys, monkeypatch) -> None:
 
 def test_cli_unknown_option_and_bad_choice() -> None:
     result = subprocess.run([sys.executable, "-m", "builders.formal_lang", "--out", "/tmp/x", "--bogus", "1"], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].endswith("error: unrecognized arguments: --bogus 1")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: unrecognized arguments: --bogus 1 (python -m builders.formal_lang --help lists the options)"]
     result = subprocess.run([sys.executable, "-m", "builders.formal_lang", "--out", "/tmp/x", "--device", "tpu"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "argument --device: invalid choice: 'tpu'" in result.stderr
 
@@ -181,10 +182,12 @@ def test_missing_shard_is_named(zoo_copy: Path) -> None:
 
 def test_unknown_format_version_is_refused(zoo_copy: Path) -> None:
     path = zoo_copy / "meta" / "info.json"
-    path.write_text(path.read_text().replace(f'"format_version": "{rnn_zoos.FORMAT_VERSION}"', '"format_version": "3.0"', 1))
+    info = json.loads(path.read_text())
+    assert info["format_version"] == rnn_zoos.FORMAT_VERSION
+    path.write_text(json.dumps({**info, "format_version": "3.0"}, indent=2))
     with pytest.raises(ZooError, match=r"format version 3\.0; this rnn_zoos reads format versions 1\.x and 2\.x"):
         rnn_zoos.load_zoo(zoo_copy)
-    path.write_text(path.read_text().replace('"format_version": "3.0"', '"format_version": "two"', 1))
+    path.write_text(json.dumps({**info, "format_version": "two"}, indent=2))
     with pytest.raises(ZooError, match="has the format version 'two', which is not MAJOR.MINOR"):
         rnn_zoos.load_zoo(zoo_copy)
 
@@ -192,7 +195,7 @@ def test_unknown_format_version_is_refused(zoo_copy: Path) -> None:
 def test_unknown_split_and_unknown_repo(tmp_path: Path) -> None:
     with pytest.raises(ZooError, match="unknown split 'test'"):
         rnn_zoos.load_zoo(tmp_path, split="test")
-    with pytest.raises(ZooError, match="not in the local cache and the Hub cannot be reached"):
+    with pytest.raises(ZooError, match="no folder named rnn-zoos/never-downloaded.*is not in the local cache and HF_HUB_OFFLINE is set"):
         rnn_zoos.load_zoo("rnn-zoos/never-downloaded")
 
 

@@ -205,8 +205,15 @@ def test_earlier_spellings_are_still_accepted(monkeypatch: pytest.MonkeyPatch) -
         assert parsed.pop("seeds") == 3
 
 
+def test_an_unknown_encoder_is_one_error_line_naming_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pretrain", "z", "--encoder", "lstm_whisperer", "--out", "/nonexistent-rnn-zoos/o"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1, captured.err
+    assert captured.err.startswith("error: --encoder 'lstm_whisperer' is unknown; choose one of layerwise_statistics, flat")
+    assert "MODULE:CLASS" in captured.err
+
+
 @pytest.mark.parametrize("argv", [
-    ["pretrain", "z", "--encoder", "lstm_whisperer", "--out", "o"],
     ["pretrain", "--encoder", "dws", "--out", "o"],
     ["downstream", "z", "--out", "o", "--num-seeds", "many"],
     ["build", "formal-lang", "--out", "o", "--compile", "yes"],

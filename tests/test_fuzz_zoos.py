@@ -239,7 +239,7 @@ CASES = [
     Case("info-deeply-nested", write(INFO, b'{"format_version": "1.1", "x": ' + b"[" * 200_000), INFO),
     Case("info-a-list", write(INFO, b"[1, 2]"), INFO),
     Case("info-oversized", oversized_info, INFO),
-    Case("info-format-2", info(set_key("format_version", "2.0")), INFO),
+    Case("info-format-3", info(set_key("format_version", "3.0")), INFO),
     Case("info-format-a-number", info(set_key("format_version", 1.1)), INFO),
     Case("info-lacks-split", info(lambda record: record["splits"].pop("ood")), INFO),
     Case("info-unknown-split", info(set_key("splits", "test", {"tasks": [], "runs": [], "num_rows": 0, "num_bytes": 0, "files": []})), INFO),
