@@ -21,6 +21,7 @@ import torch
 
 from rnn_zoos.arguments import DEVICE, CommandParser, check_device, renamed
 from rnn_zoos.build import BuildConfig, Chunk, ChunkTrainer, ZooRecipe
+from rnn_zoos.claims import claim_chunk
 from rnn_zoos.chunk_trainer import WARMUP_STEPS
 from rnn_zoos.training import PAPER_SNAPSHOT_STEPS, PAPER_STEPS, TrainingSchedule
 
@@ -45,7 +46,7 @@ def time_ours(recipe: ZooRecipe, runs_per_batch: int, steps: int, device: str, c
     with tempfile.TemporaryDirectory() as folder:
         config = BuildConfig(out=folder, runs=runs_per_batch, steps=PAPER_STEPS, device=device, compile=compile,
                              cuda_graphs=cuda_graphs)
-        trainer = ChunkTrainer(recipe, config, Chunk(0, runs_per_batch), Path(folder) / "chunk")
+        trainer = ChunkTrainer(recipe, config, Chunk(0, runs_per_batch), claim_chunk(Path(folder) / "chunk", take_over=False))
         for step in range(1, WARMUP + 1):
             trainer.train_step(step)
         synchronize(device)

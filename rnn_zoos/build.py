@@ -40,7 +40,7 @@ from .build_config import ENGINE_OPTIONS, BuildConfig
 from .build_folder import LOCK_FILE, TRASH_DIR, WORK_DIR, build_lock, prepare_output
 from .cards import provenance_fields
 from .chunk_trainer import ChunkTrainer
-from .claims import Chunk, Claim, claim_chunk, claim_state, freeze_plan, is_finished, new_plan, release_claim
+from .claims import Chunk, Claim, ClaimLost, claim_chunk, claim_state, freeze_plan, is_finished, new_plan, release_claim
 from .errors import ZooError, report
 from .format import FORMAT_VERSION, INFO_PATH
 from .layout import empty_split_warning, plan_splits, summary_line, write_zoo_layout
@@ -83,12 +83,20 @@ def main(zoo: str, argv: list[str] | None = None, prog: str | None = None) -> in
             out = build_zoo(kind.recipe(config), config, config.worker_slot(), config.finalize)
     except ZooError as error:
         return report(error)
+    except ClaimLost as lost:  # paused past the heartbeat timeout: another worker has the chunk, maybe the whole zoo
+        print(lost, file=sys.stderr)
+        return 0 if zoo_complete(Path(config.out)) else 1
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130
     if (out / INFO_PATH).is_file():
         print(summary_line(out, time.monotonic() - started))
     return 0
+
+
+def zoo_complete(out: Path) -> bool:
+    """Whether ``out`` holds a finished zoo: ``meta/info.json`` written and the work folder gone."""
+    return (out / INFO_PATH).is_file() and not (out / WORK_DIR).exists()
 
 
 def is_new_folder(folder: Path) -> bool:
@@ -270,14 +278,15 @@ def take_chunk(out: Path, identity: dict[str, Any], folder: Path) -> Claim | Non
 
 def train_chunk(recipe: ZooRecipe, config: BuildConfig, out: Path, identity: dict[str, Any], chunk: Chunk, progress: Any) -> bool:
     """Claim ``chunk`` (:func:`take_chunk`) and train it, keeping the claim alive meanwhile; returns False if it could not
-    be claimed (finished, or held by a live worker). ``progress``: a bar with ``update(model_steps)``."""
+    be claimed (finished, or held by a live worker). ``progress``: a bar with ``update(model_steps)``. Raises
+    :class:`ClaimLost` if the claim was taken over meanwhile (this process was paused past the heartbeat timeout)."""
     folder = out / WORK_DIR / chunk.name
     claim = take_chunk(out, identity, folder)
     if claim is None:
         return False
     with claim.holding():
         try:
-            ChunkTrainer(recipe, config, chunk, folder).run(progress)
+            ChunkTrainer(recipe, config, chunk, claim).run(progress)
         finally:  # finished, or interrupted (Ctrl-C, an error): free for the next worker at once
             release_claim(claim)
     return True
@@ -309,10 +318,10 @@ def describe_claims(work: Path, chunks: list[Chunk]) -> str:
 
 def finalize_build(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], out: Path, plan: list[Chunk]) -> None:
     """Write the zoo from the finished chunks and discard the work folder, once: under the build lock, by the first
-    process to get there (the others find the work folder gone)."""
+    process to get there (the others find the work folder gone, and a complete zoo is never touched again)."""
     with build_lock(out, identity):
         work = out / WORK_DIR
-        if not work.is_dir():
+        if not work.is_dir() or not all(is_finished(work / chunk.name) for chunk in plan):
             return
         _finalize(recipe, config, identity, out, [work / chunk.name for chunk in plan])
         _discard(work)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DamagedZooError, ZooError, describe_difference
-from .files import atomic_write, exclusive_lock, remove_temporaries
+from .files import TEMPORARY_NAME, atomic_write, exclusive_lock
 from .format import INFO_PATH, ZooInfo, file_sha256
 from .results import check_results_folder
 
@@ -122,4 +122,6 @@ def _check_unfinished_build(work: Path, identity: dict[str, Any]) -> None:
 def _remove_leftovers(out: Path) -> None:
     """Delete what killed builds leave behind: a half-deleted work folder and temporary files."""
     shutil.rmtree(out / TRASH_DIR, ignore_errors=True)
-    remove_temporaries(out)
+    for path in out.rglob(".*.tmp-*"):
+        if TEMPORARY_NAME.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)

@@ -2,7 +2,8 @@
 
 A :class:`ChunkTrainer` takes the runs ``chunk.first`` to ``chunk.stop - 1`` from their initial
 weights (or the last checkpoint) through the ``steps + 1`` updates of the official loop, writing a Parquet part
-per snapshot step (the weights after that step's update).
+per snapshot step (the weights after that step's update). Every file goes through the worker's claim
+(:meth:`rnn_zoos.claims.Claim.write`), so a worker whose claim was taken over writes nothing more.
 
 A training step runs in one of two ways:
 
@@ -28,9 +29,8 @@ from tqdm.auto import tqdm
 
 from .blob import encode_weights
 from .build_config import BuildConfig
-from .claims import FINISHED_FILE, Chunk
-from .files import atomic_write
-from .layout import write_parquet
+from .claims import FINISHED_FILE, Chunk, Claim
+from .layout import write_parquet_file
 from .streams import run_seeds
 from .training import BatchedAdamW, TrainingSchedule, initial_params
 from .zoos import ZooRecipe
@@ -44,9 +44,8 @@ WARMUP_STEPS = 3
 class ChunkTrainer:
     """Trains one chunk of runs, writing a Parquet part per snapshot and checkpoints to resume from."""
 
-    def __init__(self, recipe: ZooRecipe, config: BuildConfig, chunk: Chunk, folder: Path) -> None:
-        self.recipe, self.chunk, self.folder = recipe, chunk, folder
-        folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, recipe: ZooRecipe, config: BuildConfig, chunk: Chunk, claim: Claim) -> None:
+        self.recipe, self.chunk, self.claim, self.folder = recipe, chunk, claim, claim.folder
         self.schedule = TrainingSchedule(steps=config.steps)
         self.device = torch.device(config.device)
         self.seed_values = run_seeds(config.seed, range(chunk.first, chunk.stop))
@@ -82,8 +81,9 @@ class ChunkTrainer:
             if step in snapshot_steps or time.monotonic() - saved_at > CHECKPOINT_SECONDS:
                 self._save(step + 1)
                 saved_at = time.monotonic()
-        (self.folder / FINISHED_FILE).touch()
-        self.checkpoint_path.unlink(missing_ok=True)
+        with self.claim.write(self.folder / FINISHED_FILE) as temporary:
+            temporary.write_text(self.claim.record.to_json())
+        self.claim.remove(self.checkpoint_path)
 
     def _restore(self) -> int:
         """Load the last checkpoint, if any; returns the updates done (the loop step to train next)."""
@@ -99,7 +99,7 @@ class ChunkTrainer:
     def _save(self, updates: int) -> None:
         state = {"updates": updates, "params": {name: tensor.detach() for name, tensor in self.params.items()},
                  "optimizer": self.optimizer.state_dict()}
-        with atomic_write(self.checkpoint_path) as temporary:
+        with self.claim.write(self.checkpoint_path) as temporary:
             torch.save(state, temporary)
 
     def train_step(self, step: int) -> None:
@@ -158,4 +158,5 @@ class ChunkTrainer:
         rows = {"run": list(range(self.chunk.first, self.chunk.stop)), "step": [step] * len(weights),
                 "seed": self.seed_values, **columns, "weights": weights}
         features = self.recipe.kind.features
-        write_parquet(self.folder / f"step-{step:06d}.parquet", features, [{name: rows[name] for name in features}])
+        with self.claim.write(self.folder / f"step-{step:06d}.parquet") as temporary:
+            write_parquet_file(temporary, features, [{name: rows[name] for name in features}])

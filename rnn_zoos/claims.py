@@ -1,19 +1,27 @@
-"""Sharing one build between workers: a frozen chunk plan, claimed chunks with heartbeats, finished marks.
+"""Sharing one build between workers: a frozen chunk plan, claimed chunks with heartbeats and fencing, finished marks.
 
 Any number of processes, on any machines that share the build folder, may work on one ``--out``.
 The first writes the chunk plan into ``OUT/.build/plan.json`` once (:func:`freeze_plan`, an atomic
 create-if-absent); every later process follows it, whatever its own ``--runs-per-batch``. A worker
-claims a chunk by creating ``CHUNK/claim`` with ``O_EXCL`` (:func:`claim_chunk`), holding its host,
-pid and a token; a thread touches the claim every :data:`HEARTBEAT_SECONDS` while the chunk trains,
-and ``CHUNK/finished`` marks it done. A claim whose heartbeat is older than :func:`stale_seconds`,
-or whose process is gone from this host, is stale: another worker takes it over (under the build
-lock, so two never take over one claim) and resumes from the chunk's checkpoint. Chunks are
-deterministic, so a worker that was only slow and finds its claim taken writes the same bytes.
+claims a chunk by creating ``CHUNK/claim`` complete and at once (:func:`claim_chunk`, a hard link
+that fails if a claim exists), holding its host, pid, a unique token and an epoch; a thread touches
+the claim every :func:`heartbeat_interval` while the chunk trains, and ``CHUNK/finished`` marks it
+done. A claim whose heartbeat is older than :func:`heartbeat_timeout`, whose process is gone from
+this host, or that cannot be read, is stale: another worker takes it over (under the build lock, so
+two never take over one claim) with the next epoch, and resumes from the chunk's checkpoint.
+
+Fencing: every write of a worker into its chunk (checkpoints, snapshot parts, the finished mark) is
+made under a temporary name and renamed by :meth:`Claim.commit` only while the claim file still
+holds the worker's token, checked and renamed under the OS lock of ``CHUNK/fence`` that a takeover
+takes too. A worker that was paused (a suspended job, a sleeping laptop) past the heartbeat timeout
+and finds its claim taken over raises :class:`ClaimLost` before writing anything more.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
 import os
 import socket
 import threading
@@ -25,24 +33,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DamagedZooError, ZooError
-from .files import atomic_write
+from .files import temporary_path
 
 PLAN_FILE = "plan.json"
 CLAIM_FILE = "claim"
 FINISHED_FILE = "finished"
+FENCE_FILE = "fence"
+"""Locked (``flock``) while a claim is checked and a write committed, or a claim taken over."""
 HEARTBEAT_SECONDS = 20.0
-"""How often a worker touches the claim of the chunk it trains."""
-STALE_SECONDS = 300.0
-"""A claim not touched for this long is stale (override with ``RNN_ZOOS_STALE_SECONDS``)."""
+"""How often a worker touches the claim of the chunk it trains (more often under a short :func:`heartbeat_timeout`)."""
+HEARTBEAT_TIMEOUT = 300.0
+"""A claim not touched for this long is stale (override with ``RNN_ZOOS_HEARTBEAT_TIMEOUT``)."""
+TIMEOUT_VARIABLE = "RNN_ZOOS_HEARTBEAT_TIMEOUT"
 
 
-def stale_seconds() -> float:
-    """Seconds without a heartbeat after which a claim is stale: :data:`STALE_SECONDS` or ``RNN_ZOOS_STALE_SECONDS``."""
-    value = os.environ.get("RNN_ZOOS_STALE_SECONDS")
+def heartbeat_timeout() -> float:
+    """Seconds without a heartbeat after which a claim is stale: :data:`HEARTBEAT_TIMEOUT` or ``RNN_ZOOS_HEARTBEAT_TIMEOUT``
+    (tests set a few seconds)."""
+    value = os.environ.get(TIMEOUT_VARIABLE)
     try:
-        return float(value) if value else STALE_SECONDS
+        seconds = float(value) if value else HEARTBEAT_TIMEOUT
     except ValueError:
-        raise ZooError(f"RNN_ZOOS_STALE_SECONDS is {value!r}; set it to a number of seconds") from None
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise ZooError(f"{TIMEOUT_VARIABLE} is {value!r}; set it to a positive number of seconds (or unset it: {HEARTBEAT_TIMEOUT:g})")
+    return seconds
+
+
+def heartbeat_interval() -> float:
+    """Seconds between two heartbeats: :data:`HEARTBEAT_SECONDS`, or a quarter of a shorter :func:`heartbeat_timeout`."""
+    return min(HEARTBEAT_SECONDS, heartbeat_timeout() / 4)
 
 
 @dataclass(frozen=True, order=True)
@@ -106,26 +126,32 @@ def is_finished(folder: Path) -> bool:
 
 @dataclass(frozen=True)
 class ClaimRecord:
-    """Who holds a claim: host, pid and a token unique to the claim."""
+    """Who holds a claim: host, pid, a token unique to the claim, its epoch (1, then one more at each takeover) and, for a
+    claim taken over, how long the claim it replaced had gone without a heartbeat."""
 
     host: str
     pid: int
     token: str
+    epoch: int = 1
+    silent_seconds: float | None = None
 
     @staticmethod
-    def mine() -> ClaimRecord:
-        return ClaimRecord(socket.gethostname(), os.getpid(), uuid.uuid4().hex)
+    def mine(epoch: int = 1, silent_seconds: float | None = None) -> ClaimRecord:
+        return ClaimRecord(socket.gethostname(), os.getpid(), uuid.uuid4().hex, epoch, silent_seconds)
 
     def to_json(self) -> str:
-        return json.dumps({"host": self.host, "pid": self.pid, "token": self.token})
+        return json.dumps({"host": self.host, "pid": self.pid, "token": self.token, "epoch": self.epoch,
+                           "silent_seconds": self.silent_seconds})
 
     @staticmethod
     def read(path: Path) -> ClaimRecord | None:
-        """The claim in ``path``; None if there is none (or it is being written: an empty or partial file)."""
+        """The claim in ``path``; None if there is none or it cannot be read (damaged)."""
         try:
             record = json.loads(path.read_text())
-            return ClaimRecord(str(record["host"]), int(record["pid"]), str(record["token"]))
-        except (OSError, ValueError, KeyError, TypeError):
+            silent = record.get("silent_seconds")
+            return ClaimRecord(str(record["host"]), int(record["pid"]), str(record["token"]), int(record.get("epoch", 1)),
+                               None if silent is None else float(silent))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return None
 
     def describe(self) -> str:
@@ -140,29 +166,61 @@ def _process_gone(record: ClaimRecord) -> bool:
         os.kill(record.pid, 0)
     except ProcessLookupError:
         return True
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return False
     return False
 
 
 def claim_state(folder: Path) -> tuple[ClaimRecord | None, bool]:
-    """The claim of the chunk in ``folder`` and whether it is stale (no claim: ``(None, True)``)."""
+    """The claim of the chunk in ``folder`` and whether it is stale. No claim: ``(None, True)``; a claim file that cannot be
+    read is damaged (claims are written complete at once): ``(None, True)`` too."""
     path = folder / CLAIM_FILE
     try:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return None, True
     record = ClaimRecord.read(path)
-    if record is None:  # being written right now, or damaged: stale only once old
-        return None, age > stale_seconds()
-    return record, age > stale_seconds() or _process_gone(record)
+    if record is None:
+        return None, True
+    return record, age > heartbeat_timeout() or _process_gone(record)
+
+
+def has_damaged_claim(folder: Path) -> bool:
+    """Whether the chunk in ``folder`` has a claim file that cannot be read."""
+    return (folder / CLAIM_FILE).exists() and ClaimRecord.read(folder / CLAIM_FILE) is None
+
+
+class ClaimLost(Exception):
+    """This worker's claim was taken over (it went silent past the heartbeat timeout): it stops, writing nothing more."""
+
+
+@contextmanager
+def _fence(folder: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold the OS lock of ``folder/fence`` for the block; yields False (holding nothing) if the folder is gone or, without
+    ``wait``, if another process holds the lock."""
+    try:
+        descriptor = os.open(folder / FENCE_FILE, os.O_RDWR | os.O_CREAT, 0o644)  # never creates the folder itself
+    except FileNotFoundError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(descriptor)
 
 
 class Claim:
-    """This process's claim of one chunk: held while the chunk trains, with a heartbeat thread touching it."""
+    """This process's claim of one chunk: held while the chunk trains, with a heartbeat thread touching it, and the only way
+    this process writes into the chunk (:meth:`commit`, :meth:`write`, :meth:`remove`)."""
 
     def __init__(self, folder: Path, record: ClaimRecord) -> None:
         self.folder, self.record = folder, record
+        self.last_heartbeat = time.time()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat {folder.name}", daemon=True)
 
@@ -175,13 +233,60 @@ class Claim:
         found = ClaimRecord.read(self.path)
         return found is not None and found.token == self.record.token
 
+    def check(self) -> None:
+        """Raise :class:`ClaimLost` unless the claim is still this process's."""
+        if not self.held():
+            raise ClaimLost(self._lost_message())
+
+    def _lost_message(self) -> str:
+        """What happened to the claim, in one line: who took it over, after how long without a heartbeat."""
+        taker = ClaimRecord.read(self.path) or ClaimRecord.read(self.folder / FINISHED_FILE)
+        silent = taker.silent_seconds if taker is not None and taker.silent_seconds is not None else time.time() - self.last_heartbeat
+        who = f"{taker.host}:{taker.pid}" if taker is not None else "another worker"
+        return f"chunk {self.folder.name} was taken over by {who} after {silent:.0f} s without a heartbeat; nothing written"
+
+    def commit(self, temporary: Path, path: Path) -> None:
+        """Rename the complete file ``temporary`` to ``path`` if the claim still holds (checked and renamed under the chunk's
+        fence); else remove it and raise :class:`ClaimLost`."""
+        with _fence(self.folder) as fenced:
+            if fenced and self.held():
+                os.replace(temporary, path)
+                return
+        temporary.unlink(missing_ok=True)
+        raise ClaimLost(self._lost_message())
+
+    @contextmanager
+    def write(self, path: Path) -> Iterator[Path]:
+        """Yield a temporary path for ``path`` (:func:`rnn_zoos.files.temporary_path`), then :meth:`commit` it. The claim is
+        checked before, so a worker that lost its claim writes nothing; if writing fails because the claim was lost
+        meanwhile (its folder removed), :class:`ClaimLost` is raised instead of the error."""
+        self.check()
+        temporary = temporary_path(path)
+        try:
+            try:
+                yield temporary
+            except Exception:
+                self.check()
+                raise
+            self.commit(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def remove(self, path: Path) -> None:
+        """Delete ``path`` from the chunk if the claim still holds; else raise :class:`ClaimLost`."""
+        with _fence(self.folder) as fenced:
+            if fenced and self.held():
+                path.unlink(missing_ok=True)
+                return
+        raise ClaimLost(self._lost_message())
+
     def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            if self.held():
-                try:
-                    os.utime(self.path)
-                except FileNotFoundError:
+        while not self._stop.wait(heartbeat_interval()):
+            with _fence(self.folder) as fenced:
+                if not fenced or not self.held():
                     return
+                os.utime(self.path)
+                self.last_heartbeat = time.time()
 
     @contextmanager
     def holding(self) -> Iterator[Claim]:
@@ -197,8 +302,9 @@ class Claim:
 def claim_chunk(folder: Path, take_over: bool) -> Claim | None:
     """Claim the chunk in ``folder`` for this process; None if it is finished or another live worker holds it.
 
-    A stale claim is replaced only when ``take_over`` (the caller holds the build lock, so that two
-    workers never take over the same claim).
+    A stale claim is replaced, with the next epoch, only when ``take_over`` (the caller holds the build
+    lock, so that two workers never take over the same claim), and only while its holder is not
+    committing a write (the chunk's fence is free).
     """
     try:
         folder.mkdir(exist_ok=True)  # never the work folder itself: once the zoo is written it is gone, and stays gone
@@ -207,23 +313,40 @@ def claim_chunk(folder: Path, take_over: bool) -> Claim | None:
     if is_finished(folder):
         return None
     record = ClaimRecord.mine()
-    try:
-        descriptor = os.open(folder / CLAIM_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        if not take_over:
-            return None
-        _, stale = claim_state(folder)
-        if not stale or is_finished(folder):
-            return None
-        with atomic_write(folder / CLAIM_FILE) as temporary:
-            temporary.write_text(record.to_json())
+    if _create(folder / CLAIM_FILE, record):
         return Claim(folder, record)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(record.to_json())
+    if not take_over:
+        return None
+    with _fence(folder, wait=False) as fenced:
+        previous, stale = claim_state(folder)
+        if not fenced or not stale or is_finished(folder):
+            return None
+        try:
+            silent = time.time() - (folder / CLAIM_FILE).stat().st_mtime
+        except FileNotFoundError:
+            silent = None
+        record = ClaimRecord.mine(1 + (previous.epoch if previous is not None else 0), silent)
+        temporary = temporary_path(folder / CLAIM_FILE)
+        temporary.write_text(record.to_json())
+        os.replace(temporary, folder / CLAIM_FILE)
     return Claim(folder, record)
+
+
+def _create(path: Path, record: ClaimRecord) -> bool:
+    """Create the claim file ``path`` holding ``record``, complete at once; False if a claim file exists."""
+    temporary = temporary_path(path)
+    temporary.write_text(record.to_json())
+    try:
+        os.link(temporary, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink()
 
 
 def release_claim(claim: Claim) -> None:
     """Remove this process's claim file if it still holds it (the chunk is finished or was given up)."""
-    if claim.held():
-        claim.path.unlink(missing_ok=True)
+    with _fence(claim.folder) as fenced:
+        if fenced and claim.held():
+            claim.path.unlink(missing_ok=True)

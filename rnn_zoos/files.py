@@ -8,14 +8,15 @@ import json
 import math
 import os
 import re
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import ZooError
 
-TEMPORARY_NAME = re.compile(r"\..+\.tmp-\d+")
-"""The names :func:`atomic_write` gives its temporary files: ``.NAME.tmp-PID``."""
+TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.tmp-(?:(?P<host>[A-Za-z0-9._-]+)-)?(?P<pid>\d+)")
+"""The names :func:`temporary_path` gives temporary files: ``.NAME.tmp-HOST-PID`` (``.NAME.tmp-PID`` from earlier versions)."""
 VIRTUAL_FILE_SYSTEMS = (Path("/proc"), Path("/sys"))
 """Where the kernel shows its state: never a place for a command's output."""
 
@@ -25,7 +26,7 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary = temporary_path(path)
     try:
         yield temporary
         os.replace(temporary, path)
@@ -33,16 +34,24 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def remove_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporary files that killed writers of :func:`atomic_write` left anywhere under ``folder``; returns them.
+def temporary_path(path: Path) -> Path:
+    """The temporary name of ``path`` while this process writes it: ``.NAME.tmp-HOST-PID`` beside it, naming its writer."""
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
 
-    Call it only while no other process writes into ``folder`` (under its lock): it cannot tell a
-    temporary file of a dead writer from one being written.
-    """
-    found = [path for path in folder.rglob(".*.tmp-*") if TEMPORARY_NAME.fullmatch(path.name) and path.is_file()]
-    for path in found:
-        path.unlink(missing_ok=True)
-    return found
+
+def writer_gone(temporary: Path) -> bool:
+    """Whether the process that wrote the temporary file ``temporary`` (:func:`temporary_path`) is known to be gone: it ran on
+    this host (a name without a host is from this host) and no process with its PID exists. False for any other name."""
+    match = TEMPORARY_NAME.fullmatch(temporary.name)
+    if match is None or match["host"] not in (None, socket.gethostname()):
+        return False
+    try:
+        os.kill(int(match["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
 
 
 def check_out_folder(out: str | Path, option: str = "--out") -> None:

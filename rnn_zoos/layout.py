@@ -29,16 +29,21 @@ from .splits import split_sizes, split_tasks, task_mask
 def write_parquet(path: str | Path, features: Features, batches: Iterable[dict[str, Any] | pa.Table]) -> int:
     """Write rows (column dicts or Arrow tables with these features) to one Parquet file atomically; returns the row count."""
     with atomic_write(path) as temporary:
-        writer = ParquetWriter(path=str(temporary), features=features, writer_batch_size=ROW_GROUP_SIZE)
-        try:
-            for batch in batches:
-                if isinstance(batch, pa.Table):
-                    writer.write_table(batch, writer_batch_size=ROW_GROUP_SIZE)
-                else:
-                    writer.write_batch(batch, writer_batch_size=ROW_GROUP_SIZE)
-            num_rows, _ = writer.finalize()
-        finally:
-            writer.close()
+        return write_parquet_file(temporary, features, batches)
+
+
+def write_parquet_file(path: Path, features: Features, batches: Iterable[dict[str, Any] | pa.Table]) -> int:
+    """Write rows to the Parquet file ``path`` directly (a temporary name: the caller renames it); returns the row count."""
+    writer = ParquetWriter(path=str(path), features=features, writer_batch_size=ROW_GROUP_SIZE)
+    try:
+        for batch in batches:
+            if isinstance(batch, pa.Table):
+                writer.write_table(batch, writer_batch_size=ROW_GROUP_SIZE)
+            else:
+                writer.write_batch(batch, writer_batch_size=ROW_GROUP_SIZE)
+        num_rows, _ = writer.finalize()
+    finally:
+        writer.close()
     return num_rows
 
 

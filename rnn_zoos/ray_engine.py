@@ -94,15 +94,18 @@ def _train_chunk(zoo: str, options: dict[str, Any], identity: dict[str, Any], fi
     """A Ray task: claim the chunk ``[first, stop)`` of the build ``options`` describes and train it."""
     from .build import train_chunk
     from .build_folder import WORK_DIR
-    from .claims import Chunk, is_finished
+    from .claims import Chunk, ClaimLost, is_finished
     from .training import TrainingSchedule
     from .zoos import zoo_kind
 
     kind = zoo_kind(zoo)
     config = kind.build_config(**options)
     chunk, out = Chunk(first, stop), Path(config.out)
-    if train_chunk(kind.recipe(config), config, out, identity, chunk, progress):
-        return "trained"
+    try:
+        if train_chunk(kind.recipe(config), config, out, identity, chunk, progress):
+            return "trained"
+    except ClaimLost as lost:  # a retry of this task took the chunk over while this attempt was stalled
+        return str(lost)
     if is_finished(out / WORK_DIR / chunk.name):
         progress.update(chunk.runs * TrainingSchedule(steps=config.steps).updates)
         return "finished already"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from rnn_zoos.claims import CLAIM_FILE, Chunk, ClaimRecord, claim_chunk, claim_state, freeze_plan, new_plan
+from rnn_zoos.claims import CLAIM_FILE, Chunk, ClaimLost, ClaimRecord, claim_chunk, claim_state, freeze_plan, new_plan
+from rnn_zoos.verify import verify_zoo
 
-from conftest import ROOT, assert_same_zoo, build_formal, cli_options
+from conftest import ROOT, assert_same_zoo, build_formal, cli_options, folder_state
 
 OPTIONS = {"runs": 6, "steps": 40, "seed": 11, "runs_per_batch": 2}
 """Three chunks of two runs."""
@@ -67,7 +69,7 @@ def test_a_chunk_is_claimed_once_and_a_stale_claim_is_taken_over(tmp_path: Path,
     assert record == mine.record and not stale
     foreign = ClaimRecord("another-host", 1, "t")  # a worker elsewhere, silent for longer than the stale time
     (folder / CLAIM_FILE).write_text(foreign.to_json())
-    monkeypatch.setenv("RNN_ZOOS_STALE_SECONDS", "60")
+    monkeypatch.setenv("RNN_ZOOS_HEARTBEAT_TIMEOUT", "60")
     assert claim_state(folder) == (foreign, False)
     os.utime(folder / CLAIM_FILE, (time.time() - 61, time.time() - 61))
     assert claim_state(folder) == (foreign, True) and not mine.held()
@@ -158,4 +160,81 @@ def test_ray_builds_the_same_zoo_and_retries_a_killed_task(reference: Path, tmp_
     os.kill(record.pid, signal.SIGKILL)
     code, stdout, stderr = finish(build)
     assert code == 0, stderr
+    same_zoo_and_checksums(reference, out)
+
+
+SHORT_TIMEOUT = {"RNN_ZOOS_HEARTBEAT_TIMEOUT": "2"}
+"""A heartbeat timeout of 2 s: a paused worker's claim goes stale quickly (heartbeats every 0.5 s)."""
+TAKEN_OVER = re.compile(r"chunk (runs-\d{5}-\d{5}) was taken over by (\S+:\d+|another worker) after (\d+) s without a heartbeat; nothing written")
+
+
+def test_a_write_after_a_takeover_is_refused_and_names_the_new_holder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "runs-00000-00001"
+    mine = claim_chunk(folder, take_over=False)
+    assert mine is not None and mine.record.epoch == 1
+    with mine.write(folder / "checkpoint.pt") as temporary:
+        temporary.write_bytes(b"first")
+    monkeypatch.setenv("RNN_ZOOS_HEARTBEAT_TIMEOUT", "60")
+    os.utime(folder / CLAIM_FILE, (time.time() - 61, time.time() - 61))  # silent for 61 s, as a paused worker
+    mine.record = ClaimRecord("another-host", 1, mine.record.token)  # its process looks alive: only the silence makes it stale
+    (folder / CLAIM_FILE).write_text(mine.record.to_json())
+    os.utime(folder / CLAIM_FILE, (time.time() - 61, time.time() - 61))
+    taker = claim_chunk(folder, take_over=True)
+    assert taker is not None and taker.record.epoch == 2 and taker.record.silent_seconds >= 61
+    with pytest.raises(ClaimLost, match=rf"^chunk runs-00000-00001 was taken over by {re.escape(taker.record.host)}:{os.getpid()} "
+                                        r"after 6\d s without a heartbeat; nothing written$"):
+        with mine.write(folder / "checkpoint.pt") as temporary:
+            temporary.write_bytes(b"stale")
+    with pytest.raises(ClaimLost):
+        mine.remove(folder / "checkpoint.pt")
+    assert (folder / "checkpoint.pt").read_bytes() == b"first"
+    assert sorted(path.name for path in folder.iterdir()) == ["checkpoint.pt", CLAIM_FILE, "fence"]  # no temporary left
+
+
+def test_a_paused_worker_whose_chunk_was_taken_over_writes_nothing(reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: SIGSTOP a worker holding a claim, let another take the chunk over and finish the zoo, SIGCONT the first."""
+    monkeypatch.setenv("RNN_ZOOS_HEARTBEAT_TIMEOUT", SHORT_TIMEOUT["RNN_ZOOS_HEARTBEAT_TIMEOUT"])
+    out = tmp_path / "zoo"
+    paused = start(out, env=SHORT_TIMEOUT)
+    wait_for(lambda: live_claim(out) is not None)
+    folder, record = live_claim(out)
+    assert record.pid == paused.pid
+    paused.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: claim_state(folder)[1])  # silent past the timeout
+        code, stdout, stderr = finish(start(out, env=SHORT_TIMEOUT))
+        assert code == 0, stderr
+        same_zoo_and_checksums(reference, out)
+        before = folder_state(out)
+    finally:
+        paused.send_signal(signal.SIGCONT)
+    code, stdout, stderr = finish(paused)
+    lines = [line for line in stderr.splitlines() if TAKEN_OVER.search(line)]
+    assert code == 0 and len(lines) == 1 and TAKEN_OVER.search(lines[0])[1] == folder.name, stderr
+    assert "Traceback" not in stderr and stdout == ""
+    assert folder_state(out) == before  # no .build re-created, no file of the finished zoo touched
+    assert verify_zoo(out) == []
+    same_zoo_and_checksums(reference, out)
+
+
+def test_a_paused_finaliser_leaves_one_complete_zoo(reference: Path, tmp_path: Path) -> None:
+    """A builder stopped inside its finalisation (holding the build lock) and one stopped before it starts: the zoo is
+    written once, and the late finaliser finds it complete and changes nothing."""
+    out = tmp_path / "zoo"
+    first = start(out, env=SHORT_TIMEOUT)
+    wait_for(lambda: (out / "data").is_dir())  # finalising: the shards are being written
+    first.send_signal(signal.SIGSTOP)
+    second = start(out, env=SHORT_TIMEOUT)
+    late = start(out, "--finalize", env=SHORT_TIMEOUT)
+    late.send_signal(signal.SIGSTOP)
+    time.sleep(3)  # past the heartbeat timeout: the finaliser's lock, not a heartbeat, keeps the others out
+    first.send_signal(signal.SIGCONT)
+    results = [finish(first), finish(second)]
+    assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+    same_zoo_and_checksums(reference, out)
+    before = folder_state(out)
+    late.send_signal(signal.SIGCONT)
+    code, stdout, stderr = finish(late)
+    assert code == 0 and "already complete" in stdout, stderr
+    assert folder_state(out) == before and verify_zoo(out) == []
     same_zoo_and_checksums(reference, out)
