@@ -23,7 +23,6 @@ import math
 import os
 import platform
 import re
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ from tqdm.auto import tqdm
 
 from .arguments import option_name, parse_config
 from .build_config import ENGINE_OPTIONS, BuildConfig
-from .build_folder import LOCK_FILE, TRASH_DIR, WORK_DIR, build_lock, prepare_output
+from .build_folder import LOCK_FILE, TRASH_DIR, WORK_DIR, build_lock, discard_work, prepare_output
 from .cards import provenance_fields
 from .chunk_trainer import ChunkTrainer
 from .claims import Chunk, Claim, ClaimLost, claim_chunk, claim_state, freeze_plan, is_finished, new_plan, release_claim
@@ -324,16 +323,7 @@ def finalize_build(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, A
         if not work.is_dir() or not all(is_finished(work / chunk.name) for chunk in plan):
             return
         _finalize(recipe, config, identity, out, [work / chunk.name for chunk in plan])
-        _discard(work)
-
-
-def _discard(work: Path) -> None:
-    """Remove the work folder of a finished build: renamed away first, so no half-deleted ``.build`` is left."""
-    trash = work.with_name(TRASH_DIR)
-    if trash.exists():
-        shutil.rmtree(trash)
-    os.replace(work, trash)
-    shutil.rmtree(trash)
+        discard_work(work)
 
 
 def _run_tasks(chunk_folders: list[Path]) -> dict[int, Any]:

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
+import os
+import re
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .claims import claim_state, heartbeat_timeout
 from .errors import DamagedZooError, ZooError, describe_difference
-from .files import TEMPORARY_NAME, atomic_write, exclusive_lock
+from .files import TEMPORARY_NAME, atomic_write, exclusive_lock, writer_gone
 from .format import INFO_PATH, ZooInfo, file_sha256
 from .results import check_results_folder
 
@@ -23,6 +27,19 @@ WORK_DIR = ".build"
 TRASH_DIR = ".build.trash"
 LOCK_FILE = ".build.lock"
 """Locked by the one builder at work in a folder; it exists while a build is unfinished."""
+CHUNK_FOLDER = r"runs-\d{5}-\d{5}"
+WORK_FILES = {
+    "": r"config\.json|plan\.json",
+    CHUNK_FOLDER: r"step-\d{6}\.parquet|checkpoint\.pt|claim|finished|fence",
+}
+"""The files a build writes in its work folder and in each chunk's folder (regular expressions, by folder)."""
+ZOO_FILES = {
+    "": r"README\.md",
+    "data": r"(train|validation|ood)-\d{5}-of-\d{5}\.parquet",
+    "meta": r"info\.json",
+    "assets": r"[a-z0-9_]+\.png",
+}
+"""The files a build writes in the zoo's folders."""
 
 
 @contextlib.contextmanager
@@ -120,8 +137,86 @@ def _check_unfinished_build(work: Path, identity: dict[str, Any]) -> None:
 
 
 def _remove_leftovers(out: Path) -> None:
-    """Delete what killed builds leave behind: a half-deleted work folder and temporary files."""
-    shutil.rmtree(out / TRASH_DIR, ignore_errors=True)
-    for path in out.rglob(".*.tmp-*"):
-        if TEMPORARY_NAME.fullmatch(path.name) and path.is_file():
-            path.unlink(missing_ok=True)
+    """Delete what killed builds left behind, by exact name: the files of a half-deleted work folder, and temporaries of
+    the build's own files whose writers are gone (:func:`build_temporaries`). Files a build never writes stay."""
+    _remove_work_files(out / TRASH_DIR)
+    for path in build_temporaries(out):
+        path.unlink(missing_ok=True)
+
+
+def _folders(root: Path, patterns: dict[str, str]) -> Iterator[tuple[Path, re.Pattern[str]]]:
+    """The folders under ``root`` that ``patterns`` names (a folder pattern of one level, or ``""`` for ``root``), each with
+    the pattern of the file names a build writes there."""
+    for folder, names in patterns.items():
+        if not folder:
+            places = [root] if root.is_dir() else []
+        else:
+            places = [path for path in root.iterdir() if path.is_dir() and re.fullmatch(folder, path.name)] if root.is_dir() else []
+        yield from ((place, re.compile(names)) for place in places)
+
+
+def _build_files(out: Path) -> Iterator[tuple[Path, re.Pattern[str]]]:
+    """Every folder of ``out`` a build writes into, with the pattern of the file names it writes there."""
+    yield from ((out / folder if folder else out, re.compile(names)) for folder, names in ZOO_FILES.items())
+    yield from _folders(out / WORK_DIR, WORK_FILES)
+
+
+def build_temporaries(out: Path) -> list[Path]:
+    """The temporary files of the build's own files in ``out`` (``.NAME.tmp-HOST-PID`` of a NAME a build writes) whose
+    writers are gone: on this host, no process with their PID; on another host, untouched for longer than the heartbeat
+    timeout. None while another worker's claim is live: a worker writes its chunk's files without the build lock."""
+    if any(record is not None and not stale for record, stale in map(claim_state, _chunk_folders(out / WORK_DIR))):
+        return []
+    found = []
+    for folder, names in _build_files(out):
+        for path in folder.iterdir() if folder.is_dir() else ():
+            match = TEMPORARY_NAME.fullmatch(path.name)
+            if match and names.fullmatch(match["name"]) and path.is_file() and _writer_gone(path, match["host"]):
+                found.append(path)
+    return found
+
+
+def _writer_gone(temporary: Path, host: str | None) -> bool:
+    """Whether the writer of ``temporary`` is gone (see :func:`build_temporaries`)."""
+    if host in (None, socket.gethostname()):
+        return writer_gone(temporary)
+    return time.time() - temporary.stat().st_mtime > heartbeat_timeout()
+
+
+def _chunk_folders(work: Path) -> list[Path]:
+    """The chunk folders in the work folder ``work``."""
+    return [folder for folder, _ in _folders(work, {CHUNK_FOLDER: ""})]
+
+
+def discard_work(work: Path) -> None:
+    """Remove the work folder of a finished build: renamed away first, so that no half-deleted ``.build`` is left, then its
+    files deleted by name. Where the trash folder holds files no build wrote (and so stays), ``work`` is emptied in place,
+    its ``config.json`` last (a run that finds it resumes and writes the same zoo)."""
+    trash = work.with_name(TRASH_DIR)
+    _remove_work_files(trash)
+    if not trash.exists():
+        os.replace(work, trash)
+        work = trash
+    _remove_work_files(work)
+
+
+def _remove_work_files(work: Path) -> None:
+    """Delete the files a build writes in the work folder ``work`` (:data:`WORK_FILES`, with their temporaries), then
+    every folder left empty; a file a build never writes stays, with its folder."""
+    if not work.is_dir():
+        return
+    for folder, names in sorted(_folders(work, WORK_FILES), key=lambda item: item[0] == work):  # the chunks first
+        for path in sorted(folder.iterdir(), key=lambda path: path.name == "config.json"):
+            match = TEMPORARY_NAME.fullmatch(path.name)
+            if path.is_file() and names.fullmatch(match["name"] if match else path.name):
+                path.unlink()
+        if folder != work:
+            _remove_if_empty(folder)
+    _remove_if_empty(work)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # holds files no build wrote: kept
+        pass

@@ -103,7 +103,7 @@ def freeze_plan(work: Path, proposed: list[Chunk], batch_runs: int) -> tuple[lis
     (whose chunk size ``K`` wins over ``batch_runs``); returns the plan and its ``K``."""
     path = work / PLAN_FILE
     if not path.exists():
-        temporary = work / f".{PLAN_FILE}.{uuid.uuid4().hex}"
+        temporary = temporary_path(path)
         temporary.write_text(json.dumps({"runs_per_batch": batch_runs, "chunks": [[chunk.first, chunk.stop] for chunk in proposed]}))
         try:
             os.link(temporary, path)  # create-if-absent with the whole content: only the first process's plan lands

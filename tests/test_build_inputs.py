@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,12 +23,15 @@ import rnn_zoos.build
 import rnn_zoos.layout
 from rnn_zoos import ZooError
 from rnn_zoos.build import INTERRUPTED, BuildConfig, available_memory, check_batch_fits, memory_per_run
+from rnn_zoos.build_folder import build_temporaries
+from rnn_zoos.claims import ClaimRecord, claim_chunk
 from rnn_zoos.layout import write_split
 from rnn_zoos.verify import verify_zoo
 
-from conftest import assert_same_zoo, build_formal, cli_options, folder_state
+from conftest import ROOT, assert_same_zoo, build_formal, cli_options, folder_state
 
 TINY_OPTIONS = {"runs": 2, "steps": 3, "seed": 0}
+WORKER_OPTIONS = {"runs": 4, "steps": 40, "seed": 0, "runs_per_batch": 2}
 KERNEL_FOLDER = "where the kernel shows its state, not a place for files; choose a folder on a disk"
 
 
@@ -119,13 +127,93 @@ def test_temporary_files_of_a_killed_build_are_removed_on_the_next_run(tmp_path:
     with pytest.raises(KeyboardInterrupt):
         build_formal(out, **TINY_OPTIONS)
     monkeypatch.undo()
-    left = [out / "data" / ".train-00000-of-00001.parquet.tmp-4194301", out / ".build" / "runs-00000-00001" / ".checkpoint.pt.tmp-77",
-            out / "meta" / ".info.json.tmp-12"]
+    host = socket.gethostname()
+    left = [out / "data" / f".train-00000-of-00001.parquet.tmp-{host}-{dead_pid()}",
+            out / ".build" / "runs-00000-00001" / f".checkpoint.pt.tmp-{host}-{dead_pid()}", out / "meta" / f".info.json.tmp-{dead_pid()}"]
     for path in left:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half written")
     build_formal(out, **TINY_OPTIONS)
     assert verify_zoo(out) == [] and not any(path.exists() for path in left)
-    (out / "data" / ".ood-00000-of-00001.parquet.tmp-99").write_bytes(b"half written")
+    (out / "data" / f".ood-00000-of-00001.parquet.tmp-{host}-{dead_pid()}").write_bytes(b"half written")
     build_formal(out, **TINY_OPTIONS)  # a finished zoo: only the leftover goes
     assert sorted(path.name for path in (out / "data").iterdir()) == sorted(path.name for path in (out / "data").glob("*.parquet"))
+
+
+def dead_pid() -> int:
+    """The PID of a process that has ended."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_rerun_of_a_finished_build_deletes_only_what_builds_write(tmp_path: Path) -> None:
+    """Issue 23 item 3: a user's files that look like temporaries or trash stay; the build's own leftovers go."""
+    out = build_formal(tmp_path / "zoo", **TINY_OPTIONS)
+    host, dead = socket.gethostname(), dead_pid()
+    users = {out / "notes" / ".draft.tmp-42": b"my draft", out / ".build.trash" / "x": b"mine", out / "data" / ".notes.tmp-7": b"mine too"}
+    builds = [out / "data" / f".train-00000-of-00001.parquet.tmp-{host}-{dead}", out / "meta" / f".info.json.tmp-{dead}",
+              out / ".build.trash" / "config.json", out / ".build.trash" / "runs-00000-00001" / "step-000001.parquet",
+              out / ".build.trash" / "runs-00000-00001" / f".checkpoint.pt.tmp-{host}-{os.getpid()}"]
+    for path in [*users, *builds]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(users.get(path, b"half written"))
+    build_formal(out, **TINY_OPTIONS)
+    assert all(path.read_bytes() == content for path, content in users.items())
+    assert not any(path.exists() for path in builds) and not (out / ".build.trash" / "runs-00000-00001").exists()
+
+
+def test_only_temporaries_of_gone_writers_are_removed(tmp_path: Path, monkeypatch) -> None:
+    """Issue 23 item 1: a temporary of a live process (its PID and host in the name) stays; so does every temporary while
+    another worker's claim is live."""
+    monkeypatch.setenv("RNN_ZOOS_HEARTBEAT_TIMEOUT", "60")
+    out, host = tmp_path / "zoo", socket.gethostname()
+    chunk = out / ".build" / "runs-00000-00001"
+    chunk.mkdir(parents=True)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        gone = [chunk / f".step-000002.parquet.tmp-{host}-{dead_pid()}", out / "data" / f".ood-00000-of-00001.parquet.tmp-{dead_pid()}",
+                out / "README.md.tmp-1", chunk / ".checkpoint.pt.tmp-elsewhere-5"]
+        kept = [chunk / f".step-000002.parquet.tmp-{host}-{alive.pid}", chunk / ".checkpoint.pt.tmp-elsewhere-6",
+                out / "README.md.tmp-1", out / "data" / f".mine.tmp-{dead_pid()}"]
+        gone.remove(out / "README.md.tmp-1")  # not a temporary name (no leading dot): not the build's
+        for path in [*gone, *kept]:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"half written")
+        old = time.time() - 61
+        os.utime(chunk / ".checkpoint.pt.tmp-elsewhere-5", (old, old))  # another host's writer, silent past the timeout
+        claim = claim_chunk(chunk, take_over=False)
+        claim.record = ClaimRecord(host, alive.pid, claim.record.token)
+        (chunk / "claim").write_text(claim.record.to_json())
+        assert build_temporaries(out) == []  # a live claim: nothing is removed
+        (chunk / "claim").unlink()
+        assert sorted(build_temporaries(out)) == sorted(gone)
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_a_new_worker_keeps_a_running_workers_temporary(tmp_path: Path) -> None:
+    """Issue 23 item 1 with real processes: worker 1/2 starts while worker 0/2 trains (its temporary planted as if it were
+    inside a Parquet write); the temporary stays, and the two workers finish the zoo."""
+    out, host = tmp_path / "zoo", socket.gethostname()
+    command = [sys.executable, "-m", "rnn_zoos.cli", "build", "formal-lang", "--out", str(out), *cli_options(WORKER_OPTIONS)]
+    first = subprocess.Popen([*command, "--worker", "0/2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list((out / ".build").glob("runs-*/claim")):
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.02)
+        chunk = next((out / ".build").glob("runs-*/claim")).parent
+        planted = chunk / f".step-999999.parquet.tmp-{host}-{first.pid}"
+        planted.write_bytes(b"being written")
+        second = subprocess.Popen([*command, "--worker", "1/2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while not any(ClaimRecord.read(path) and ClaimRecord.read(path).pid == second.pid for path in out.glob(".build/runs-*/claim")):
+            assert time.monotonic() < deadline and second.poll() is None, second.communicate()
+            time.sleep(0.02)
+        assert planted.exists()  # the second worker has started (it holds a claim) and kept the first one's temporary
+        assert second.wait(timeout=600) == 0, second.communicate()
+    finally:
+        stdout, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr
+    assert verify_zoo(out) == []
