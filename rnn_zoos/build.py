@@ -39,7 +39,10 @@ from .build_config import ENGINE_OPTIONS, BuildConfig
 from .build_folder import LOCK_FILE, TRASH_DIR, WORK_DIR, build_lock, discard_work, prepare_output
 from .cards import provenance_fields
 from .chunk_trainer import ChunkTrainer
-from .claims import Chunk, Claim, ClaimLost, claim_chunk, claim_state, freeze_plan, is_finished, new_plan, release_claim
+from .claims import (
+    Chunk, Claim, ClaimLost, claim_chunk, claim_state, freeze_plan, has_damaged_claim, heartbeat_interval, is_finished, new_plan,
+    release_claim,
+)
 from .errors import ZooError, report
 from .format import FORMAT_VERSION, INFO_PATH
 from .layout import empty_split_warning, plan_splits, summary_line, write_zoo_layout
@@ -82,6 +85,9 @@ def main(zoo: str, argv: list[str] | None = None, prog: str | None = None) -> in
             out = build_zoo(kind.recipe(config), config, config.worker_slot(), config.finalize)
     except ZooError as error:
         return report(error)
+    except StillTraining as still:
+        print(still, file=sys.stderr)
+        return 3
     except ClaimLost as lost:  # paused past the heartbeat timeout: another worker has the chunk, maybe the whole zoo
         print(lost, file=sys.stderr)
         return 0 if zoo_complete(Path(config.out)) else 1
@@ -216,8 +222,8 @@ def build_zoo(recipe: ZooRecipe, config: BuildConfig, worker: tuple[int, int] | 
     Interrupting at any moment and calling again with the same options continues from the work
     already done and ends with the same zoo. Any number of processes may work on one ``config.out``
     at once (:mod:`rnn_zoos.claims`): the first freezes the chunk plan, each trains the chunks it
-    claims (``worker = (I, N)`` prefers chunks I, I + N, ...), and the last to finish writes the
-    zoo; a process that finds chunks still trained by others says so and returns. ``finalize``
+    claims (``worker = (I, N)`` prefers chunks I, I + N, ...), waits while the chunks left are
+    trained by others (:func:`train_chunks`), and the first to find all finished writes the zoo. ``finalize``
     trains nothing and writes the zoo if every chunk is finished (:class:`ZooError` if not). A
     batch too large for the device's memory is refused before anything starts.
     """
@@ -228,14 +234,9 @@ def build_zoo(recipe: ZooRecipe, config: BuildConfig, worker: tuple[int, int] | 
     if not finalize:
         train_chunks(recipe, config, out, identity, plan, worker)
     unfinished = [chunk for chunk in plan if not is_finished(out / WORK_DIR / chunk.name)]
-    if unfinished:
-        held = describe_claims(out / WORK_DIR, unfinished)
-        if finalize:
-            raise ZooError(f"--finalize: {len(unfinished)} of {len(plan)} chunks of {out} are not finished ({held}); "
-                           "run the workers to the end first")
-        print(f"{out}: {len(unfinished)} of {len(plan)} chunks are still being trained by other workers ({held}); "
-              "the last to finish writes the zoo (or run with --finalize once all are done)")
-        return out
+    if unfinished and (out / WORK_DIR).is_dir():  # training ends only when all are finished: --finalize
+        raise ZooError(f"--finalize: {len(unfinished)} of {len(plan)} chunks of {out} are not finished "
+                       f"({describe_claims(out / WORK_DIR, unfinished)}); run the workers to the end first")
     finalize_build(recipe, config, identity, out, plan)
     return out
 
@@ -293,16 +294,39 @@ def train_chunk(recipe: ZooRecipe, config: BuildConfig, out: Path, identity: dic
 
 def train_chunks(recipe: ZooRecipe, config: BuildConfig, out: Path, identity: dict[str, Any], plan: list[Chunk],
                  worker: tuple[int, int] | None) -> None:
-    """Train every chunk of ``plan`` this process can claim, in :func:`worker_order`."""
+    """Train every chunk of ``plan`` this process can claim, in :func:`worker_order`, until every chunk is finished: while
+    the only unfinished chunks are held by other live workers, wait for them (saying so once), taking over a claim that
+    goes stale meanwhile; with ``--no-wait`` raise :class:`StillTraining` instead. Returns early if the zoo was written."""
     work = out / WORK_DIR
     updates = TrainingSchedule(steps=config.steps).updates
     done = sum(chunk.runs for chunk in plan if is_finished(work / chunk.name)) * updates
+    waiting = False
     with tqdm(total=config.runs * updates, initial=done, desc=f"training {recipe.kind.name}", unit=" model-steps",
               unit_scale=True, smoothing=0.05) as progress:
-        for chunk in worker_order(plan, worker):
-            if not work.is_dir():
-                return  # another worker wrote the zoo
-            train_chunk(recipe, config, out, identity, chunk, progress)
+        while True:
+            trained = False
+            for chunk in worker_order(plan, worker):
+                if not work.is_dir():
+                    return  # another worker wrote the zoo
+                trained = train_chunk(recipe, config, out, identity, chunk, progress) or trained
+            unfinished = [chunk for chunk in plan if not is_finished(work / chunk.name)]
+            if not unfinished or not work.is_dir():
+                return
+            if trained:
+                continue
+            held = describe_claims(work, unfinished)
+            if config.no_wait:
+                raise StillTraining(f"{out}: {len(unfinished)} of {len(plan)} chunks are being trained by other workers ({held}); "
+                                    "--no-wait: not waiting for them (the last to finish writes the zoo)")
+            if not waiting:
+                print(f"{out}: waiting for {len(unfinished)} of {len(plan)} chunks being trained by other workers ({held}); "
+                      "the zoo is written once they are done", file=sys.stderr, flush=True)
+                waiting = True
+            time.sleep(heartbeat_interval())
+
+
+class StillTraining(Exception):
+    """``--no-wait``: the zoo is not complete, and what is left is being trained by other workers."""
 
 
 def describe_claims(work: Path, chunks: list[Chunk]) -> str:
@@ -310,7 +334,8 @@ def describe_claims(work: Path, chunks: list[Chunk]) -> str:
     holders = {}
     for chunk in chunks:
         record, stale = claim_state(work / chunk.name)
-        key = "unclaimed" if record is None else f"{record.describe()}{' (stale)' if stale else ''}"
+        key = ("a damaged claim" if has_damaged_claim(work / chunk.name) else "unclaimed") if record is None else \
+            f"{record.describe()}{' (stale)' if stale else ''}"
         holders.setdefault(key, []).append(chunk.name)
     return "; ".join(f"{key}: {', '.join(names)}" for key, names in holders.items())
 

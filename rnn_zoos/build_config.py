@@ -33,6 +33,9 @@ class BuildConfig:
         default=None, metadata={"metavar": "I/N", "help": "I/N: train chunks I, I+N, ... of the plan first, then any free ones (SLURM job arrays)"}
     )
     finalize: bool = field(default=False, metadata={"help": "train nothing; write the zoo once every chunk is finished"})
+    no_wait: bool = field(
+        default=False, metadata={"help": "exit at once (status 3) instead of waiting while the chunks left are trained by other workers"}
+    )
     ray: Optional[str] = field(
         default=None,
         metadata={"nargs": "?", "const": "local", "metavar": "ADDRESS",
@@ -55,6 +58,8 @@ class BuildConfig:
         if not 0 <= self.seed < 2**63:
             raise ZooError(f"--seed must be a non-negative 64-bit integer, got {self.seed}")
         self.worker_slot()
+        if self.no_wait and (self.finalize or self.ray):
+            raise ZooError("--no-wait is for a worker that would wait for others; leave it out with --finalize and --ray")
         if self.finalize and (self.worker or self.ray):
             raise ZooError("--finalize trains nothing: leave out --worker and --ray")
         if self.worker and self.ray:
@@ -84,5 +89,5 @@ class BuildConfig:
         return min(self.runs, self.runs_per_batch or default)
 
 
-ENGINE_OPTIONS = ("worker", "finalize", "ray")
+ENGINE_OPTIONS = ("worker", "finalize", "ray", "no_wait")
 """Options that say how a build is shared between processes, not what the zoo holds."""

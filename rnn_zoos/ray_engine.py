@@ -128,7 +128,7 @@ def build_with_ray(zoo: str, config: BuildConfig) -> Path:
         return out
     ray = start_ray(config.ray)
     options = {item.name: getattr(config, item.name) for item in dataclasses.fields(config)}
-    options.update(ray=None, worker=None, finalize=False)
+    options.update(ray=None, worker=None, finalize=False, no_wait=False)
     todo = [chunk for chunk in plan if not is_finished(out / WORK_DIR / chunk.name)]
     started = time.monotonic()
     run_tasks(ray, _train_chunk, [(zoo, options, identity, chunk.first, chunk.stop) for chunk in todo],

@@ -238,3 +238,45 @@ def test_a_paused_finaliser_leaves_one_complete_zoo(reference: Path, tmp_path: P
     assert code == 0 and "already complete" in stdout, stderr
     assert folder_state(out) == before and verify_zoo(out) == []
     same_zoo_and_checksums(reference, out)
+
+
+def test_a_builder_waits_for_chunks_held_by_others_and_no_wait_exits_3(tmp_path: Path) -> None:
+    """Issue 23 item 5: while every chunk left is held by a live worker, a second builder waits (one line saying for what)
+    and then finds the zoo complete (exit 0); with --no-wait it exits at once with status 3."""
+    out = tmp_path / "zoo"
+    one_chunk = {**OPTIONS, "runs": 2}
+    holder = subprocess.Popen(command(out, options=one_chunk), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    wait_for(lambda: live_claim(out) is not None)
+    holder.send_signal(signal.SIGSTOP)  # holds its claim (the heartbeat timeout is 5 minutes) until it continues
+    try:
+        impatient = subprocess.run(command(out, "--no-wait", options=one_chunk), cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert impatient.returncode == 3, impatient.stderr
+        assert f"{out}: 1 of 1 chunks are being trained by other workers (pid {holder.pid} on {socket.gethostname()}: runs-00000-00001)" \
+            in impatient.stderr and not (out / "meta").exists()
+        with open(tmp_path / "stderr", "w+") as log:
+            waiter = subprocess.Popen(command(out, options=one_chunk), cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+            wait_for(lambda: "waiting for 1 of 1 chunks being trained by other workers" in (tmp_path / "stderr").read_text())
+            holder.send_signal(signal.SIGCONT)
+            stdout, _ = waiter.communicate(timeout=600)
+        lines = [line for line in (tmp_path / "stderr").read_text().splitlines() if "waiting for" in line]
+        assert waiter.returncode == 0 and len(lines) == 1 and f"{out}: formal-lang zoo with" in stdout, (tmp_path / "stderr").read_text()
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        holder.communicate(timeout=600)
+    assert holder.returncode == 0 and verify_zoo(out) == []
+
+
+def test_a_garbage_claim_is_damaged_not_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 23 item 5: a claim file that cannot be read, however fresh, is taken over, and the build completes."""
+    import rnn_zoos.chunk_trainer
+    from rnn_zoos.build import main as build_main
+
+    options = {**OPTIONS, "runs": 2, "steps": 5}
+    monkeypatch.setattr(rnn_zoos.chunk_trainer.ChunkTrainer, "run", lambda self, progress: (_ for _ in ()).throw(KeyboardInterrupt()))
+    assert build_main("formal-lang", ["--out", str(out := tmp_path / "zoo"), *cli_options(options)]) == 130  # a plan, no work
+    monkeypatch.undo()
+    (out / ".build" / "runs-00000-00001" / CLAIM_FILE).write_bytes(b"\x00garbage{")
+    assert claim_state(out / ".build" / "runs-00000-00001") == (None, True)
+    assert build_main("formal-lang", ["--out", str(out), *cli_options(options)]) == 0
+    assert verify_zoo(out) == []
