@@ -18,26 +18,21 @@ and taking over a dead worker's chunk. A process with other options is refused i
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-import platform
 import re
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
 from .arguments import option_name, parse_config
-from .build_config import ENGINE_OPTIONS, BuildConfig
-from .build_folder import LOCK_FILE, TRASH_DIR, WORK_DIR, build_lock, discard_work, prepare_output
-from .cards import provenance_fields
+from .build_config import BuildConfig
+from .build_finalize import build_command, finalize_build
+from .build_folder import LOCK_FILE, TRASH_DIR, WORK_DIR, build_lock, prepare_output
 from .chunk_trainer import ChunkTrainer
 from .claims import (
     Chunk, Claim, ClaimLost, claim_chunk, claim_state, freeze_plan, has_damaged_claim, heartbeat_interval, is_finished, new_plan,
@@ -45,13 +40,14 @@ from .claims import (
 )
 from .errors import ZooError, report
 from .format import FORMAT_VERSION, INFO_PATH
-from .layout import empty_split_warning, plan_splits, summary_line, write_zoo_layout
+from .layout import empty_split_warning, summary_line
 from .splits import split_sizes
 from .streams import run_seeds
-from .training import STEP_CONVENTION, TrainingSchedule, initial_params
+from .training import TrainingSchedule, initial_params
 from .zoos import ZooRecipe, zoo_kind
 
-__all__ = ["LOCK_FILE", "TRASH_DIR", "WORK_DIR", "BuildConfig", "Chunk", "ChunkTrainer", "ZooRecipe", "build_lock", "build_zoo", "main"]
+__all__ = ["LOCK_FILE", "TRASH_DIR", "WORK_DIR", "BuildConfig", "Chunk", "ChunkTrainer", "ZooRecipe", "build_command", "build_lock", "build_zoo",
+           "main"]
 
 MEMORY_HEADROOM = 4.0
 """Peak memory of a run in a batch, over the activations autograd saves in one of its training steps.
@@ -107,27 +103,6 @@ def zoo_complete(out: Path) -> bool:
 def is_new_folder(folder: Path) -> bool:
     """Whether ``folder`` does not exist yet or is empty: a build into it starts from nothing."""
     return not folder.exists() or (folder.is_dir() and next(folder.iterdir(), None) is None)
-
-
-def build_command(kind_name: str, config: BuildConfig) -> str:
-    """The command that builds this zoo: ``rnn-zoos build ZOO`` with every option of ``config`` spelled out."""
-    options = []
-    for item in dataclasses.fields(config):
-        value = getattr(config, item.name)
-        if item.name in ENGINE_OPTIONS:
-            continue
-        if value is True:
-            options.append(option_name(item.name))
-        elif value is not None and value is not False:
-            options.append(f"{option_name(item.name)} {value}")
-    return f"rnn-zoos build {kind_name} {' '.join(options)}"
-
-
-def device_description(device: str) -> str:
-    """The device a zoo was built on, in words: the GPU's name, or the CPU's."""
-    if device == "cuda" and torch.cuda.is_available():
-        return f"cuda ({torch.cuda.get_device_name()})"
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
 def zoo_identity(recipe: ZooRecipe, config: BuildConfig) -> dict[str, Any]:
@@ -228,6 +203,8 @@ def build_zoo(recipe: ZooRecipe, config: BuildConfig, worker: tuple[int, int] | 
     batch too large for the device's memory is refused before anything starts.
     """
     config.validate()
+    if finalize and not (Path(config.out) / WORK_DIR).is_dir() and not (Path(config.out) / INFO_PATH).is_file():
+        raise ZooError(f"--finalize: {config.out} holds no build to finish; run the workers (without --finalize) first")
     out, identity, plan = start_build(recipe, config, check_memory=not finalize)
     if plan is None:
         return out
@@ -254,7 +231,7 @@ def start_build(recipe: ZooRecipe, config: BuildConfig, check_memory: bool = Tru
             print(f"{out}: the zoo is already complete ({identity})")
             return out, identity, None
         work = out / WORK_DIR
-        plan, _ = freeze_plan(work, new_plan(config.runs, config.batch_runs, _started_chunks(work)), config.batch_runs)
+        plan, _ = freeze_plan(work, new_plan(config.runs, config.batch_runs, _started_chunks(work)), config.batch_runs, config.runs)
         return out, identity, plan
 
 
@@ -338,58 +315,3 @@ def describe_claims(work: Path, chunks: list[Chunk]) -> str:
             f"{record.describe()}{' (stale)' if stale else ''}"
         holders.setdefault(key, []).append(chunk.name)
     return "; ".join(f"{key}: {', '.join(names)}" for key, names in holders.items())
-
-
-def finalize_build(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], out: Path, plan: list[Chunk]) -> None:
-    """Write the zoo from the finished chunks and discard the work folder, once: under the build lock, by the first
-    process to get there (the others find the work folder gone, and a complete zoo is never touched again)."""
-    with build_lock(out, identity):
-        work = out / WORK_DIR
-        if not work.is_dir() or not all(is_finished(work / chunk.name) for chunk in plan):
-            return
-        _finalize(recipe, config, identity, out, [work / chunk.name for chunk in plan])
-        discard_work(work)
-
-
-def _run_tasks(chunk_folders: list[Path]) -> dict[int, Any]:
-    """The task of every run, read from the first part of each chunk."""
-    tasks: dict[int, Any] = {}
-    for folder in chunk_folders:
-        first_part = min(folder.glob("step-*.parquet"))
-        table = pq.read_table(first_part, columns=["run", "task"])
-        tasks.update(zip(table.column("run").to_pylist(), table.column("task").to_pylist()))
-    return tasks
-
-
-def _split_tables(chunk_folders: list[Path], runs: set[int], group: int = 100) -> Iterator[pa.Table]:
-    """The rows of ``runs`` as Arrow tables ordered by (run, step), reading a bounded group of runs at a time."""
-    for folder in chunk_folders:
-        parts = sorted(folder.glob("step-*.parquet"))
-        chunk_runs = sorted(run for run in pq.read_table(parts[0], columns=["run"]).column("run").to_pylist() if run in runs)
-        for start in range(0, len(chunk_runs), group):
-            selected = chunk_runs[start : start + group]
-            table = pa.concat_tables(pq.read_table(part, filters=[("run", "in", selected)]) for part in parts)
-            yield table.sort_by([("run", "ascending"), ("step", "ascending")])
-
-
-def _finalize(recipe: ZooRecipe, config: BuildConfig, identity: dict[str, Any], out: Path, chunk_folders: list[Path]) -> None:
-    """Assign splits and write the Hub layout from the finished chunks."""
-    kind = recipe.kind
-    plan = plan_splits(kind, _run_tasks(chunk_folders))
-    snapshot_steps = TrainingSchedule(steps=config.steps).snapshot_steps()
-    write_zoo_layout(
-        out,
-        kind,
-        plan,
-        rows_of=lambda runs: _split_tables(chunk_folders, set(runs)),
-        rows_per_split={split: len(entry.runs) * len(snapshot_steps) for split, entry in plan.items()},
-        info_fields={"builder": identity, "snapshot_steps": snapshot_steps, "notes": [STEP_CONVENTION, *recipe.notes()]},
-        card_fields={
-            "steps": config.steps,
-            "provenance": "rebuilt with the batched builder of rnn-zoos",
-            **provenance_fields(build_command(kind.name, config), device_description(config.device)),
-            "seeds": f"zoo seed {config.seed}; run r uses the seed `SeedSequence([{config.seed}, r])` (stored in `seed`), "
-            "which alone determines all its random numbers",
-            **recipe.card_fields(),
-        },
-    )

@@ -71,9 +71,9 @@ def _wait_for_other_builder(out: Path, identity: dict[str, Any]) -> None:
     """Another builder holds the lock of ``out``: refuse if it builds a different zoo, else say that this one waits."""
     try:
         found = json.loads((out / WORK_DIR / "config.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         found = identity  # not known yet: wait, and check once the folder is ours
-    if found != identity:
+    if isinstance(found, dict) and found != identity:
         raise ZooError(f"--out {out} is being built by another process with other options ({describe_difference(found, identity)}); "
                        "wait for it to finish, or choose another --out")
     print(f"{out}: another builder holds the build lock here; waiting for it", flush=True)
@@ -129,8 +129,11 @@ def _check_unfinished_build(work: Path, identity: dict[str, Any]) -> None:
     config_path = work / "config.json"
     try:
         found = json.loads(config_path.read_text())
-    except (OSError, ValueError):
-        raise DamagedZooError(f"{config_path} is missing or unreadable; delete {work.parent} and build again") from None
+    except (OSError, ValueError, RecursionError):
+        found = None
+    if not isinstance(found, dict):
+        raise DamagedZooError(f"{config_path} is missing or not the build's options (a JSON object); "
+                              f"delete {work.parent} and build again") from None
     if found != identity:
         raise ZooError(f"--out {work.parent} holds an unfinished build of a different zoo ({describe_difference(found, identity)}); "
                        "rerun with its options, or choose another --out")

@@ -20,16 +20,19 @@ A training step runs in one of two ways:
 
 from __future__ import annotations
 
+import pickle
 import time
 import warnings
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
 from .blob import encode_weights
 from .build_config import BuildConfig
 from .claims import FINISHED_FILE, Chunk, Claim
+from .errors import DamagedZooError
 from .layout import write_parquet_file
 from .streams import run_seeds
 from .training import BatchedAdamW, TrainingSchedule, initial_params
@@ -89,12 +92,20 @@ class ChunkTrainer:
         """Load the last checkpoint, if any; returns the updates done (the loop step to train next)."""
         if not self.checkpoint_path.is_file():
             return 0
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
-        with torch.no_grad():
-            for name, tensor in self.params.items():
-                tensor.copy_(state["params"][name])
-        self.optimizer.load_state_dict(state["optimizer"])
-        return int(state["updates"])
+        try:
+            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+            with torch.no_grad():
+                for name, tensor in self.params.items():
+                    tensor.copy_(state["params"][name])
+            self.optimizer.load_state_dict(state["optimizer"])
+            updates = int(state["updates"])
+        except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, IndexError, pickle.UnpicklingError) as error:
+            raise DamagedZooError(f"{self.checkpoint_path} is damaged ({_reason(error)}); "
+                                  f"delete it and run the same command: {self.chunk.name} then trains again from its start") from None
+        if not 0 <= updates <= self.schedule.updates:
+            raise DamagedZooError(f"{self.checkpoint_path} is damaged (it records {updates} updates of {self.schedule.updates}); "
+                                  f"delete it and run the same command: {self.chunk.name} then trains again from its start")
+        return updates
 
     def _save(self, updates: int) -> None:
         state = {"updates": updates, "params": {name: tensor.detach() for name, tensor in self.params.items()},
@@ -160,3 +171,25 @@ class ChunkTrainer:
         features = self.recipe.kind.features
         with self.claim.write(self.folder / f"step-{step:06d}.parquet") as temporary:
             write_parquet_file(temporary, features, [{name: rows[name] for name in features}])
+
+
+def check_finished_chunk(folder: Path, chunk: Chunk, snapshot_steps: list[int]) -> None:
+    """Raise :class:`DamagedZooError` naming the first snapshot part of the finished chunk in ``folder`` that is missing,
+    unreadable (truncated) or not the chunk's rows, and saying how to train the chunk again."""
+    advice = f"delete the folder {folder} and run the same command: {chunk.name} is then trained again"
+    for step in snapshot_steps:
+        part = folder / f"step-{step:06d}.parquet"
+        try:
+            rows = pq.read_metadata(part).num_rows
+        except FileNotFoundError:
+            raise DamagedZooError(f"{part} is missing from the finished chunk {chunk.name}; {advice}") from None
+        except (OSError, ValueError) as error:
+            raise DamagedZooError(f"{part} is damaged ({_reason(error)}); {advice}") from None
+        if rows != chunk.runs:
+            raise DamagedZooError(f"{part} is damaged (it holds {rows} rows, not the {chunk.runs} of {chunk.name}); {advice}")
+
+
+def _reason(error: Exception) -> str:
+    """The first line of ``error``'s message, at most 80 characters (its type if it has no message)."""
+    text = (str(error).splitlines() or [type(error).__name__])[0]
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DamagedZooError, ZooError
+from .errors import DamagedZooError, ZooError, short
 from .files import temporary_path
 
 PLAN_FILE = "plan.json"
@@ -98,9 +98,10 @@ def new_plan(runs: int, batch_runs: int, started: list[Chunk] = ()) -> list[Chun
     return sorted(plan)
 
 
-def freeze_plan(work: Path, proposed: list[Chunk], batch_runs: int) -> tuple[list[Chunk], int]:
+def freeze_plan(work: Path, proposed: list[Chunk], batch_runs: int, runs: int) -> tuple[list[Chunk], int]:
     """The build's chunk plan: ``proposed`` written to ``work/plan.json`` if no process wrote one yet, else the one written
-    (whose chunk size ``K`` wins over ``batch_runs``); returns the plan and its ``K``."""
+    (whose chunk size ``K`` wins over ``batch_runs``); returns the plan and its ``K``. A plan that cannot be read, or that
+    does not cover runs 0 to ``runs - 1`` in order, each once, is refused (:class:`DamagedZooError`)."""
     path = work / PLAN_FILE
     if not path.exists():
         temporary = temporary_path(path)
@@ -111,12 +112,19 @@ def freeze_plan(work: Path, proposed: list[Chunk], batch_runs: int) -> tuple[lis
             pass
         finally:
             temporary.unlink()
+    advice = "delete it and run the same command (the chunks already trained are kept)"
     try:
         record = json.loads(path.read_text())
         plan = [Chunk(int(first), int(stop)) for first, stop in record["chunks"]]
-        return plan, int(record["runs_per_batch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise DamagedZooError(f"{path} (the build's chunk plan) is unreadable; delete {work.parent} and build again") from None
+        size = int(record["runs_per_batch"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        raise DamagedZooError(f"{path} (the build's chunk plan) is unreadable; {advice}") from None
+    covered = [chunk.first for chunk in plan] == [0, *(chunk.stop for chunk in plan[:-1])] and all(c.first < c.stop for c in plan)
+    if not covered or not plan or plan[-1].stop != runs or size < 1:
+        chunks = short([[chunk.first, chunk.stop - 1] for chunk in plan], 120)
+        raise DamagedZooError(f"{path} (the build's chunk plan) does not cover runs 0 to {runs - 1} (--runs {runs}) in order, "
+                              f"each once, in chunks of at least one run: it holds the chunks {chunks}; {advice}")
+    return plan, size
 
 
 def is_finished(folder: Path) -> bool:

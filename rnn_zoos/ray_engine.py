@@ -114,7 +114,8 @@ def _train_chunk(zoo: str, options: dict[str, Any], identity: dict[str, Any], fi
 
 def build_with_ray(zoo: str, config: BuildConfig) -> Path:
     """Build the zoo ``zoo`` with the options ``config`` (``config.ray``: the cluster's address or ``local``) as Ray tasks."""
-    from .build import finalize_build, start_build
+    from .build import start_build
+    from .build_finalize import finalize_build
     from .build_folder import WORK_DIR
     from .claims import is_finished
     from .training import TrainingSchedule

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -217,3 +218,64 @@ def test_a_new_worker_keeps_a_running_workers_temporary(tmp_path: Path) -> None:
         stdout, stderr = first.communicate(timeout=600)
     assert first.returncode == 0, stderr
     assert verify_zoo(out) == []
+
+
+STATE_OPTIONS = {"runs": 4, "steps": 10, "seed": 0, "runs_per_batch": 2}
+"""Two chunks of two runs."""
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _checkpoint(path: Path, damage) -> None:
+    """A real checkpoint of the chunk in ``path.parent``, made unfinished, then damaged by ``damage``."""
+    torch.save({"updates": 3, "params": {}, "optimizer": {}}, path)
+    (path.parent / "finished").unlink()
+    damage(path)
+
+
+DAMAGED_STATES = {
+    "empty checkpoint": (".build/runs-00000-00001/checkpoint.pt", lambda path: _checkpoint(path, lambda p: p.write_bytes(b"")),
+                         "is damaged (.*); delete it and run the same command: runs-00000-00001 then trains again from its start"),
+    "truncated checkpoint": (".build/runs-00000-00001/checkpoint.pt", lambda path: _checkpoint(path, _truncate),
+                             "is damaged (.*); delete it and run the same command: runs-00000-00001 then trains again from its start"),
+    "truncated finished part": (".build/runs-00002-00003/step-000000.parquet", _truncate,
+                                "is damaged (.*); delete the folder {out}/.build/runs-00002-00003 and run the same command: "
+                                "runs-00002-00003 is then trained again"),
+    "config holding a list": (".build/config.json", lambda path: path.write_text("[1, 2]"),
+                              r"is missing or not the build's options \(a JSON object\); delete {out} and build again"),
+    "plan with a negative run": (".build/plan.json", lambda path: path.write_text('{"runs_per_batch": 2, "chunks": [[-1, 2], [2, 4]]}'),
+                                 r"\(the build's chunk plan\) does not cover runs 0 to 3 \(--runs 4\) in order, each once, in chunks of at "
+                                 r"least one run: it holds the chunks \[\[-1, 1\], \[2, 3\]\]; delete it and run the same command"),
+    "plan of runs 0-1 of 4": (".build/plan.json", lambda path: path.write_text('{"runs_per_batch": 2, "chunks": [[0, 2]]}'),
+                              r"\(the build's chunk plan\) does not cover runs 0 to 3 \(--runs 4\).*holds the chunks \[\[0, 1\]\]"),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED_STATES)
+def test_damaged_build_state_is_named_in_one_line(tmp_path: Path, capsys, monkeypatch, case: str) -> None:
+    """Issue 23 item 11: damaged files of an unfinished build end in one line naming the file and what to do; doing it
+    (where that keeps the build) gives the zoo of an undisturbed build."""
+    import re
+
+    relative, damage, message = DAMAGED_STATES[case]
+    out = tmp_path / "zoo"
+    monkeypatch.setattr(rnn_zoos.layout, "write_info", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        build_formal(out, **STATE_OPTIONS)  # every chunk finished, the zoo not yet written
+    monkeypatch.undo()
+    damage(out / relative)
+    capsys.readouterr()
+    argv = ["--out", str(out), *cli_options(STATE_OPTIONS)]
+    assert build_main("formal-lang", argv) == 1
+    error = capsys.readouterr().err
+    assert error.count("error:") == 1 and "Traceback" not in error
+    error = error[error.index("error:"):]
+    assert error.count("\n") == 1 and re.fullmatch(re.escape(f"error: {out / relative} ") + message.format(out=re.escape(str(out))) + ".*\n",
+                                                   error, re.DOTALL), error
+    if "delete it and run" in message or "delete the folder" in message:
+        target = out / relative if "delete it" in message else (out / relative).parent
+        target.unlink() if target.is_file() else shutil.rmtree(target)
+        assert build_main("formal-lang", argv) == 0
+        assert_same_zoo(build_formal(tmp_path / "reference", **STATE_OPTIONS), out)

@@ -55,8 +55,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_first_plan_is_frozen_and_followed(tmp_path: Path) -> None:
     first = new_plan(6, 2)
     assert first == [Chunk(0, 2), Chunk(2, 4), Chunk(4, 6)]
-    assert freeze_plan(tmp_path, first, 2) == (first, 2)
-    assert freeze_plan(tmp_path, new_plan(6, 4), 4) == (first, 2)  # a later process with another K follows the plan
+    assert freeze_plan(tmp_path, first, 2, 6) == (first, 2)
+    assert freeze_plan(tmp_path, new_plan(6, 4), 4, 6) == (first, 2)  # a later process with another K follows the plan
     assert new_plan(7, 3, [Chunk(0, 2)]) == [Chunk(0, 2), Chunk(2, 5), Chunk(5, 7)]  # started chunks are kept
 
 
@@ -104,6 +104,13 @@ def test_worker_slots_and_finalize(reference: Path, tmp_path: Path) -> None:
 
 def test_finalize_before_the_chunks_are_done_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "zoo"
+    done = subprocess.run(command(out, "--finalize"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr == f"error: --finalize: {out} holds no build to finish; run the workers (without --finalize) first\n"
+    assert not out.exists()  # issue 23 item 14: nothing written into a new folder
+    worker = start(out)
+    wait_for(lambda: live_claim(out) is not None)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
     done = subprocess.run(command(out, "--finalize"), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stderr.startswith("error: --finalize: 3 of 3 chunks of") and "unclaimed" in done.stderr
     assert not (out / "meta").exists()
