@@ -50,7 +50,7 @@ def write_parquet_file(path: Path, features: Features, batches: Iterable[dict[st
 def write_split(folder: Path, split: str, features: Features, tables: Iterable[pa.Table], num_rows: int) -> tuple[list[str], int]:
     """Write the rows of one split, given as Arrow tables in order, into its shards.
 
-    Returns the shards' relative paths and the rows' size in Arrow memory (the Hub's ``num_bytes``).
+    Returns the shards' relative paths and the rows' size in Arrow memory (the Hub's ``num_bytes``, :func:`arrow_size`).
     Raises :class:`ZooError` if the tables hold more or fewer than ``num_rows`` rows (the shards
     written by then are incomplete; ``meta/info.json`` is written only after every split).
     """
@@ -58,7 +58,7 @@ def write_split(folder: Path, split: str, features: Features, tables: Iterable[p
     pending = _rechunk(tables, ROWS_PER_SHARD)
     num_bytes = found = 0
     for relative, table in zip(paths, pending):
-        num_bytes += table.nbytes
+        num_bytes += arrow_size(table)
         found += table.num_rows
         write_parquet(folder / relative, features, [table])
     found += sum(table.num_rows for table in pending)
@@ -66,6 +66,14 @@ def write_split(folder: Path, split: str, features: Features, tables: Iterable[p
         raise DamagedZooError(f"split {split} has {found} rows, {num_rows} were expected: the rows it was written from are incomplete "
                        f"or repeated, so {folder} is left unfinished; delete it and write it again")
     return paths, num_bytes
+
+
+def arrow_size(table: pa.Table) -> int:
+    """The bytes ``table``'s rows take in Arrow memory as one contiguous copy: a function of the rows alone. (``nbytes``
+    of the table itself counts an offset per chunk and whole bitmaps of slices, so it changes with how the rows arrived:
+    with ``--runs-per-batch``.)"""
+    return sum(pa.concat_arrays([column.chunk(0).slice(0, 0), *column.chunks]).nbytes if column.num_chunks else 0
+               for column in table.columns)
 
 
 def _rechunk(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:

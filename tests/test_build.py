@@ -223,3 +223,14 @@ def test_plain_load_dataset_keeps_same_named_zoo_folders_apart(tmp_path: Path) -
     for folder in (first, second, first):
         expected = pq.read_table(next((folder / "data").glob("train-*.parquet"))).column("seed").to_pylist()
         assert datasets.load_dataset(str(folder), split="train")["seed"] == expected
+
+
+def test_info_does_not_depend_on_the_batching(tmp_path: Path) -> None:
+    """Issue 23 item 12: num_bytes was the size of the Arrow chunks the rows arrived in, so it changed with K."""
+    infos = [json.loads((build_formal(tmp_path / f"k{k}", runs=8, steps=20, seed=0, runs_per_batch=k) / "meta/info.json").read_text())
+             for k in (2, 3, 8)]
+    sizes = [{split: entry["num_bytes"] for split, entry in info["splits"].items()} for info in infos]
+    assert sizes[0] == sizes[1] == sizes[2]
+    for info in infos[1:]:
+        if info["checksums"] == infos[0]["checksums"]:  # identical data files: an identical record
+            assert info == infos[0]
