@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .blob import encode_weights
 from .build_config import BuildConfig
 from .claims import FINISHED_FILE, Chunk
-from .files import atomic_write
+from .files import save_atomically
 from .layout import write_parquet
 from .streams import run_seeds
 from .training import BatchedAdamW, TrainingSchedule, initial_params
@@ -99,8 +99,7 @@ class ChunkTrainer:
     def _save(self, updates: int) -> None:
         state = {"updates": updates, "params": {name: tensor.detach() for name, tensor in self.params.items()},
                  "optimizer": self.optimizer.state_dict()}
-        with atomic_write(self.checkpoint_path) as temporary:
-            torch.save(state, temporary)
+        save_atomically(state, self.checkpoint_path)
 
     def train_step(self, step: int) -> None:
         """One AdamW update of every run: the update of the loop's step ``step``, on that step's data."""

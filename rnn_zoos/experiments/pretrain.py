@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -39,7 +40,7 @@ from tqdm.auto import tqdm
 
 from rnn_zoos.arguments import parse_config
 from rnn_zoos.errors import DamagedZooError, ZooError, describe_difference, report
-from rnn_zoos.files import atomic_write, check_out_folder, json_text
+from rnn_zoos.files import atomic_write, check_out_folder, disk_full_errors, json_text, save_atomically, sync_folder, sync_tree
 from rnn_zoos.format import SPLITS
 from rnn_zoos.lstm import Params
 from rnn_zoos.provenance import run_provenance
@@ -197,8 +198,10 @@ class Pretraining:
     # --- files ------------------------------------------------------------------------------
 
     def _log(self, entry: dict[str, float]) -> None:
-        with open(self.out / "log.jsonl", "a") as log:
+        with disk_full_errors(self.out / "log.jsonl"), open(self.out / "log.jsonl", "a") as log:
             log.write(json_text(entry) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
 
     def training_record(self, losses: dict[str, float], step: int) -> dict[str, Any]:
         """What a saved model records of its training: the run's settings and the step (and losses) it was saved at."""
@@ -224,9 +227,11 @@ class Pretraining:
             shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(old, ignore_errors=True)
             model.save_pretrained(staging)
+            sync_tree(staging)  # complete on the disk before it takes the real name
             if target.exists():
                 target.rename(old)
             staging.rename(target)
+            sync_folder(folder)
             shutil.rmtree(old, ignore_errors=True)
 
     def save_checkpoint(self) -> None:
@@ -240,8 +245,7 @@ class Pretraining:
             "generator": self.generator.get_state(),
             "permutations": self.permutations.get_state(),
         }
-        with atomic_write(self.out / "checkpoint.pt") as temporary:
-            torch.save(state, temporary)
+        save_atomically(state, self.out / "checkpoint.pt")
 
     def restore(self) -> None:
         """Continue from ``OUT/checkpoint.pt`` if there is one, and make ``OUT/log.jsonl`` the restored history: the
@@ -395,7 +399,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     config = parse_config(PretrainConfig, prog or "rnn-zoos pretrain", __doc__.split("\n")[0], argv)
     try:
-        summary = pretrain(config)
+        with disk_full_errors(config.out):
+            summary = pretrain(config)
     except ZooError as error:
         return report(error)
     shown = {key: summary[key] for key in ("steps", "selected_on", "best_loss", "parameters")}
