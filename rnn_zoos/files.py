@@ -155,6 +155,7 @@ def check_out_folder(out: str | Path, option: str = "--out") -> None:
     """Raise :class:`ZooError` unless ``out`` is a folder or can be made one: not under ``/proc`` or ``/sys``, not at
     or below a file, below a writable folder. Checks only; creates nothing."""
     path = Path(out).absolute()
+    check_name_lengths(path, option)
     real = path.resolve()
     for root in VIRTUAL_FILE_SYSTEMS:
         if real == root or root in real.parents:
@@ -166,6 +167,23 @@ def check_out_folder(out: str | Path, option: str = "--out") -> None:
         raise ZooError(f"{option} {out} {where}, so no folder can be made there; choose another {option}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ZooError(f"{option} {out}: {existing} is not writable; choose another {option}")
+
+
+def check_name_lengths(path: Path, option: str = "--out") -> None:
+    """Raise :class:`ZooError` if a component of ``path`` (or the whole) is longer than its file system allows."""
+    existing = next((folder for folder in path.parents if len(os.fsencode(str(folder))) < 4096
+                     and all(len(os.fsencode(part)) <= 255 for part in folder.parts) and folder.is_dir()), Path("/"))
+    try:
+        longest_name, longest_path = os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        longest_name, longest_path = 255, 4096
+    for part in path.parts:
+        if len(os.fsencode(part)) > longest_name:
+            raise ZooError(f"{option}: the name {part[:40]}... has {len(os.fsencode(part))} bytes, more than the {longest_name} "
+                           "the file system allows; choose a shorter name")
+    if len(os.fsencode(str(path))) >= longest_path:
+        raise ZooError(f"{option}: the path has {len(os.fsencode(str(path)))} bytes, more than the {longest_path} the file system "
+                       "allows; choose a shorter one")
 
 
 @contextlib.contextmanager

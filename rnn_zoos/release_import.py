@@ -47,8 +47,8 @@ def import_release(source: Path, out: Path) -> Path:
     written. The zoo is written into a new folder of its own beside ``out`` and renamed to ``out`` once complete; that
     folder, and nothing else, is removed if the import fails.
     """
-    detect(source)
     check_out(source, out)
+    detect(source)
     release = Release(source)
     release.check_values()
     release.check_runs()
