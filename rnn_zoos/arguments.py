@@ -89,6 +89,12 @@ def check_device(device: str) -> str:
     return device
 
 
+def check_seed(seed: int, option: str = "--seed") -> None:
+    """Raise :class:`ZooError` unless ``seed`` is a non-negative 64-bit integer, as every seed of torch and numpy must be."""
+    if not 0 <= seed < 2**63:
+        raise ZooError(f"{option} must be a non-negative 64-bit integer, got {seed}")
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """Appends ``(default: X)`` to an option's help only for optional options whose default means something."""
 

@@ -39,6 +39,7 @@ from .claims import (
     release_claim,
 )
 from .errors import ZooError, report
+from .files import disk_full_errors
 from .format import FORMAT_VERSION, INFO_PATH
 from .layout import empty_split_warning, summary_line
 from .splits import split_sizes
@@ -73,12 +74,13 @@ def main(zoo: str, argv: list[str] | None = None, prog: str | None = None) -> in
             warning = empty_split_warning(split_sizes(config.runs), f"--runs {config.runs} gives at most {config.runs} tasks")
             if warning is not None:
                 print(warning, file=sys.stderr)
-        if config.ray is not None:
-            from .ray_engine import build_with_ray
+        with disk_full_errors(config.out):
+            if config.ray is not None:
+                from .ray_engine import build_with_ray
 
-            out = build_with_ray(zoo, config)
-        else:
-            out = build_zoo(kind.recipe(config), config, config.worker_slot(), config.finalize)
+                out = build_with_ray(zoo, config)
+            else:
+                out = build_zoo(kind.recipe(config), config, config.worker_slot(), config.finalize)
     except ZooError as error:
         return report(error)
     except StillTraining as still:

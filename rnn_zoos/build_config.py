@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from .arguments import check_device, option_name
+from .arguments import check_device, check_seed, option_name
 from .errors import ZooError
 from .files import check_out_folder
 
@@ -55,8 +56,8 @@ class BuildConfig:
                 raise ZooError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.runs_per_batch is not None and self.runs_per_batch < 1:
             raise ZooError(f"{option_name('runs_per_batch')} must be at least 1, got {self.runs_per_batch}")
-        if not 0 <= self.seed < 2**63:
-            raise ZooError(f"--seed must be a non-negative 64-bit integer, got {self.seed}")
+        check_seed(self.seed)
+        check_plan_size(self.runs, self.out)
         self.worker_slot()
         if self.no_wait and (self.finalize or self.ray):
             raise ZooError("--no-wait is for a worker that would wait for others; leave it out with --finalize and --ray")
@@ -87,6 +88,27 @@ class BuildConfig:
         """Runs per batched model."""
         default = 1000 if self.device == "cuda" else 64
         return min(self.runs, self.runs_per_batch or default)
+
+
+MAX_RUNS = 10_000_000
+"""The most runs a zoo may have: its plan, split and ``meta/info.json`` are held in memory (the paper's zoos have 1,000)."""
+MIN_BYTES_PER_RUN = 10_000
+"""Less than any zoo stores per run (the smallest, formal languages 2x32, stores its ~10 KB of weights at each of 9 or more
+snapshots): a lower bound of the disk a zoo needs."""
+
+
+def check_plan_size(runs: int, out: str) -> None:
+    """Raise :class:`ZooError` for a zoo of ``runs`` runs that no machine holds: more than :data:`MAX_RUNS`, or more than
+    the disk free under ``out`` could take at :data:`MIN_BYTES_PER_RUN` each."""
+    needed = runs * MIN_BYTES_PER_RUN
+    if runs > MAX_RUNS:
+        raise ZooError(f"--runs {runs}: a zoo of that size needs more than {needed / 1e12:,.1f} TB of disk, and its plan and "
+                       f"split more memory than a machine has; build at most {MAX_RUNS:,} runs (the paper's zoos have 1,000)")
+    folder = next((path for path in (Path(out).absolute(), *Path(out).absolute().parents) if path.exists()), Path("/"))
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise ZooError(f"--runs {runs}: the zoo needs more than {needed / 1e9:,.1f} GB of disk, and {free / 1e9:,.1f} GB are "
+                       f"free under {folder}; free space or pass fewer --runs")
 
 
 ENGINE_OPTIONS = ("worker", "finalize", "ray", "no_wait")

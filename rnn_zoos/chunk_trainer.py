@@ -110,8 +110,8 @@ class ChunkTrainer:
     def _save(self, updates: int) -> None:
         state = {"updates": updates, "params": {name: tensor.detach() for name, tensor in self.params.items()},
                  "optimizer": self.optimizer.state_dict()}
-        with self.claim.write(self.checkpoint_path) as temporary:
-            torch.save(state, temporary)
+        with self.claim.write(self.checkpoint_path) as temporary, open(temporary, "wb") as handle:
+            torch.save(state, handle)  # through a Python file: a full disk is an OSError (DiskFullError), not torch's bare error
 
     def train_step(self, step: int) -> None:
         """One AdamW update of every run: the update of the loop's step ``step``, on that step's data."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DamagedZooError, ZooError, short
-from .files import temporary_path
+from .files import sync_file, sync_folder, temporary_path
 
 PLAN_FILE = "plan.json"
 CLAIM_FILE = "claim"
@@ -255,10 +255,13 @@ class Claim:
 
     def commit(self, temporary: Path, path: Path) -> None:
         """Rename the complete file ``temporary`` to ``path`` if the claim still holds (checked and renamed under the chunk's
-        fence); else remove it and raise :class:`ClaimLost`."""
+        fence); else remove it and raise :class:`ClaimLost`. The file is flushed to the disk before the rename and the folder
+        after it, as :func:`rnn_zoos.files.atomic_write` does."""
+        sync_file(temporary)
         with _fence(self.folder) as fenced:
             if fenced and self.held():
                 os.replace(temporary, path)
+                sync_folder(path.parent)
                 return
         temporary.unlink(missing_ok=True)
         raise ClaimLost(self._lost_message())

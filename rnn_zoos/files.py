@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import math
@@ -21,15 +22,32 @@ VIRTUAL_FILE_SYSTEMS = (Path("/proc"), Path("/sys"))
 """Where the kernel shows its state: never a place for a command's output."""
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+"""The error numbers of a write that found no space left (a full file system, or a full disk quota)."""
+
+
+class DiskFullError(ZooError):
+    """A write found no space left on its file system; the command resumes once space is freed."""
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    The temporary file is flushed to the disk (``fsync``) before the rename and the folder after it, so
+    that after a power loss ``path`` holds either its old content or the whole new one. A write that
+    finds the disk full ends in :class:`DiskFullError`, naming ``path``; nothing is renamed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with disk_full_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_path(path)
     try:
-        yield temporary
-        os.replace(temporary, path)
+        with disk_full_errors(path):
+            yield temporary
+            sync_file(temporary)
+            os.replace(temporary, path)
+            sync_folder(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -37,6 +55,94 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
 def temporary_path(path: Path) -> Path:
     """The temporary name of ``path`` while this process writes it: ``.NAME.tmp-HOST-PID`` beside it, naming its writer."""
     return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+
+
+def save_atomically(state: Any, path: Path) -> None:
+    """``torch.save(state)`` to ``path`` through :func:`atomic_write`, written through a Python file so that a full disk
+    is an ``OSError`` (:class:`DiskFullError`), not torch's bare ``file write failed``."""
+    import torch
+
+    with atomic_write(path) as temporary, open(temporary, "wb") as handle:
+        torch.save(state, handle)
+
+
+def sync_file(path: Path) -> None:
+    """Flush the content of the file ``path`` to the disk (``fsync``)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def sync_folder(folder: Path) -> None:
+    """Flush the entries of ``folder`` (the names renamed into it) to the disk; a file system that cannot is left as is."""
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP):  # some file systems do not sync folders
+            raise
+    finally:
+        os.close(descriptor)
+
+
+def sync_tree(folder: Path) -> None:
+    """Flush every file under ``folder``, and the folders themselves, to the disk, before ``folder`` is renamed into place."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file() and not path.is_symlink():
+            sync_file(path)
+        elif path.is_dir() and not path.is_symlink():
+            sync_folder(path)
+    sync_folder(folder)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` (an ``OSError``, or an error of a library that wrote through one) says the disk is full."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in DISK_FULL:
+            return True
+        if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def disk_full_message(path: str | Path) -> str:
+    """The one line for a write of ``path`` that found no space left: on which device, and what to do."""
+    return f"no space left on {device_of(Path(path))} while writing {path}; free space and rerun the same command"
+
+
+@contextlib.contextmanager
+def disk_full_errors(path: str | Path) -> Iterator[None]:
+    """Turn an error of the block that says the disk is full into :class:`DiskFullError` naming ``path`` (the file, or the
+    folder, being written); other errors pass unchanged."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        written = getattr(error, "filename", None) or path
+        raise DiskFullError(disk_full_message(written)) from None
+
+
+def device_of(path: Path) -> str:
+    """The file system ``path`` lies on, in words: its device and mount point (``/dev/sda1 (mounted on /data)``)."""
+    path = Path(os.path.abspath(path))
+    existing = next((folder for folder in (path, *path.parents) if folder.exists()), Path("/"))
+    mount = existing
+    try:
+        while mount != mount.parent and os.stat(mount.parent).st_dev == os.stat(mount).st_dev:
+            mount = mount.parent
+        sources = [line.split()[0] for line in Path("/proc/self/mounts").read_text().splitlines()
+                   if len(line.split()) > 1 and line.split()[1] == str(mount)]
+    except OSError:
+        sources = []
+    return f"{sources[-1]} (mounted on {mount})" if sources else f"the file system of {mount}"
 
 
 def writer_gone(temporary: Path) -> bool:
@@ -58,6 +164,7 @@ def check_out_folder(out: str | Path, option: str = "--out") -> None:
     """Raise :class:`ZooError` unless ``out`` is a folder or can be made one: not under ``/proc`` or ``/sys``, not at
     or below a file, below a writable folder. Checks only; creates nothing."""
     path = Path(out).absolute()
+    check_name_lengths(path, option)
     real = path.resolve()
     for root in VIRTUAL_FILE_SYSTEMS:
         if real == root or root in real.parents:
@@ -69,6 +176,23 @@ def check_out_folder(out: str | Path, option: str = "--out") -> None:
         raise ZooError(f"{option} {out} {where}, so no folder can be made there; choose another {option}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ZooError(f"{option} {out}: {existing} is not writable; choose another {option}")
+
+
+def check_name_lengths(path: Path, option: str = "--out") -> None:
+    """Raise :class:`ZooError` if a component of ``path`` (or the whole) is longer than its file system allows."""
+    existing = next((folder for folder in path.parents if len(os.fsencode(str(folder))) < 4096
+                     and all(len(os.fsencode(part)) <= 255 for part in folder.parts) and folder.is_dir()), Path("/"))
+    try:
+        longest_name, longest_path = os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        longest_name, longest_path = 255, 4096
+    for part in path.parts:
+        if len(os.fsencode(part)) > longest_name:
+            raise ZooError(f"{option}: the name {part[:40]}... has {len(os.fsencode(part))} bytes, more than the {longest_name} "
+                           "the file system allows; choose a shorter name")
+    if len(os.fsencode(str(path))) >= longest_path:
+        raise ZooError(f"{option}: the path has {len(os.fsencode(str(path)))} bytes, more than the {longest_path} the file system "
+                       "allows; choose a shorter one")
 
 
 @contextlib.contextmanager

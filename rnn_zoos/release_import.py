@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .arguments import OUT, CommandParser
 from .cards import provenance_fields
 from .errors import ZooError, report
-from .files import check_out_folder, output_folder
+from .files import check_out_folder, disk_full_errors, output_folder, sync_folder, sync_tree
 from .results import check_results_folder
 from .format import RELEASE_SOURCE, LogProbsReproduction
 from .layout import plan_splits, summary_line, write_zoo_layout
@@ -47,8 +47,8 @@ def import_release(source: Path, out: Path) -> Path:
     written. The zoo is written into a new folder of its own beside ``out`` and renamed to ``out`` once complete; that
     folder, and nothing else, is removed if the import fails.
     """
-    detect(source)
     check_out(source, out)
+    detect(source)
     release = Release(source)
     release.check_values()
     release.check_runs()
@@ -59,9 +59,11 @@ def import_release(source: Path, out: Path) -> Path:
         try:
             staging = work / out.name
             write_release_zoo(release, staging, reproduction)
+            sync_tree(staging)  # complete on the disk before it takes the real name
             if out.exists():
                 out.rmdir()
             staging.rename(out)
+            sync_folder(out.parent)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return out
@@ -98,7 +100,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        out = import_release(args.source, args.out)
+        with disk_full_errors(args.out):
+            out = import_release(args.source, args.out)
     except ZooError as error:
         return report(error)
     print(summary_line(out, time.monotonic() - started))

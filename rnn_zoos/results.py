@@ -15,7 +15,7 @@ RESULT_FILES: dict[str, tuple[str, ...]] = {
     "a study of rnn-zoos reproduce": ("results.json", "REPORT.md", "pretrain"),
     "the results of rnn-zoos downstream": ("downstream.json",),
     "a zoo": ("meta/info.json", ".build", ".build.lock", ".build.trash"),
-    "a pretraining run of rnn-zoos pretrain": ("log.jsonl", "checkpoint.pt", "summary.json", "config.json"),
+    "a pretraining run of rnn-zoos pretrain": ("log.jsonl", "checkpoint.pt", "summary.json", "config.json", ".pretrain.lock"),
 }
 """What a folder holds -> the paths that only that holds, checked in this order (a study holds pretraining runs)."""
 COMMAND_RESULTS = {

@@ -81,7 +81,7 @@ def verify_zoo(source: str | Path, sample_rows: int = 8, revision: str | None = 
 
 
 def leftover_temporary_files(folder: Path) -> list[str]:
-    """Problems for the temporary files (``.NAME.tmp-PID``) that an interrupted write left in a zoo's folders."""
+    """Problems for the temporary files (``.NAME.tmp-HOST-PID``) that an interrupted write left in a zoo's folders."""
     folders = [folder, *(folder / name for name in (DATA_DIR, Path(INFO_PATH).parent.name, ASSETS_DIR))]
     found = sorted(path.relative_to(folder).as_posix() for place in folders if place.is_dir() for path in place.iterdir()
                    if TEMPORARY_NAME.fullmatch(path.name))

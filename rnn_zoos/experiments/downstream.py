@@ -31,7 +31,7 @@ from torch import nn
 
 from rnn_zoos.arguments import DEVICE, OUT, REVISION, ZOO, CommandParser, renamed
 from rnn_zoos.errors import ZooError, report
-from rnn_zoos.files import atomic_write, check_out_folder, json_text, output_folder
+from rnn_zoos.files import atomic_write, check_out_folder, json_text, output_folder, save_atomically
 from rnn_zoos.provenance import run_provenance
 from rnn_zoos.results import check_results_folder
 from rnn_zoos.format import ZooInfo
@@ -322,8 +322,7 @@ def write_results(out: Path, results: dict[str, Any], outputs: dict[str, Any]) -
     """Write ``out/predictions.pt`` (seed 0's predictions), then ``out/downstream.json`` (what marks the folder as
     downstream's, :mod:`rnn_zoos.results`)."""
     with output_folder(out):
-        with atomic_write(out / "predictions.pt") as temporary:
-            torch.save(outputs, temporary)
+        save_atomically(outputs, out / "predictions.pt")
         with atomic_write(out / "downstream.json") as temporary:
             temporary.write_text(json_text(results, indent=1))
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -38,8 +38,8 @@ import torch
 from tqdm.auto import tqdm
 
 from rnn_zoos.arguments import parse_config
-from rnn_zoos.errors import DamagedZooError, ZooError, describe_difference, report
-from rnn_zoos.files import atomic_write, check_out_folder, json_text
+from rnn_zoos.errors import ZooError, report
+from rnn_zoos.files import atomic_write, check_out_folder, disk_full_errors, json_text, output_folder
 from rnn_zoos.format import SPLITS
 from rnn_zoos.lstm import Params
 from rnn_zoos.provenance import run_provenance
@@ -50,6 +50,8 @@ from .data import (
     check_zoo,
     load_splits,
 )
+from .run_folder import (damaged_checkpoint, finished_summary, read_checkpoint, read_log, remove_dead_temporaries, run_lock,
+                         save_model, write_checkpoint)
 from .pretrain_config import PAPER_SETTINGS, PretrainConfig  # noqa: F401  (re-exported)
 from .emulation import cloned_scores, emulation_loss, evaluate_emulation, evaluation_rows, loss_plot, mean_abs_difference, scatter_plot
 from ..models.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
@@ -74,7 +76,7 @@ class Pretraining:
         self.emulator = EmulatorModel(EmulatorConfig.for_zoo(kind)).to(self.device)
         self.optimizer = torch.optim.AdamW(self.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
-        self.permutations = torch.Generator().manual_seed(config.seed + 2)
+        self.permutations = torch.Generator().manual_seed((config.seed + 2) % 2**64)
         fixed = torch.Generator().manual_seed(EVALUATION_SEED)
         self.eval_index, self.eval_sequence = {}, {}
         for split in ("validation", "ood"):
@@ -105,7 +107,7 @@ class Pretraining:
         per_pass = -(-rows // size)
         epoch, position = divmod(self.step, per_pass)
         if self._epoch is None or self._epoch[0] != epoch:
-            order = torch.randperm(rows, generator=torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch))
+            order = torch.randperm(rows, generator=torch.Generator().manual_seed((self.config.seed * 1_000_003 + epoch) % 2**64))
             self._epoch = (epoch, order.to(self.device))
         return self._epoch[1][position * size : (position + 1) * size]
 
@@ -185,6 +187,10 @@ class Pretraining:
                     entry = {"step": step, "train": sum(recent) / len(recent), **losses}
                     if config.cloned_rnns:
                         entry["cloned_validation"] = self.cloned_validation(step)
+                    diverged = [name for name in ("train", self.selected_on) if not math.isfinite(entry[name])]
+                    if diverged:
+                        raise ZooError(f"the run diverged: its {diverged[0]} loss is {entry[diverged[0]]} at step {step} (--lr "
+                                       f"{config.lr} is likely too large); {self.diverged_models()}rerun with a smaller --lr and a new --out")
                     self.history.append(entry)
                     self._log(entry)
                     recent = []
@@ -194,11 +200,19 @@ class Pretraining:
                         self.save_models(self.out, losses, step)
                     self.save_checkpoint()
 
+    def diverged_models(self) -> str:
+        """What a diverged run keeps: the best model before it diverged, or none."""
+        if self.best < float("inf"):
+            return f"the best model before it diverged ({self.selected_on} loss {self.best:.4f}) is kept in {self.out}; "
+        return "no model was saved; "
+
     # --- files ------------------------------------------------------------------------------
 
     def _log(self, entry: dict[str, float]) -> None:
-        with open(self.out / "log.jsonl", "a") as log:
+        with disk_full_errors(self.out / "log.jsonl"), open(self.out / "log.jsonl", "a") as log:
             log.write(json_text(entry) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
 
     def training_record(self, losses: dict[str, float], step: int) -> dict[str, Any]:
         """What a saved model records of its training: the run's settings and the step (and losses) it was saved at."""
@@ -220,28 +234,13 @@ class Pretraining:
         record = self.training_record(losses, step)
         for name, model in (("encoder", self.encoder), ("emulator", self.emulator)):
             model.config.training = record
-            staging, target, old = folder / f".{name}.saving", folder / name, folder / f".{name}.old"
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.rmtree(old, ignore_errors=True)
-            model.save_pretrained(staging)
-            if target.exists():
-                target.rename(old)
-            staging.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
+            save_model(model, folder, name)
 
     def save_checkpoint(self) -> None:
-        state = {
-            "step": self.step,
-            "best": self.best,
-            "history": self.history,
-            "encoder": self.encoder.state_dict(),
-            "emulator": self.emulator.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            "permutations": self.permutations.get_state(),
-        }
-        with atomic_write(self.out / "checkpoint.pt") as temporary:
-            torch.save(state, temporary)
+        state = {"step": self.step, "best": self.best, "history": self.history, "encoder": self.encoder.state_dict(),
+                 "emulator": self.emulator.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "generator": self.generator.get_state(), "permutations": self.permutations.get_state()}
+        write_checkpoint(state, self.out / "checkpoint.pt")
 
     def restore(self) -> None:
         """Continue from ``OUT/checkpoint.pt`` if there is one, and make ``OUT/log.jsonl`` the restored history: the
@@ -249,13 +248,19 @@ class Pretraining:
         run repeats them."""
         path = self.out / "checkpoint.pt"
         if path.is_file():
-            state = torch.load(path, map_location=self.device, weights_only=True)
-            self.encoder.load_state_dict(state["encoder"])
-            self.emulator.load_state_dict(state["emulator"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.generator.set_state(state["generator"].cpu())
-            self.permutations.set_state(state["permutations"].cpu())
-            self.step, self.best, self.history = state["step"], state["best"], state["history"]
+            state = read_checkpoint(path, self.device)
+            try:
+                self.encoder.load_state_dict(state["encoder"])
+                self.emulator.load_state_dict(state["emulator"])
+                self.optimizer.load_state_dict(state["optimizer"])
+                self.generator.set_state(state["generator"].cpu())
+                self.permutations.set_state(state["permutations"].cpu())
+                self.step, self.best, self.history = int(state["step"]), float(state["best"]), list(state["history"])
+                json_text(self.history)
+            except (KeyError, RuntimeError, TypeError, ValueError, AttributeError, RecursionError) as error:
+                raise damaged_checkpoint(path, f"{type(error).__name__}: {error}") from None
+            if not 0 <= self.step <= self.config.steps + 1 or not all(isinstance(entry, dict) for entry in self.history):
+                raise damaged_checkpoint(path, f"it is at step {self.step} of a run of {self.config.steps} steps")
         with atomic_write(self.out / "log.jsonl") as temporary:
             temporary.write_text("".join(json_text(entry) + "\n" for entry in self.history))
 
@@ -312,28 +317,6 @@ class Pretraining:
 
 
 
-def finished_summary(out: Path, options: dict[str, Any]) -> dict[str, Any] | None:
-    """The summary of the finished run in ``out``, or None if ``out`` is new, empty or holds an unfinished run with
-    ``options``; :class:`ZooError` if it holds anything else."""
-    if not check_results_folder(out, "pretrain", resumes=True):
-        return None
-    config_path = out / "config.json"
-    if not config_path.is_file():
-        raise ZooError(f"--out {out} holds an unfinished pretraining run without its config.json; delete the folder to start "
-                       "again")
-    try:
-        found = json.loads(config_path.read_text())
-    except ValueError as error:
-        raise DamagedZooError(f"{config_path} is not JSON ({error}); delete the folder {out} to start the run again") from None
-    if found != options:
-        raise ZooError(
-            f"--out {out} holds a run with other options ({describe_difference(found, options)}); "
-            "rerun with its options or choose another --out"
-        )
-    summary = out / "summary.json"
-    return json.loads(summary.read_text()) if summary.is_file() else None
-
-
 def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None) -> dict[str, Any]:
     """Run (or resume, or find finished) a pretraining run; returns its summary (also written to ``OUT/summary.json``).
 
@@ -344,12 +327,21 @@ def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None
     options = asdict(config)
     options.pop("device")
     check_out_folder(out)
+    options["out"] = str(out.resolve())
+    check_results_folder(out, "pretrain", resumes=True)
+    with output_folder(out), run_lock(out):
+        return run_locked(config, splits, options)
+
+
+def run_locked(config: PretrainConfig, splits: dict[str, ZooTensors] | None, options: dict[str, Any]) -> dict[str, Any]:
+    """:func:`pretrain`, once this process holds the lock of ``config.out``."""
+    out = Path(config.out)
     finished = finished_summary(out, options)
     if finished is not None:
         print(f"{out}: this run is already complete")
         return finished
     run = Pretraining(config, splits)  # reads and checks the zoo; nothing is written before this succeeds
-    out.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(out)
     with atomic_write(out / "config.json") as temporary:
         temporary.write_text(json.dumps(options, indent=1))
     run.restore()
@@ -386,16 +378,12 @@ def pretrain(config: PretrainConfig, splits: dict[str, ZooTensors] | None = None
     return summary
 
 
-def read_log(path: Path) -> list[dict[str, float | None]]:
-    """The entries of a run's ``log.jsonl``, one per evaluation."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     config = parse_config(PretrainConfig, prog or "rnn-zoos pretrain", __doc__.split("\n")[0], argv)
     try:
-        summary = pretrain(config)
+        with disk_full_errors(config.out):
+            summary = pretrain(config)
     except ZooError as error:
         return report(error)
     shown = {key: summary[key] for key in ("steps", "selected_on", "best_loss", "parameters")}

@@ -6,10 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 
-from rnn_zoos.arguments import check_device
+import torch
+
+from rnn_zoos.arguments import check_device, check_seed
 from rnn_zoos.errors import ZooError
 from rnn_zoos.format import ZooInfo
-from rnn_zoos.zoos import zoo_kind
+from rnn_zoos.lstm import LSTMArchitecture
+from rnn_zoos.zoos import ZooKind, zoo_kind
 
 from ..models.encoders.registry import REFERENCE_HELP
 from .data import check_counts, check_encoders, option_name
@@ -114,6 +117,7 @@ class PretrainConfig:
             raise ZooError(f"--lr must be positive, got {self.lr}")
         check_encoders("--encoder", [self.encoder])
         check_device(self.device)
+        check_seed(self.seed)
 
     def encoder_options(self) -> dict[str, Any]:
         """The options of the encoder's config besides the encoder and the zoo (:meth:`RNNEncoderConfig.for_zoo`)."""
@@ -133,4 +137,35 @@ class PretrainConfig:
         recorded = kind.inputs_feature.shape[0]
         if self.sequences_per_rnn > recorded:
             raise ZooError(f"--sequences-per-rnn {self.sequences_per_rnn}: the zoo records only {recorded} sequences per RNN")
+        self.check_probing_memory(kind)
         check_encoders("--encoder", [self.encoder], zoo_kind(info.zoo), **self.encoder_options())
+
+    def check_probing_memory(self, kind: ZooKind) -> None:
+        """Refuse probing options whose step would not fit in the memory free on the device, with the estimate."""
+        if self.encoder not in PROBING_ENCODERS:
+            return
+        from rnn_zoos.build import available_memory
+
+        needed = probing_step_bytes(kind.architecture, self.batch_rnns, self.probing_sequences, self.probing_length or kind.probing_length)
+        free = available_memory(torch.device(self.device))
+        if needed > free:
+            raise ZooError(f"--probing-length {self.probing_length or kind.probing_length} with --probing-sequences "
+                           f"{self.probing_sequences} needs about {needed / 1e9:,.1f} GB for a step of {self.batch_rnns} RNNs, "
+                           f"more than the {free / 1e9:,.1f} GB free on {self.device}; choose fewer probe steps or sequences")
+
+
+PROBING_ENCODERS = ("interactive_probing", "noninteractive_probing")
+"""The encoders whose size and step grow with ``--probing-length`` and ``--probing-sequences``."""
+READER = 256
+"""The width of the probing encoders' reader (:mod:`rnn_zoos.models.encoders.probing`)."""
+
+
+def probing_step_bytes(architecture: LSTMArchitecture, rnns: int, sequences: int, length: int) -> float:
+    """A lower bound of the memory of a pretraining step of a probing encoder: its parameters that grow with the probes
+    (static codes, probe layers) with their gradients and AdamW's two moments, and the activations autograd keeps for
+    every probe step of every RNN (the reader's two LSTM cells, the probes, the RNN's gates and states)."""
+    arch = architecture
+    parameters = length * READER + READER * 128 * sequences + arch.output_size * sequences * READER
+    per_probe = 128 + 128 + arch.input_size + arch.num_layers * 6 * arch.hidden_size + arch.output_size
+    per_step = 2 * 6 * READER + sequences * per_probe
+    return 4.0 * (4 * parameters + rnns * length * per_step)

@@ -21,11 +21,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from rnn_zoos.arguments import DEVICE, OUT, REVISION, ZOO, CommandParser
 from rnn_zoos.errors import ZooError, report
-from rnn_zoos.files import atomic_write, check_out_folder, json_text, output_folder
+from rnn_zoos.files import atomic_write, check_out_folder, json_text, output_folder, save_atomically
 from rnn_zoos.provenance import run_provenance
 from rnn_zoos.results import check_results_folder
 from rnn_zoos.format import ZooInfo
@@ -115,8 +114,7 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
         splits=splits,
         revision=revision,
     )
-    with atomic_write(out / "predictions.pt") as temporary:
-        torch.save(outputs, temporary)
+    save_atomically(outputs, out / "predictions.pt")
     results = {
         "zoo": zoo,
         "zoo_name": info.zoo,
