@@ -10,15 +10,10 @@ with ``transformers``' Auto classes, as soon as ``transformers`` is imported (:m
 """
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from .auto_classes import register_with_transformers
-
-try:
-    __version__ = version("rnn-zoos")
-except PackageNotFoundError:  # imported from a checkout that was never installed
-    __version__ = "0.0.0+unknown"
+from .version import __version__  # noqa: F401  (public, in __all__)
 
 _PUBLIC = {
     "FORMAT_VERSION": "format",
@@ -38,7 +33,7 @@ _PUBLIC = {
 }
 """Public name -> the module (of this package) that defines it."""
 
-__all__ = sorted([*_PUBLIC, "models"])
+__all__ = sorted([*_PUBLIC, "models", "__version__"])
 
 
 def __getattr__(name: str) -> Any:

@@ -18,6 +18,7 @@ from .errors import DamagedZooError, ZooError, describe_difference
 from .files import atomic_write, exclusive_lock, remove_temporaries
 from .format import INFO_PATH, ZooInfo, file_sha256
 from .results import check_results_folder
+from .zoos import known_zoos
 
 WORK_DIR = ".build"
 TRASH_DIR = ".build.trash"
@@ -87,7 +88,7 @@ def prepare_output(out: Path, identity: dict[str, Any]) -> bool:
 
 def _check_finished_zoo(out: Path, identity: dict[str, Any]) -> None:
     """Refuse a finished zoo in ``out`` that is another zoo, or whose data files do not match ``meta/info.json``."""
-    info = ZooInfo.load(out)
+    info = ZooInfo.load(out, known_zoos())
     if info.builder != identity:
         raise ZooError(f"--out {out} holds a different zoo ({describe_difference(info.builder, identity)}); choose another --out or delete it")
     damaged = _damaged_files(out, info)

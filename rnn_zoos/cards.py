@@ -61,7 +61,7 @@ def card_metadata(info: ZooInfo, features: Features, folder: Path) -> dict[str, 
 def provenance_fields(command: str, device: str) -> dict[str, str]:
     """The card's provenance placeholders: the exact command, the code and torch versions, and the device; and those of
     its loading example: where the code is, the line that installs it, and the repo id (:data:`UNPUBLISHED_REPO_ID`)."""
-    from . import __version__
+    from .version import __version__
     from .provenance import code_url, git_commit, install_command
 
     commit = git_commit()

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
     if argv[0] in ("-V", "--version"):
-        from . import __version__
+        from .version import __version__
 
         print(f"rnn-zoos {__version__}")
         return 0

@@ -22,7 +22,7 @@ from .files import atomic_write
 from .format import (
     DATA_DIR, FORMAT_VERSION, INFO_PATH, ROW_GROUP_SIZE, ROWS_PER_SHARD, SPLITS, SplitInfo, ZooInfo, file_sha256, shard_paths,
 )
-from .zoos import ZooKind
+from .zoos import ZooKind, known_zoos
 from .plots import card_plots
 from .splits import split_sizes, split_tasks, task_mask
 
@@ -182,7 +182,7 @@ def _read_columns(folder: Path, files: list[str], columns: list[str]) -> pa.Tabl
 def summary_line(folder: Path, seconds: float) -> str:
     """The line a command that wrote a zoo ends with: the folder, the zoo, its rows per split and the time taken; and a
     second line if a split is empty (:func:`empty_split_warning`)."""
-    info = ZooInfo.load(folder)
+    info = ZooInfo.load(folder, known_zoos())
     rows = ", ".join(f"{split} {entry.num_rows}" for split, entry in info.splits.items())
     tasks = {split: len(entry.tasks) for split, entry in info.splits.items()}
     warning = empty_split_warning(tasks, f"{folder} has {sum(tasks.values())} tasks")

@@ -78,6 +78,12 @@ _register_formatter(ZooTorchFormatter, ROW_FORMATS["torch"])
 _register_formatter(ZooNumpyFormatter, ROW_FORMATS["numpy"])
 
 
+def conventions_note(info: ZooInfo, source: str) -> str | None:
+    """One line stating how the columns of the zoo ``source`` (with the record ``info``) differ in meaning from those of
+    a zoo built now (:meth:`~rnn_zoos.zoos.ZooKind.earlier_conventions`); None if they do not."""
+    return info.conventions_note(source, zoo_kind(info.zoo).earlier_conventions(info.builder))
+
+
 def read_info(name_or_path: str | Path, revision: str | None = None) -> ZooInfo:
     """``meta/info.json`` of a local zoo folder or a Hub dataset repo, with the format version and every field checked."""
     return resolve_zoo(name_or_path, revision).info()
@@ -239,7 +245,7 @@ def load_zoo(
     info = source.info()
     kind = zoo_kind(info.zoo)
     wanted = [split] if split else list(SPLITS)
-    if note := info.conventions_note(source.name):
+    if note := conventions_note(info, source.name):
         warnings.warn(note, EarlierFormatWarning, stacklevel=2)
     if source.folder is not None and (unlisted := unlisted_files(source.folder, info)):
         warnings.warn(f"{source.name}: {', '.join(unlisted)} not listed in {INFO_PATH}, so not loaded; "

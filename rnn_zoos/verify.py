@@ -21,11 +21,11 @@ from .arguments import REVISION, ZOO, CommandParser
 from .errors import DamagedZooError, ZooError, report
 from .files import TEMPORARY_NAME
 from .format import CARD_PATH, DATA_DIR, INFO_PATH, RELEASE_SOURCE, SPLITS, ZooInfo, file_sha256, short
-from .zoos import ZooKind, zoo_kind
+from .zoos import ZooKind, known_zoos, zoo_kind
 from .blob import decode_weights
 from .cards import read_card
 from .format import ROW_GROUP_SIZE, ROWS_PER_SHARD, shard_paths, shard_rows
-from .loading import check_data_file, read_info, unlisted_files
+from .loading import check_data_file, conventions_note, read_info, unlisted_files
 from .sources import resolve_zoo
 from .lstm import lstm_forward, stack_params
 from .plots import ASSETS_DIR
@@ -66,7 +66,7 @@ def verify_zoo(source: str | Path, sample_rows: int = 8, revision: str | None = 
         problems.append(f"{CARD_PATH} (the dataset card) is missing")
     problems += leftover_temporary_files(folder)
     try:
-        info = ZooInfo.read(folder / INFO_PATH, INFO_PATH)
+        info = ZooInfo.read(folder / INFO_PATH, INFO_PATH, known_zoos())
         kind = zoo_kind(info.zoo)
     except ZooError as error:
         return problems + [str(error)]
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         problems = verify_zoo(args.zoo, sample_rows=args.sample_rows, revision=args.revision)
-        note = None if problems else read_info(args.zoo, args.revision).conventions_note(args.zoo)
+        note = None if problems else conventions_note(read_info(args.zoo, args.revision), args.zoo)
     except ZooError as error:
         return report(error)
     for problem in problems:

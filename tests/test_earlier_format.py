@@ -14,6 +14,7 @@ import torch
 
 import rnn_zoos
 from rnn_zoos import ZooError
+from rnn_zoos.zoos import zoo_kind
 from rnn_zoos.experiments.data import load_split
 from rnn_zoos.experiments.downstream import check_study
 from rnn_zoos.experiments.report import differences
@@ -55,7 +56,7 @@ def test_a_current_zoo_states_nothing(formal_zoo: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", EarlierFormatWarning)
         rnn_zoos.load_zoo(formal_zoo, split="train")
-    assert rnn_zoos.read_info(formal_zoo).earlier_conventions() == []
+    assert zoo_kind("formal-lang").earlier_conventions(rnn_zoos.read_info(formal_zoo).builder) == []
 
 
 def test_verify_and_the_report_state_the_earlier_meanings(old_zoo: Path, formal_zoo: Path, capsys) -> None:

@@ -19,7 +19,7 @@ import rnn_zoos
 from rnn_zoos import release as release_module, release_import as import_release
 from rnn_zoos import verify as verify_cli
 from rnn_zoos import ZooError
-from rnn_zoos.zoos import ZooKind
+from rnn_zoos.zoos import ZooKind, zoo_kind
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
 from rnn_zoos.experiments.downstream import check_study
@@ -148,7 +148,7 @@ def test_formal_release_imports_with_the_same_rows(formal_zoo: Path, tmp_path: P
     assert set(imported["seed"]) == {-1}
     info = rnn_zoos.read_info(out)
     assert STEP_CONVENTION in info.notes and not any("initial weights" in note for note in info.notes)  # as a built zoo's
-    assert any("the measure of a built zoo" in note for note in info.notes) and info.earlier_conventions() == []
+    assert any("the measure of a built zoo" in note for note in info.notes) and zoo_kind(info.zoo).earlier_conventions(info.builder) == []
     assert info.log_probs_reproduction is None  # it reproduces its log_probs within the standard tolerance
     card = (out / "README.md").read_text()
     assert "imported from the paper's original release (`formal_languages_tokens_4_length_42_2x32`)" in card

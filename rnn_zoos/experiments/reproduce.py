@@ -47,7 +47,7 @@ def reproduce(zoo: str, scale_name: str, out: Path, device: str = "auto", encode
     """Run the study on the zoo (at ``revision``); returns the results (also in ``out/results.json``).
 
     ``ray``: run the pretraining runs as parallel Ray tasks on the cluster at this address (``local``: a local
-    instance; :mod:`rnn_zoos.ray_engine`). Every option is checked before ``out`` is made; if the study fails,
+    instance; :mod:`rnn_zoos.experiments.ray_runs`). Every option is checked before ``out`` is made; if the study fails,
     ``out`` is not left behind empty. An ``out`` holding an unfinished study of ``reproduce`` is resumed.
     """
     if scale_name not in SCALES:
@@ -78,7 +78,7 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
     runs = {encoder: {"zoo": zoo, "revision": revision, "encoder": encoder, "out": str((out / "pretrain" / folder_name(encoder)).resolve()),
                       "device": device, **scale.pretraining} for encoder in names}
     if ray is not None:
-        from rnn_zoos.ray_engine import pretrain_with_ray
+        from .ray_runs import pretrain_with_ray
 
         summaries = dict(zip(names, pretrain_with_ray(ray, list(runs.values()))))
     splits = load_splits(zoo, device, revision)  # once, shared by every run below

@@ -33,6 +33,12 @@ def zoo_names() -> list[str]:
     return sorted(_KINDS)
 
 
+def known_zoos() -> dict[str, ZooKind]:
+    """Every known kind of zoo by name: what :meth:`rnn_zoos.format.ZooInfo.read` checks a record's zoo and tasks against."""
+    _builtin()
+    return dict(_KINDS)
+
+
 def zoo_kind(name: str) -> ZooKind:
     """The kind of zoo called ``name``; :class:`ZooError` listing the known names if there is none."""
     _builtin()
@@ -41,4 +47,4 @@ def zoo_kind(name: str) -> ZooKind:
     return _KINDS[name]
 
 
-__all__ = ["CLONED_MEASURES", "SequenceModel", "ZooKind", "ZooRecipe", "recorded_log_probs", "register_zoo", "rnn_model", "zoo_kind", "zoo_names"]
+__all__ = ["CLONED_MEASURES", "SequenceModel", "ZooKind", "ZooRecipe", "recorded_log_probs", "register_zoo", "rnn_model", "known_zoos", "zoo_kind", "zoo_names"]

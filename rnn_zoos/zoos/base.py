@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # imported for annotations only: these modules import the reg
     import matplotlib.axes
     import pyarrow as pa
 
-    from ..release import ReleaseFormat
+    from .release_format import ReleaseFormat
     from ..targets import Target
 
 SequenceModel = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]

@@ -32,8 +32,8 @@ from torch import nn
 from ..build_config import BuildConfig
 from ..errors import ZooError
 from ..lstm import LSTMArchitecture, Params, lstm_forward
-from ..plots import legend_beside
-from ..release import FLOATS, INTEGERS, REALS, RUN_STEP_BOUNDS, WEIGHT_BOUNDS, Release, ReleaseArray, ReleaseFormat
+from ..figures import legend_beside
+from .release_format import FLOATS, INTEGERS, REALS, RUN_STEP_BOUNDS, WEIGHT_BOUNDS, ReleaseArray, ReleaseContent, ReleaseFormat
 from ..streams import mix32, stream_permutation, stream_uniform
 from ..targets import Regression, Scaler, SnapshotStep, Target
 from ..training import TrainingSchedule
@@ -288,10 +288,10 @@ class MnistRelease(ReleaseFormat):
             "accuracy_losses": ReleaseArray((4,), FLOATS, ((0, 0, 0, 0), (1, math.inf, math.inf, math.inf))),
         }
 
-    def task_cell(self, release: Release, row: int) -> Any:
+    def task_cell(self, release: ReleaseContent, row: int) -> Any:
         return float(release.arrays["tasks"][row, 0])  # float64, as the paper's split code saw it
 
-    def columns(self, release: Release, index: np.ndarray) -> dict[str, Any]:
+    def columns(self, release: ReleaseContent, index: np.ndarray) -> dict[str, Any]:
         measured = np.asarray(release.arrays["accuracy_losses"][index], dtype=np.float64)
         return {"task": np.asarray(release.arrays["tasks"][index, 0], dtype=np.float32),
                 "accuracy": measured[:, 0].astype(np.float32),
@@ -303,11 +303,11 @@ class MnistRelease(ReleaseFormat):
     def log_probs(self, logits: np.ndarray) -> np.ndarray:
         return torch.log_softmax(torch.from_numpy(logits.astype(np.float32)), dim=-1).numpy().astype(np.float16)
 
-    def notes(self, release: Release) -> list[str]:
+    def notes(self, release: ReleaseContent) -> list[str]:
         return ["log_probs are the log-softmax of the release's raw logits.",
                 f"accuracy, val_loss, train_loss: the release's numbers, {MEASURES}."]
 
-    def card_fields(self, release: Release) -> dict[str, Any]:
+    def card_fields(self, release: ReleaseContent) -> dict[str, Any]:
         return {"images": f"the 60,000 MNIST training images, split by the paper's code ({SPLIT_RULE}) into 47,998 for "
                           "training and 12,002 for validation"}
 
