@@ -13,23 +13,24 @@ from importlib import import_module
 from typing import Any
 
 from .auto_classes import register_with_transformers
-from .version import __version__  # noqa: F401  (public, in __all__)
+from .common.version import __version__  # noqa: F401  (public, in __all__)
 
 _PUBLIC = {
-    "FORMAT_VERSION": "format",
-    "ZooInfo": "format",
-    "DamagedZooError": "errors",
-    "ZooError": "errors",
-    "decode_weights": "blob",
-    "encode_weights": "blob",
-    "collate_rows": "loading",
-    "decode_batch": "loading",
-    "load_zoo": "loading",
-    "read_info": "loading",
-    "resolve_zoo": "loading",
-    "to_module": "loading",
-    "LSTMArchitecture": "lstm",
-    "LSTMWithHead": "lstm",
+    "FORMAT_VERSION": "format.info",
+    "ZooInfo": "format.info",
+    "DamagedZooError": "common.errors",
+    "ZooError": "common.errors",
+    "decode_weights": "format.blob",
+    "encode_weights": "format.blob",
+    "collate_rows": "hub.loading",
+    "decode_batch": "hub.loading",
+    "load_zoo": "hub.loading",
+    "read_info": "hub.loading",
+    "resolve_zoo": "hub.loading",
+    "to_module": "hub.loading",
+    "LSTMArchitecture": "lstm.functional",
+    "LSTMWithHead": "lstm.functional",
+    "LSTMWeights": "lstm.weights",
 }
 """Public name -> the module (of this package) that defines it."""
 

@@ -18,9 +18,9 @@ from rnn_zoos.zoos import zoo_kind
 from rnn_zoos.experiments.data import load_split
 from rnn_zoos.experiments.downstream import check_study
 from rnn_zoos.experiments.report import differences
-from rnn_zoos.format import EarlierFormatWarning, file_sha256
-from rnn_zoos.layout import write_parquet
-from rnn_zoos.verify import main as verify_main, verify_zoo
+from rnn_zoos.format.info import EarlierFormatWarning, file_sha256
+from rnn_zoos.hub.layout import write_parquet
+from rnn_zoos.hub.verify import main as verify_main, verify_zoo
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST, is_validation, legacy_is_validation
 

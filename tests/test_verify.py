@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rnn_zoos import verify
-from rnn_zoos.format import ZooInfo, file_sha256
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.hub import verify
+from rnn_zoos.format.info import ZooInfo, file_sha256
+from rnn_zoos.hub.verify import verify_zoo
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rnn_zoos.claims import CLAIM_FILE, Chunk, ClaimRecord, claim_chunk, claim_state, freeze_plan, new_plan
+from rnn_zoos.builder.claims import CLAIM_FILE, Chunk, ClaimRecord, claim_chunk, claim_state, freeze_plan, new_plan
 
 from conftest import ROOT, assert_same_zoo, build_formal, cli_options
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 
-from rnn_zoos.arguments import check_device
-from rnn_zoos.errors import ZooError
-from rnn_zoos.format import ZooInfo
+from rnn_zoos.common.arguments import check_device
+from rnn_zoos.common.errors import ZooError
+from rnn_zoos.format.info import ZooInfo
 from rnn_zoos.zoos import zoo_kind
 
 from ..models.encoders.registry import REFERENCE_HELP

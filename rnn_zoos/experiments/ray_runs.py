@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from rnn_zoos.ray_tasks import run_tasks, start_ray
+from rnn_zoos.common.ray_tasks import run_tasks, start_ray
 
 from .pretrain import PretrainConfig, pretrain
 

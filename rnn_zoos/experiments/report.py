@@ -16,9 +16,9 @@ import matplotlib
 import torch
 from matplotlib.figure import Figure
 
-from rnn_zoos.files import atomic_write
-from rnn_zoos.format import SPLITS, ZooInfo
-from rnn_zoos.figures import save_figure
+from rnn_zoos.common.files import atomic_write
+from rnn_zoos.format.info import SPLITS, ZooInfo
+from rnn_zoos.common.figures import save_figure
 from rnn_zoos.zoos import zoo_kind
 
 from .data import ZooTensors

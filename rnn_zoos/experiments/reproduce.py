@@ -23,12 +23,12 @@ from typing import Any
 
 import torch
 
-from rnn_zoos.arguments import DEVICE, OUT, REVISION, ZOO, CommandParser
-from rnn_zoos.errors import ZooError, report
-from rnn_zoos.files import atomic_write, check_out_folder, json_text, output_folder
-from rnn_zoos.provenance import run_provenance
-from rnn_zoos.results import check_results_folder
-from rnn_zoos.format import ZooInfo
+from rnn_zoos.common.arguments import DEVICE, OUT, REVISION, ZOO, CommandParser
+from rnn_zoos.common.errors import ZooError, report
+from rnn_zoos.common.files import atomic_write, check_out_folder, json_text, output_folder
+from rnn_zoos.hub.provenance import run_provenance
+from rnn_zoos.common.results import check_results_folder
+from rnn_zoos.format.info import ZooInfo
 from rnn_zoos.zoos import zoo_kind
 
 from .data import check_device, check_encoders, check_zoo, load_splits

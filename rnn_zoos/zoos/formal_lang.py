@@ -24,14 +24,14 @@ import numpy as np
 import torch
 from datasets import Array2D, Array3D, List, Value
 
-from ..build_config import BuildConfig
-from ..errors import DamagedZooError
-from ..format import RELEASE_SOURCE
-from ..lstm import LSTMArchitecture, Params, lstm_forward
+from .build_config import BuildConfig
+from ..common.errors import DamagedZooError
+from ..format.info import RELEASE_SOURCE
+from ..lstm.functional import LSTMArchitecture, Params, lstm_forward
 from .release_format import FLOATS, INTEGERS, RUN_STEP_BOUNDS, WEIGHT_BOUNDS, ReleaseArray, ReleaseContent, ReleaseFormat
-from ..streams import stream_uniform
-from ..targets import Regression, Scaler, Target, most_frequent
-from ..training import TrainingSchedule
+from ..lstm.streams import stream_uniform
+from .targets import Regression, Scaler, Target, most_frequent
+from ..lstm.training import TrainingSchedule
 from . import register_zoo
 from .base import CLONED_MEASURES, SequenceModel, ZooKind, ZooRecipe, legacy_build, recorded_log_probs, rnn_model
 

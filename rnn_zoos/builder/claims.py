@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DamagedZooError, ZooError
-from .files import atomic_write
+from ..common.errors import DamagedZooError, ZooError
+from ..common.files import atomic_write
 
 PLAN_FILE = "plan.json"
 CLAIM_FILE = "claim"

@@ -18,10 +18,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .figures import SPLIT_COLOURS, legend_beside, save_figure
+from ..common.figures import SPLIT_COLOURS, legend_beside, save_figure
 
 if TYPE_CHECKING:
-    from .zoos import ZooKind
+    from ..zoos import ZooKind
 
 ASSETS_DIR = "assets"
 

@@ -2,9 +2,9 @@
 
 ``rnn-zoos build ZOO ... --ray [ADDRESS]`` freezes the chunk plan as any worker does, then submits
 one Ray task per unfinished chunk (``num_gpus=1`` each on CUDA, one CPU otherwise), retried when a
-worker dies; a task claims its chunk (:mod:`rnn_zoos.claims`, taking over the claim of a dead
+worker dies; a task claims its chunk (:mod:`rnn_zoos.builder.claims`, taking over the claim of a dead
 attempt), trains it, and feeds the driver's progress bar. The driver writes the zoo once every
-task is done. Without ADDRESS a local Ray instance is started (:mod:`rnn_zoos.ray_tasks`).
+task is done. Without ADDRESS a local Ray instance is started (:mod:`rnn_zoos.common.ray_tasks`).
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 
-from .build_config import BuildConfig
-from .errors import ZooError
-from .ray_tasks import run_tasks, start_ray
+from ..zoos.build_config import BuildConfig
+from ..common.errors import ZooError
+from ..common.ray_tasks import run_tasks, start_ray
 
 def _train_chunk(zoo: str, options: dict[str, Any], identity: dict[str, Any], first: int, stop: int, progress: Any) -> str:
     """A Ray task: claim the chunk ``[first, stop)`` of the build ``options`` describes and train it."""
     from .build import train_chunk
     from .build_folder import WORK_DIR
     from .claims import Chunk, is_finished
-    from .training import TrainingSchedule
-    from .zoos import zoo_kind
+    from ..lstm.training import TrainingSchedule
+    from ..zoos import zoo_kind
 
     kind = zoo_kind(zoo)
     config = kind.build_config(**options)
@@ -43,8 +43,8 @@ def build_with_ray(zoo: str, config: BuildConfig) -> Path:
     from .build import finalize_build, start_build
     from .build_folder import WORK_DIR
     from .claims import is_finished
-    from .training import TrainingSchedule
-    from .zoos import zoo_kind
+    from ..lstm.training import TrainingSchedule
+    from ..zoos import zoo_kind
 
     kind = zoo_kind(zoo)
     config = dataclasses.replace(config, out=str(Path(config.out).resolve()))

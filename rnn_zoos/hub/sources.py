@@ -28,9 +28,9 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import validate_repo_id
 from urllib.parse import quote
 
-from .errors import DamagedZooError, ZooError
-from .format import FORMAT_VERSION, INFO_PATH, READ_MAJORS, ZooInfo, short
-from .zoos import known_zoos
+from ..common.errors import DamagedZooError, ZooError
+from ..format.info import FORMAT_VERSION, INFO_PATH, READ_MAJORS, ZooInfo, short
+from ..zoos import known_zoos
 
 try:  # huggingface_hub >= 1.0 speaks HTTP through httpx, whose network errors are no OSError
     from huggingface_hub.errors import HTTPError as _TransportBase

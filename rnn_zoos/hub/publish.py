@@ -15,14 +15,14 @@ from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 from huggingface_hub.utils import get_token
 
-from .arguments import REVISION, ZOO, CommandParser
+from ..common.arguments import REVISION, ZOO, CommandParser
 from .cards import with_repo_id
-from .errors import DamagedZooError, ZooError, report
-from .format import CARD_PATH, FORMAT_VERSION, INFO_PATH, ZooInfo, short
+from ..common.errors import DamagedZooError, ZooError, report
+from ..format.info import CARD_PATH, FORMAT_VERSION, INFO_PATH, ZooInfo, short
 from .sources import is_repo_id, resolve_zoo
 from .plots import ASSETS_DIR
 from .verify import verify_zoo
-from .zoos import known_zoos
+from ..zoos import known_zoos
 
 LOGIN_HELP = "log in with `hf auth login` (or set HF_TOKEN) and check that the Hub is reachable"
 

@@ -31,8 +31,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 
-from .errors import DamagedZooError, ZooError, short
-from .lstm import LSTMArchitecture
+from ..common.errors import DamagedZooError, ZooError, short
+from ..lstm.functional import LSTMArchitecture
 
 FORMAT_VERSION = "2.0"
 READ_MAJORS = (1, 2)
@@ -89,7 +89,7 @@ class SplitInfo:
 class LogProbsReproduction:
     """How exactly an imported release's weights reproduce its stored ``log_probs`` from its stored ``inputs``.
 
-    Measured over every row at import (float32, ``rnn_zoos.lstm``, as :mod:`rnn_zoos.verify` recomputes them).
+    Measured over every row at import (float32, ``rnn_zoos.lstm``, as :mod:`rnn_zoos.hub.verify` recomputes them).
     Only a zoo imported from the paper's release carries it; ``verify`` then accepts a row whose largest error
     is within ``max_abs_error`` (plus a margin for float32 rounding across machines).
     """

@@ -6,9 +6,9 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from .arguments import check_device, option_name
-from .errors import ZooError
-from .files import check_out_folder
+from ..common.arguments import check_device, option_name
+from ..common.errors import ZooError
+from ..common.files import check_out_folder
 
 
 @dataclass

@@ -8,10 +8,10 @@ Work in progress lives in ``OUT/.build/``: ``config.json`` (what the zoo is), ``
 chunks, frozen by the first process), then one folder per chunk of runs holding a Parquet part per
 snapshot step, a checkpoint, the claim of the worker training it and, once done, ``finished``.
 Runs draw every random number from counter-based streams keyed by their seed and step
-(:mod:`rnn_zoos.streams`), so a resumed or differently batched build gives the same zoo.
+(:mod:`rnn_zoos.lstm.streams`), so a resumed or differently batched build gives the same zoo.
 
 Any number of workers may build one folder at once, on one machine or on several sharing it
-(:mod:`rnn_zoos.claims`): each trains the chunks it claims, and the last to finish writes the zoo
+(:mod:`rnn_zoos.builder.claims`): each trains the chunks it claims, and the last to finish writes the zoo
 under the OS lock of ``OUT/.build.lock`` (:func:`build_lock`), which also guards starting a build
 and taking over a dead worker's chunk. A process with other options is refused in one line.
 """
@@ -35,19 +35,19 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from .arguments import option_name, parse_config
-from .build_config import ENGINE_OPTIONS, BuildConfig
+from ..common.arguments import option_name, parse_config
+from ..zoos.build_config import ENGINE_OPTIONS, BuildConfig
 from .build_folder import LOCK_FILE, TRASH_DIR, WORK_DIR, build_lock, prepare_output
-from .cards import provenance_fields
+from ..hub.cards import provenance_fields
 from .chunk_trainer import ChunkTrainer
 from .claims import Chunk, Claim, claim_chunk, claim_state, freeze_plan, is_finished, new_plan, release_claim
-from .errors import ZooError, report
-from .format import FORMAT_VERSION, INFO_PATH
-from .layout import empty_split_warning, plan_splits, summary_line, write_zoo_layout
-from .splits import split_sizes
-from .streams import run_seeds
-from .training import STEP_CONVENTION, TrainingSchedule, initial_params
-from .zoos import ZooRecipe, zoo_kind
+from ..common.errors import ZooError, report
+from ..format.info import FORMAT_VERSION, INFO_PATH
+from ..hub.layout import empty_split_warning, plan_splits, summary_line, write_zoo_layout
+from ..format.splits import split_sizes
+from ..lstm.streams import run_seeds
+from ..lstm.training import STEP_CONVENTION, TrainingSchedule, initial_params
+from ..zoos import ZooRecipe, zoo_kind
 
 __all__ = ["LOCK_FILE", "TRASH_DIR", "WORK_DIR", "BuildConfig", "Chunk", "ChunkTrainer", "ZooRecipe", "build_lock", "build_zoo", "main"]
 
@@ -208,7 +208,7 @@ def build_zoo(recipe: ZooRecipe, config: BuildConfig, worker: tuple[int, int] | 
 
     Interrupting at any moment and calling again with the same options continues from the work
     already done and ends with the same zoo. Any number of processes may work on one ``config.out``
-    at once (:mod:`rnn_zoos.claims`): the first freezes the chunk plan, each trains the chunks it
+    at once (:mod:`rnn_zoos.builder.claims`): the first freezes the chunk plan, each trains the chunks it
     claims (``worker = (I, N)`` prefers chunks I, I + N, ...), and the last to finish writes the
     zoo; a process that finds chunks still trained by others says so and returns. ``finalize``
     trains nothing and writes the zoo if every chunk is finished (:class:`ZooError` if not). A

@@ -6,7 +6,7 @@ checked for shape, dtype and values before anything is converted, and read a blo
 time. Each format repairs and notes what its release records differently from a built zoo (formal languages: ``BOS``
 restored where the paper's acceptance check overwrote it; sequential MNIST: log-probs recorded
 before the inputs were rounded, their measured reproduction recorded as
-:class:`rnn_zoos.format.LogProbsReproduction`). :mod:`rnn_zoos.release_import` writes the zoo folder.
+:class:`rnn_zoos.format.info.LogProbsReproduction`). :mod:`rnn_zoos.release.importer` writes the zoo folder.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 
-from .blob import encode_weights
-from .errors import DamagedZooError, ZooError, short
-from .format import LogProbsReproduction
-from .lstm import LSTMArchitecture, Params, lstm_forward, stack_params
-from .training import STEP_CONVENTION
-from .verify import LOG_PROB_TOLERANCE, MAX_REPRODUCTION_ERROR, MAX_ROW_MEAN_ERROR, REPRODUCTION_MARGIN
-from .zoos import ZooKind, zoo_kind, zoo_names
-from .zoos.release_format import KIND_NAMES, ReleaseArray, ReleaseFormat
+from ..format.blob import encode_weights
+from ..common.errors import DamagedZooError, ZooError, short
+from ..format.info import LogProbsReproduction
+from ..lstm.functional import LSTMArchitecture, Params, lstm_forward, stack_params
+from ..lstm.training import STEP_CONVENTION
+from ..hub.verify import LOG_PROB_TOLERANCE, MAX_REPRODUCTION_ERROR, MAX_ROW_MEAN_ERROR, REPRODUCTION_MARGIN
+from ..zoos import ZooKind, zoo_kind, zoo_names
+from ..zoos.release_format import KIND_NAMES, ReleaseArray, ReleaseFormat
 
 BLOCK_ROWS = 256
 """Release rows converted at a time."""
@@ -238,7 +238,7 @@ class Release:
     def measure_reproduction(self) -> LogProbsReproduction:
         """How exactly the weights reproduce the rows' ``log_probs`` from their ``inputs``, over every row.
 
-        Recomputes as :mod:`rnn_zoos.verify` does (float32, ``rnn_zoos.lstm``), :data:`MEASURE_ROWS` RNNs
+        Recomputes as :mod:`rnn_zoos.hub.verify` does (float32, ``rnn_zoos.lstm``), :data:`MEASURE_ROWS` RNNs
         at a time, reading the memory-mapped arrays in order. A row off by more than ``verify`` accepts of an import
         (:data:`MAX_ROW_MEAN_ERROR` on average, :data:`MAX_REPRODUCTION_ERROR` at most) raises :class:`DamagedZooError`.
         """

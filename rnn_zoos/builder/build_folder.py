@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import DamagedZooError, ZooError, describe_difference
-from .files import atomic_write, exclusive_lock, remove_temporaries
-from .format import INFO_PATH, ZooInfo, file_sha256
-from .results import check_results_folder
-from .zoos import known_zoos
+from ..common.errors import DamagedZooError, ZooError, describe_difference
+from ..common.files import atomic_write, exclusive_lock, remove_temporaries
+from ..format.info import INFO_PATH, ZooInfo, file_sha256
+from ..common.results import check_results_folder
+from ..zoos import known_zoos
 
 WORK_DIR = ".build"
 TRASH_DIR = ".build.trash"

@@ -32,13 +32,13 @@ from datasets.formatting import _register_formatter
 from datasets.formatting.formatting import NumpyArrowExtractor
 from datasets.formatting.np_formatter import NumpyFormatter
 from datasets.formatting.torch_formatter import TorchFormatter
-from .errors import DamagedZooError, ZooError
-from .files import atomic_write
-from .format import DATA_DIR, INFO_PATH, ROW_GROUP_SIZE, SPLITS, EarlierFormatWarning, ZooInfo, file_sha256, shard_rows, short
-from .zoos import ZooKind, zoo_kind
-from .blob import decode_weights, weights_architecture
+from ..common.errors import DamagedZooError, ZooError
+from ..common.files import atomic_write
+from ..format.info import DATA_DIR, INFO_PATH, ROW_GROUP_SIZE, SPLITS, EarlierFormatWarning, ZooInfo, file_sha256, shard_rows, short
+from ..zoos import ZooKind, zoo_kind
+from ..format.blob import decode_weights, weights_architecture
 from .sources import ZooSource, resolve_zoo
-from .lstm import LSTMWithHead, Params, stack_params
+from ..lstm.functional import LSTMWithHead, Params, stack_params
 
 Zoo = datasets.Dataset | datasets.IterableDataset | datasets.DatasetDict | datasets.IterableDatasetDict
 

@@ -26,14 +26,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .blob import encode_weights
-from .build_config import BuildConfig
+from ..format.blob import encode_weights
+from ..zoos.build_config import BuildConfig
 from .claims import FINISHED_FILE, Chunk
-from .files import atomic_write
-from .layout import write_parquet
-from .streams import run_seeds
-from .training import BatchedAdamW, TrainingSchedule, initial_params
-from .zoos import ZooRecipe
+from ..common.files import atomic_write
+from ..hub.layout import write_parquet
+from ..lstm.streams import run_seeds
+from ..lstm.training import BatchedAdamW, TrainingSchedule, initial_params
+from ..zoos import ZooRecipe
 
 CHECKPOINT_SECONDS = 120.0
 """Checkpoint at least this often between snapshots, so an interruption loses little work."""
