@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import torch
 
 from rnn_zoos.format.blob import decode_weights
-from rnn_zoos.builder.build import main as build_main
+from rnn_zoos.builder.command import main as build_main
 from rnn_zoos.format.info import ZooInfo
 from rnn_zoos.hub.verify import verify_zoo
 

@@ -19,7 +19,7 @@ import importlib
 import sys
 
 COMMANDS = {
-    "build": ("rnn_zoos.builder.build", "build a zoo of trained RNNs (rnn-zoos build ZOO --help for its options)"),
+    "build": ("rnn_zoos.builder.command", "build a zoo of trained RNNs (rnn-zoos build ZOO --help for its options)"),
     "verify": ("rnn_zoos.hub.verify", "check a zoo folder or Hub dataset repo"),
     "publish": ("rnn_zoos.hub.publish", "push a zoo folder to a Hugging Face dataset repo"),
     "import-release": ("rnn_zoos.release.importer", "convert a zoo of the paper's original release"),

@@ -12,7 +12,7 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from rnn_zoos.builder.build import main as build_main
+from rnn_zoos.builder.command import main as build_main
 import torch
 
 import rnn_zoos

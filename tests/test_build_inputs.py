@@ -10,14 +10,15 @@ import pytest
 
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG, FormalLangRecipe
 
-from rnn_zoos.builder.build import main as build_main
+from rnn_zoos.builder.command import main as build_main
 import torch
 from datasets import Features, Value
 
 import rnn_zoos.builder.build
 import rnn_zoos.hub.layout
 from rnn_zoos import ZooError
-from rnn_zoos.builder.build import INTERRUPTED, BuildConfig, available_memory, check_batch_fits, memory_per_run
+from rnn_zoos.builder.build import BuildConfig, available_memory, check_batch_fits, memory_per_run
+from rnn_zoos.builder.command import INTERRUPTED
 from rnn_zoos.hub.layout import write_split
 from rnn_zoos.hub.verify import verify_zoo
 

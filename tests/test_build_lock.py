@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rnn_zoos.builder.build import main as build_main
+from rnn_zoos.builder.command import main as build_main
 
 import rnn_zoos.hub.layout
 from rnn_zoos.builder.build import LOCK_FILE

@@ -16,7 +16,7 @@ import rnn_zoos
 import rnn_zoos.builder.build
 import rnn_zoos.builder.chunk_trainer
 from rnn_zoos.builder.build import BuildConfig, build_command
-from rnn_zoos.builder.build import main as build_main
+from rnn_zoos.builder.command import main as build_main
 from rnn_zoos.lstm.training import TrainingSchedule
 from rnn_zoos.hub.verify import verify_zoo
 from rnn_zoos.zoos.rotation import rotate, rotate_from, rotation_sources

@@ -293,7 +293,7 @@ def strict_json(text: str) -> object:
 @pytest.fixture(scope="module")
 def four_run_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A formal-language zoo of 4 runs (4 tasks at most: no validation split), built by the command; and what it printed."""
-    from rnn_zoos.builder.build import main as build_main
+    from rnn_zoos.builder.command import main as build_main
 
     out = tmp_path_factory.mktemp("four_runs") / "zoo"
     stderr = io.StringIO()

@@ -24,8 +24,6 @@ import os
 import platform
 import re
 import shutil
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,65 +33,26 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from ..common.arguments import option_name, parse_config
+from ..common.arguments import option_name
 from ..zoos.build_config import ENGINE_OPTIONS, BuildConfig
 from .build_folder import LOCK_FILE, TRASH_DIR, WORK_DIR, build_lock, prepare_output
 from ..hub.cards import provenance_fields
 from .chunk_trainer import ChunkTrainer
 from .claims import Chunk, Claim, claim_chunk, claim_state, freeze_plan, is_finished, new_plan, release_claim
-from ..common.errors import ZooError, report
-from ..format.info import FORMAT_VERSION, INFO_PATH
-from ..hub.layout import empty_split_warning, plan_splits, summary_line, write_zoo_layout
-from ..format.splits import split_sizes
+from ..common.errors import ZooError
+from ..format.info import FORMAT_VERSION
+from ..hub.layout import plan_splits, write_zoo_layout
 from ..lstm.streams import run_seeds
 from ..lstm.training import STEP_CONVENTION, TrainingSchedule, initial_params
-from ..zoos import ZooRecipe, zoo_kind
+from ..zoos import ZooRecipe
 
-__all__ = ["LOCK_FILE", "TRASH_DIR", "WORK_DIR", "BuildConfig", "Chunk", "ChunkTrainer", "ZooRecipe", "build_lock", "build_zoo", "main"]
+__all__ = ["LOCK_FILE", "TRASH_DIR", "WORK_DIR", "BuildConfig", "Chunk", "ChunkTrainer", "ZooRecipe", "build_lock", "build_zoo"]
 
 MEMORY_HEADROOM = 4.0
 """Peak memory of a run in a batch, over the activations autograd saves in one of its training steps.
 Measured on CPU: 1.5 to 1.6 for a training step, 1.8 (sequential MNIST) and 3.1 (formal languages, which sample
 1000 strings) for a snapshot; rounded up."""
-INTERRUPTED = "interrupted; run the same command to resume"
 _CHUNK_PATTERN = re.compile(r"runs-(\d{5})-(\d{5})")
-
-
-def main(zoo: str, argv: list[str] | None = None, prog: str | None = None) -> int:
-    """``rnn-zoos build ZOO``: parse the zoo kind's options, check them, make its recipe and build; returns the exit status.
-
-    A :class:`ZooError` ends in one ``error:`` line (status 2, or 1 for a damaged zoo), Ctrl-C in one
-    line that says how to resume (status 130), neither with a traceback. A finished build ends with
-    one summary line: the folder, the rows per split and the time it took.
-    """
-    kind = zoo_kind(zoo)
-    config = parse_config(kind.build_config, prog or f"rnn-zoos build {zoo}", f"Build the {zoo} zoo: {kind.description}.", argv)
-    started = time.monotonic()
-    try:
-        config.validate()
-        if not config.finalize and is_new_folder(Path(config.out)):  # warned once, when the build starts; a resume or a refusal says only what it does
-            warning = empty_split_warning(split_sizes(config.runs), f"--runs {config.runs} gives at most {config.runs} tasks")
-            if warning is not None:
-                print(warning, file=sys.stderr)
-        if config.ray is not None:
-            from .ray_engine import build_with_ray
-
-            out = build_with_ray(zoo, config)
-        else:
-            out = build_zoo(kind.recipe(config), config, config.worker_slot(), config.finalize)
-    except ZooError as error:
-        return report(error)
-    except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
-    if (out / INFO_PATH).is_file():
-        print(summary_line(out, time.monotonic() - started))
-    return 0
-
-
-def is_new_folder(folder: Path) -> bool:
-    """Whether ``folder`` does not exist yet or is empty: a build into it starts from nothing."""
-    return not folder.exists() or (folder.is_dir() and next(folder.iterdir(), None) is None)
 
 
 def build_command(kind_name: str, config: BuildConfig) -> str:

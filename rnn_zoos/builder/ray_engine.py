@@ -14,19 +14,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-from ..zoos.build_config import BuildConfig
 from ..common.errors import ZooError
 from ..common.ray_tasks import run_tasks, start_ray
+from ..lstm.training import TrainingSchedule
+from ..zoos import zoo_kind
+from ..zoos.build_config import BuildConfig
+from .build import finalize_build, start_build, train_chunk
+from .build_folder import WORK_DIR
+from .claims import Chunk, is_finished
 
 def _train_chunk(zoo: str, options: dict[str, Any], identity: dict[str, Any], first: int, stop: int, progress: Any) -> str:
     """A Ray task: claim the chunk ``[first, stop)`` of the build ``options`` describes and train it."""
-    from .build import train_chunk
-    from .build_folder import WORK_DIR
-    from .claims import Chunk, is_finished
-    from ..lstm.training import TrainingSchedule
-    from ..zoos import zoo_kind
-
     kind = zoo_kind(zoo)
     config = kind.build_config(**options)
     chunk, out = Chunk(first, stop), Path(config.out)
@@ -40,12 +38,6 @@ def _train_chunk(zoo: str, options: dict[str, Any], identity: dict[str, Any], fi
 
 def build_with_ray(zoo: str, config: BuildConfig) -> Path:
     """Build the zoo ``zoo`` with the options ``config`` (``config.ray``: the cluster's address or ``local``) as Ray tasks."""
-    from .build import finalize_build, start_build
-    from .build_folder import WORK_DIR
-    from .claims import is_finished
-    from ..lstm.training import TrainingSchedule
-    from ..zoos import zoo_kind
-
     kind = zoo_kind(zoo)
     config = dataclasses.replace(config, out=str(Path(config.out).resolve()))
     recipe = kind.recipe(config)
