@@ -13,7 +13,7 @@ import pytest
 from rnn_zoos.experiments import downstream, pretrain, reproduce
 from rnn_zoos.models.encoders import ENCODERS
 from rnn_zoos.models.modeling import RNNEncoderConfig, RNNEncoderModel
-from rnn_zoos.release import release_import as import_release
+from rnn_zoos.release import importer as import_release
 from rnn_zoos import ZooError
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
