@@ -4,7 +4,7 @@
     python -m benchmarks.build_check compare REFERENCE OTHER [--json FILE]
 
 ``build`` runs ``rnn-zoos build ZOO`` with the options given, then checks the zoo: rows per split add up to
-runs x snapshot steps and :func:`rnn_zoos.verify.verify_zoo` finds nothing. ``compare`` checks that two zoos of
+runs x snapshot steps and :func:`rnn_zoos.hub.verify.verify_zoo` finds nothing. ``compare`` checks that two zoos of
 the same options have exactly the same runs, seeds and tasks, and reports how far the snapshots drifted apart
 (largest absolute weight and accuracy difference per snapshot step; step 0 holds the weights after one update, so
 it may drift too). Either exits 1 when a check fails; the figures go to stdout and, with ``--json``, as one line to FILE.
@@ -23,10 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from rnn_zoos.blob import decode_weights
-from rnn_zoos.build import main as build_main
-from rnn_zoos.format import ZooInfo
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.format.blob import decode_weights
+from rnn_zoos.builder.command import main as build_main
+from rnn_zoos.format.info import ZooInfo
+from rnn_zoos.hub.verify import verify_zoo
 
 EXACT_COLUMNS = ("run", "step", "seed", "task")
 

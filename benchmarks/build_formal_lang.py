@@ -9,9 +9,9 @@ import torch
 
 from benchmarks.builder_speed import arguments, one_run_loop, report, time_baseline, time_ours
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG, WEIGHT_DECAY, FormalLangRecipe
-from rnn_zoos.lstm import LSTMWithHead
+from rnn_zoos.lstm.functional import LSTMWithHead
 from rnn_zoos.zoos import formal_lang as fl
-from rnn_zoos.training import TrainingSchedule
+from rnn_zoos.lstm.training import TrainingSchedule
 
 
 def baseline_step(device: str):

@@ -12,10 +12,10 @@ import torch
 
 from benchmarks.builder_speed import arguments, one_run_loop, report, time_baseline, time_ours
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST, SeqMnistRecipe
-from rnn_zoos.lstm import LSTMWithHead
-from rnn_zoos.zoos import seq_mnist as sm
+from rnn_zoos.lstm.functional import LSTMWithHead
+from rnn_zoos.zoos import mnist_task as sm
 from rnn_zoos.zoos.mnist_sources import load_mnist
-from rnn_zoos.training import TrainingSchedule
+from rnn_zoos.lstm.training import TrainingSchedule
 
 
 def baseline_step(recipe: SeqMnistRecipe, device: str):

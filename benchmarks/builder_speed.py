@@ -1,7 +1,7 @@
 """Shared measurement for the builder benchmarks: our batched builder against a one-run-at-a-time loop.
 
 Both are timed in the same process on the same device. Ours is the builder's own code path
-(:class:`rnn_zoos.build.ChunkTrainer`: the recipe's loss and the batched AdamW for K runs, and a
+(:class:`rnn_zoos.builder.build.ChunkTrainer`: the recipe's loss and the batched AdamW for K runs, and a
 snapshot: evaluation, weight encoding and the Parquet write). The baseline is a plain
 ``torch.nn.LSTM`` training loop for one run with ``torch.optim.AdamW`` and the same recipe, without
 snapshots (which flatters it). The projection for a whole zoo adds the snapshot cost to ours only.
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from rnn_zoos.arguments import DEVICE, CommandParser, check_device, renamed
-from rnn_zoos.build import BuildConfig, Chunk, ChunkTrainer, ZooRecipe
-from rnn_zoos.claims import claim_chunk
-from rnn_zoos.chunk_trainer import WARMUP_STEPS
-from rnn_zoos.training import PAPER_SNAPSHOT_STEPS, PAPER_STEPS, TrainingSchedule
+from rnn_zoos.common.arguments import DEVICE, CommandParser, check_device, renamed
+from rnn_zoos.builder.build import BuildConfig, Chunk, ChunkTrainer, ZooRecipe
+from rnn_zoos.builder.claims import claim_chunk
+from rnn_zoos.builder.chunk_trainer import WARMUP_STEPS
+from rnn_zoos.lstm.training import PAPER_SNAPSHOT_STEPS, PAPER_STEPS, TrainingSchedule
 
 
 WARMUP = WARMUP_STEPS + 2

@@ -21,13 +21,13 @@ from pathlib import Path
 import torch
 
 import rnn_zoos
-from rnn_zoos.arguments import DEVICE, ZOO, CommandParser, check_device, renamed
+from rnn_zoos.common.arguments import DEVICE, ZOO, CommandParser, check_device, renamed
 from rnn_zoos.models.encoders import ENCODERS
 from rnn_zoos.experiments.pretrain import PretrainConfig, Pretraining
 from benchmarks.builder_speed import synchronize
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG, FormalLangRecipe
-from rnn_zoos.build import BuildConfig, build_zoo
-from rnn_zoos.symmetry import permute_hidden, random_permutations
+from rnn_zoos.builder.build import BuildConfig, build_zoo
+from rnn_zoos.lstm.symmetry import permute_hidden, random_permutations
 
 PAPER_H100 = {
     "interactive_probing": 7.9,

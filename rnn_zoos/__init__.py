@@ -10,35 +10,31 @@ with ``transformers``' Auto classes, as soon as ``transformers`` is imported (:m
 """
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from .auto_classes import register_with_transformers
-
-try:
-    __version__ = version("rnn-zoos")
-except PackageNotFoundError:  # imported from a checkout that was never installed
-    __version__ = "0.0.0+unknown"
+from .common.version import __version__  # noqa: F401  (public, in __all__)
 
 _PUBLIC = {
-    "FORMAT_VERSION": "format",
-    "ZooInfo": "format",
-    "DamagedZooError": "errors",
-    "ZooError": "errors",
-    "decode_weights": "blob",
-    "encode_weights": "blob",
-    "collate_rows": "loading",
-    "decode_batch": "loading",
-    "load_zoo": "loading",
-    "read_info": "loading",
-    "resolve_zoo": "loading",
-    "to_module": "loading",
-    "LSTMArchitecture": "lstm",
-    "LSTMWithHead": "lstm",
+    "FORMAT_VERSION": "format.info",
+    "ZooInfo": "format.info",
+    "DamagedZooError": "common.errors",
+    "ZooError": "common.errors",
+    "decode_weights": "format.blob",
+    "encode_weights": "format.blob",
+    "collate_rows": "hub.loading",
+    "decode_batch": "hub.loading",
+    "load_zoo": "hub.loading",
+    "read_info": "hub.loading",
+    "resolve_zoo": "hub.loading",
+    "to_module": "hub.loading",
+    "LSTMArchitecture": "lstm.functional",
+    "LSTMWithHead": "lstm.functional",
+    "LSTMWeights": "lstm.weights",
 }
 """Public name -> the module (of this package) that defines it."""
 
-__all__ = sorted([*_PUBLIC, "models"])
+__all__ = sorted([*_PUBLIC, "models", "__version__"])
 
 
 def __getattr__(name: str) -> Any:

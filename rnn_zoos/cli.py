@@ -8,7 +8,7 @@
     rnn-zoos downstream ZOO --out DIR [--pretrained RUN/encoder ...]
     rnn-zoos reproduce ZOO --out DIR [--scale tiny|small|paper]
 
-``rnn-zoos COMMAND --help`` lists a command's options (:mod:`rnn_zoos.arguments`: the grammar they share).
+``rnn-zoos COMMAND --help`` lists a command's options (:mod:`rnn_zoos.common.arguments`: the grammar they share).
 ``rnn-zoos --help`` and ``--version`` import nothing heavy (torch, ``datasets``, ``transformers``): a command's
 module is imported only when it runs.
 """
@@ -19,10 +19,10 @@ import importlib
 import sys
 
 COMMANDS = {
-    "build": ("rnn_zoos.build", "build a zoo of trained RNNs (rnn-zoos build ZOO --help for its options)"),
-    "verify": ("rnn_zoos.verify", "check a zoo folder or Hub dataset repo"),
-    "publish": ("rnn_zoos.publish", "push a zoo folder to a Hugging Face dataset repo"),
-    "import-release": ("rnn_zoos.release_import", "convert a zoo of the paper's original release"),
+    "build": ("rnn_zoos.builder.command", "build a zoo of trained RNNs (rnn-zoos build ZOO --help for its options)"),
+    "verify": ("rnn_zoos.hub.verify", "check a zoo folder or Hub dataset repo"),
+    "publish": ("rnn_zoos.hub.publish", "push a zoo folder to a Hugging Face dataset repo"),
+    "import-release": ("rnn_zoos.release.importer", "convert a zoo of the paper's original release"),
     "pretrain": ("rnn_zoos.experiments.pretrain", "pretrain a weight encoder by emulation"),
     "downstream": ("rnn_zoos.experiments.downstream", "predict properties of RNNs from their weights"),
     "reproduce": ("rnn_zoos.experiments.reproduce", "the paper's study in one command: pretraining, downstream, report"),
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
     if argv[0] in ("-V", "--version"):
-        from . import __version__
+        from .common.version import __version__
 
         print(f"rnn-zoos {__version__}")
         return 0
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if not rest or rest[0] in ("-h", "--help"):
         print(build_usage(), file=sys.stdout if rest else sys.stderr)
         return 0 if rest else 2
-    from .errors import ZooError, report
+    from .common.errors import ZooError, report
     from .zoos import zoo_kind
 
     try:

@@ -19,9 +19,9 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_zoos.arguments import option_name  # noqa: E402
+from rnn_zoos.common.arguments import option_name  # noqa: E402
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG, FormalLangRecipe  # noqa: E402
-from rnn_zoos.build import BuildConfig, build_zoo  # noqa: E402
+from rnn_zoos.builder.build import BuildConfig, build_zoo  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 """The checkout: where builder commands run."""

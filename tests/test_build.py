@@ -12,16 +12,16 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from rnn_zoos.build import main as build_main
+from rnn_zoos.builder.command import main as build_main
 import torch
 
 import rnn_zoos
-import rnn_zoos.build
-import rnn_zoos.layout
+import rnn_zoos.builder.build
+import rnn_zoos.hub.layout
 from rnn_zoos import ZooError
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
-from rnn_zoos.blob import encode_weights, weights_header
-from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead
+from rnn_zoos.format.blob import encode_weights, weights_header
+from rnn_zoos.lstm.functional import LSTMArchitecture, LSTMWithHead
 
 from conftest import assert_same_zoo, build_formal, build_with_kills, cli_options, zoo_content
 
@@ -52,7 +52,7 @@ def test_resume_after_a_crash_in_finalisation_gives_the_same_zoo(tmp_path: Path,
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("simulated interruption")
 
-    monkeypatch.setattr(rnn_zoos.layout, "write_info", crash)
+    monkeypatch.setattr(rnn_zoos.hub.layout, "write_info", crash)
     with pytest.raises(KeyboardInterrupt):
         build_formal(tmp_path / "resumed", **options)
     assert (tmp_path / "resumed" / ".build").is_dir()
@@ -106,7 +106,7 @@ def test_rerun_on_a_complete_zoo_changes_nothing(tmp_path: Path, capsys) -> None
 
 
 def test_unfinished_build_of_another_configuration_is_refused(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(rnn_zoos.layout, "write_info", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(rnn_zoos.hub.layout, "write_info", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         build_formal(tmp_path / "zoo", runs=2, steps=3, seed=0)
     monkeypatch.undo()

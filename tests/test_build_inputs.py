@@ -16,18 +16,19 @@ import pytest
 
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG, FormalLangRecipe
 
-from rnn_zoos.build import main as build_main
+from rnn_zoos.builder.command import main as build_main
 import torch
 from datasets import Features, Value
 
-import rnn_zoos.build
-import rnn_zoos.layout
+import rnn_zoos.builder.build
+import rnn_zoos.hub.layout
 from rnn_zoos import ZooError
-from rnn_zoos.build import INTERRUPTED, BuildConfig, available_memory, check_batch_fits, memory_per_run
-from rnn_zoos.build_folder import build_temporaries
-from rnn_zoos.claims import ClaimRecord, claim_chunk
-from rnn_zoos.layout import write_split
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.builder.build import BuildConfig, available_memory, check_batch_fits, memory_per_run
+from rnn_zoos.builder.command import INTERRUPTED
+from rnn_zoos.builder.build_folder import build_temporaries
+from rnn_zoos.builder.claims import ClaimRecord, claim_chunk
+from rnn_zoos.hub.layout import write_split
+from rnn_zoos.hub.verify import verify_zoo
 
 from conftest import ROOT, assert_same_zoo, build_formal, cli_options, folder_state
 
@@ -62,7 +63,7 @@ def test_an_out_that_cannot_hold_a_zoo_is_refused_in_one_line(tmp_path: Path, ca
 
 
 def test_a_batch_too_large_for_memory_is_refused_before_training(tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(rnn_zoos.build, "available_memory", lambda device: 2e9)
+    monkeypatch.setattr(rnn_zoos.builder.build, "available_memory", lambda device: 2e9)
     assert build_main("formal-lang", ["--out", str(tmp_path / "zoo"), "--runs", "100000", "--rnns-per-batch", "100000"]) == 2
     recipe = FormalLangRecipe(FORMAL_LANG)
     per_run = memory_per_run(recipe, BuildConfig(out="unused"))
@@ -83,14 +84,14 @@ def test_ctrl_c_ends_in_one_line_and_the_same_command_resumes(tmp_path: Path, ca
     argv = ["--out", str(tmp_path / "zoo"), *cli_options(TINY_OPTIONS)]
     steps = []
 
-    def interrupt_at_the_second_step(trainer: rnn_zoos.build.ChunkTrainer, step: int) -> None:
+    def interrupt_at_the_second_step(trainer: rnn_zoos.builder.build.ChunkTrainer, step: int) -> None:
         steps.append(step)
         if len(steps) == 2:
             raise KeyboardInterrupt
         original(trainer, step)
 
-    original = rnn_zoos.build.ChunkTrainer.train_step
-    monkeypatch.setattr(rnn_zoos.build.ChunkTrainer, "train_step", interrupt_at_the_second_step)
+    original = rnn_zoos.builder.build.ChunkTrainer.train_step
+    monkeypatch.setattr(rnn_zoos.builder.build.ChunkTrainer, "train_step", interrupt_at_the_second_step)
     try:
         assert build_main("formal-lang", argv) == 130
     except KeyboardInterrupt:
@@ -124,7 +125,7 @@ def test_a_finished_zoo_with_a_damaged_shard_is_not_called_complete(tmp_path: Pa
 
 def test_temporary_files_of_a_killed_build_are_removed_on_the_next_run(tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "zoo"
-    monkeypatch.setattr(rnn_zoos.layout, "write_info", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(rnn_zoos.hub.layout, "write_info", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         build_formal(out, **TINY_OPTIONS)
     monkeypatch.undo()
@@ -261,7 +262,7 @@ def test_damaged_build_state_is_named_in_one_line(tmp_path: Path, capsys, monkey
 
     relative, damage, message = DAMAGED_STATES[case]
     out = tmp_path / "zoo"
-    monkeypatch.setattr(rnn_zoos.layout, "write_info", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(rnn_zoos.hub.layout, "write_info", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         build_formal(out, **STATE_OPTIONS)  # every chunk finished, the zoo not yet written
     monkeypatch.undo()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from rnn_zoos.build import main as build_main
+from rnn_zoos.builder.command import main as build_main
 
-import rnn_zoos.layout
-from rnn_zoos.build import LOCK_FILE
-from rnn_zoos.files import exclusive_lock
-from rnn_zoos.verify import verify_zoo
+import rnn_zoos.hub.layout
+from rnn_zoos.builder.build import LOCK_FILE
+from rnn_zoos.common.files import exclusive_lock
+from rnn_zoos.hub.verify import verify_zoo
 
 from conftest import build_formal, cli_options, folder_state
 
@@ -24,7 +24,7 @@ ZOO_FILES = ["README.md", "assets", "data", "meta"]
 def test_a_builder_of_another_zoo_is_refused_while_one_works_and_the_same_zoo_waits(tmp_path: Path, monkeypatch, capsys) -> None:
     out = tmp_path / "zoo"
     options = {"runs": 2, "steps": 3, "seed": 0}
-    monkeypatch.setattr(rnn_zoos.layout, "write_info", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(rnn_zoos.hub.layout, "write_info", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         build_formal(out, **options)  # leaves an unfinished build
     monkeypatch.undo()

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 import rnn_zoos
-import rnn_zoos.build
-import rnn_zoos.chunk_trainer
-from rnn_zoos.build import BuildConfig, build_command
-from rnn_zoos.build import main as build_main
-from rnn_zoos.training import TrainingSchedule
-from rnn_zoos.verify import verify_zoo
+import rnn_zoos.builder.build
+import rnn_zoos.builder.chunk_trainer
+from rnn_zoos.builder.build import BuildConfig, build_command
+from rnn_zoos.builder.command import main as build_main
+from rnn_zoos.lstm.training import TrainingSchedule
+from rnn_zoos.hub.verify import verify_zoo
 from rnn_zoos.zoos.rotation import rotate, rotate_from, rotation_sources
 
 from conftest import build_formal, cli_options, zoo_content
@@ -79,18 +79,18 @@ def test_a_static_build_has_the_same_runs_and_close_weights(tmp_path: Path, unco
 
 
 def test_an_eager_checkpoint_resumes_in_a_static_build(tmp_path: Path, uncompiled, monkeypatch) -> None:
-    original = rnn_zoos.chunk_trainer.ChunkTrainer.train_step
+    original = rnn_zoos.builder.chunk_trainer.ChunkTrainer.train_step
 
-    def interrupt_after_step_8(trainer: rnn_zoos.chunk_trainer.ChunkTrainer, step: int) -> None:
+    def interrupt_after_step_8(trainer: rnn_zoos.builder.chunk_trainer.ChunkTrainer, step: int) -> None:
         if step == 9:
             raise KeyboardInterrupt
         original(trainer, step)
 
-    monkeypatch.setattr(rnn_zoos.chunk_trainer.ChunkTrainer, "train_step", interrupt_after_step_8)
+    monkeypatch.setattr(rnn_zoos.builder.chunk_trainer.ChunkTrainer, "train_step", interrupt_after_step_8)
     with pytest.raises(KeyboardInterrupt):
         build_formal(tmp_path / "zoo", **OPTIONS)
     assert list((tmp_path / "zoo" / ".build").glob("*/checkpoint.pt"))
-    monkeypatch.setattr(rnn_zoos.chunk_trainer.ChunkTrainer, "train_step", original)
+    monkeypatch.setattr(rnn_zoos.builder.chunk_trainer.ChunkTrainer, "train_step", original)
     resumed = build_formal(tmp_path / "zoo", compile=True, **OPTIONS)
     assert verify_zoo(resumed) == []
     _, tables = zoo_content(resumed)

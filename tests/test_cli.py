@@ -149,7 +149,7 @@ def test_push_to_hub_uploads_our_model_card(monkeypatch: pytest.MonkeyPatch, tmp
 
 def test_importing_the_library_leaves_matplotlibs_backend_alone(tmp_path: Path) -> None:
     code = ("import matplotlib\n"
-            "import rnn_zoos, rnn_zoos.plots, rnn_zoos.experiments.reproduce, rnn_zoos.experiments.pretrain, rnn_zoos.zoos\n"
+            "import rnn_zoos, rnn_zoos.hub.plots, rnn_zoos.experiments.reproduce, rnn_zoos.experiments.pretrain, rnn_zoos.zoos\n"
             "rnn_zoos.zoos.zoo_names()\n"
             "print(matplotlib.get_backend())")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
@@ -187,8 +187,8 @@ def test_one_grammar_zoo_first_revision_wherever_a_zoo_is_read_device_auto(capsy
 
 
 def test_earlier_spellings_are_still_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rnn_zoos.arguments import parse_config
-    from rnn_zoos.build_config import BuildConfig
+    from rnn_zoos.common.arguments import parse_config
+    from rnn_zoos.zoos.build_config import BuildConfig
     from rnn_zoos.experiments.pretrain_config import PretrainConfig
 
     old = parse_config(PretrainConfig, "p", "", ["--zoo", "z", "--encoder", "dws", "--out", "o", "--batch-rnns", "8", "--eval_every", "3"])

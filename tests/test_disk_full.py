@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from rnn_zoos import build, release_import
-from rnn_zoos.errors import ZooError
+from rnn_zoos.builder import command as build
+from rnn_zoos.release import importer as release_import
+from rnn_zoos.common.errors import ZooError
 from rnn_zoos.experiments.pretrain import main as pretrain_main, pretrain
-from rnn_zoos.files import atomic_write, device_of
+from rnn_zoos.common.files import atomic_write, device_of
 
 from conftest import assert_same_zoo
 from pretrain_runs import command, config, log, one_error_line
@@ -55,7 +56,7 @@ def test_the_line_names_the_device_and_the_file(tmp_path: Path, monkeypatch) -> 
 
 def test_torch_checkpoints_report_a_full_disk_as_such(tmp_path: Path, monkeypatch) -> None:
     """torch.save to a path would say only "file write failed": checkpoints are written through a Python file."""
-    from rnn_zoos.files import save_atomically
+    from rnn_zoos.common.files import save_atomically
     import torch
 
     def full_write(*args, **kwargs):

@@ -12,13 +12,13 @@ import torch
 from rnn_zoos.experiments import downstream
 from rnn_zoos.experiments.data import load_split
 from rnn_zoos.experiments.downstream import protocol_parts, run_downstream
-from rnn_zoos.format import SPLITS
+from rnn_zoos.format.info import SPLITS
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
-from rnn_zoos.splits import downstream_tasks
+from rnn_zoos.format.splits import downstream_tasks
 
 
 def test_downstream_halves_are_the_ood_tasks_split_larger_half_into_training() -> None:
-    from rnn_zoos.splits import split_tasks
+    from rnn_zoos.format.splits import split_tasks
     from rnn_zoos.zoos import formal_lang as fl
 
     tasks = fl.TASKS.numpy()

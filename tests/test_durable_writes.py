@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rnn_zoos.experiments.pretrain import PretrainConfig, pretrain
-from rnn_zoos.files import atomic_write, temporary_path
+from rnn_zoos.common.files import atomic_write, temporary_path
 
 from conftest import build_formal
 from test_import_release import write_release
@@ -73,7 +73,7 @@ def test_a_build_syncs_every_file_it_commits(tmp_path: Path, synced) -> None:
 
 
 def test_an_import_syncs_every_file_it_commits(formal_zoo: Path, tmp_path: Path, synced) -> None:
-    from rnn_zoos.release_import import import_release
+    from rnn_zoos.release.importer import import_release
 
     release = tmp_path / "formal_languages_tokens_4_length_42_2x32"
     write_release(formal_zoo, release)

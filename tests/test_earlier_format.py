@@ -14,12 +14,13 @@ import torch
 
 import rnn_zoos
 from rnn_zoos import ZooError
+from rnn_zoos.zoos import zoo_kind
 from rnn_zoos.experiments.data import load_split
 from rnn_zoos.experiments.downstream import check_study
 from rnn_zoos.experiments.report import differences
-from rnn_zoos.format import EarlierFormatWarning, file_sha256
-from rnn_zoos.layout import write_parquet
-from rnn_zoos.verify import main as verify_main, verify_zoo
+from rnn_zoos.format.info import EarlierFormatWarning, file_sha256
+from rnn_zoos.hub.layout import write_parquet
+from rnn_zoos.hub.verify import main as verify_main, verify_zoo
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST, is_validation, legacy_is_validation
 
@@ -55,7 +56,7 @@ def test_a_current_zoo_states_nothing(formal_zoo: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", EarlierFormatWarning)
         rnn_zoos.load_zoo(formal_zoo, split="train")
-    assert rnn_zoos.read_info(formal_zoo).earlier_conventions() == []
+    assert zoo_kind("formal-lang").earlier_conventions(rnn_zoos.read_info(formal_zoo).builder) == []
 
 
 def test_verify_and_the_report_state_the_earlier_meanings(old_zoo: Path, formal_zoo: Path, capsys) -> None:

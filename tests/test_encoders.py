@@ -12,11 +12,11 @@ from rnn_zoos.models.encoders.probing import NoninteractiveProbingEncoder
 from rnn_zoos.models.modeling import EmulatorConfig, EmulatorModel, RNNEncoderConfig, RNNEncoderModel
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
-from rnn_zoos.lstm import lstm_forward, lstm_step
-from rnn_zoos.streams import run_seeds
-from rnn_zoos.symmetry import permute_hidden, random_permutations
-from rnn_zoos.training import initial_params
-from rnn_zoos.weights import GATES, LayerTensors, LSTMWeights, merge_gates, split_gates
+from rnn_zoos.lstm.functional import lstm_forward, lstm_step
+from rnn_zoos.lstm.streams import run_seeds
+from rnn_zoos.lstm.symmetry import permute_hidden, random_permutations
+from rnn_zoos.lstm.training import initial_params
+from rnn_zoos.lstm.weights import GATES, LayerTensors, LSTMWeights, merge_gates, split_gates
 
 INVARIANT = ["layerwise_statistics", "dws", "noninteractive_probing", "interactive_probing"]
 AUGMENTED = ["flat", "parameter_transformer"]

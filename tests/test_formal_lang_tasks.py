@@ -107,7 +107,7 @@ def test_task_entropy() -> None:
 
 
 def test_sample_strings_follows_the_probabilities() -> None:
-    from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead, stack_params
+    from rnn_zoos.lstm.functional import LSTMArchitecture, LSTMWithHead, stack_params
     from rnn_zoos.zoos import rnn_model
 
     torch.manual_seed(0)

@@ -12,10 +12,10 @@ import torch
 
 import rnn_zoos
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
-from rnn_zoos.format import ZooInfo, file_sha256
-from rnn_zoos.lstm import lstm_forward
+from rnn_zoos.format.info import ZooInfo, file_sha256
+from rnn_zoos.lstm.functional import lstm_forward
 from rnn_zoos.zoos import formal_lang as fl
-from rnn_zoos.training import TrainingSchedule
+from rnn_zoos.lstm.training import TrainingSchedule
 
 from conftest import TINY
 

@@ -24,10 +24,10 @@ import pytest
 import rnn_zoos
 from rnn_zoos import ZooError
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
-from rnn_zoos.blob import encode_weights, weights_architecture, weights_header
-from rnn_zoos.format import file_sha256
-from rnn_zoos.lstm import LSTMWithHead
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.format.blob import encode_weights, weights_architecture, weights_header
+from rnn_zoos.format.info import file_sha256
+from rnn_zoos.lstm.functional import LSTMWithHead
+from rnn_zoos.hub.verify import verify_zoo
 
 from test_untrusted_blobs import bounded, craft_blob, lstm_metadata
 from test_untrusted_zoos import copy_zoo, edit_info, rewrite_rows, set_cells, shard, update_checksum

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hub_mirror import client_env, serve_datasets
-from rnn_zoos.cards import with_repo_id
+from rnn_zoos.hub.cards import with_repo_id
 
 REPO_ID = "rnn-zoos/formal-lang"
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ONLINE_CLIENT = """
 import hashlib, json, os
 import datasets, huggingface_hub, rnn_zoos
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.hub.verify import verify_zoo
 
 rows = datasets.load_dataset("rnn-zoos/formal-lang")
 folder = huggingface_hub.snapshot_download("rnn-zoos/formal-lang", repo_type="dataset")

@@ -16,19 +16,19 @@ import pytest
 import torch
 
 import rnn_zoos
-from rnn_zoos import release as release_module, release_import as import_release
-from rnn_zoos import verify as verify_cli
+from rnn_zoos.release import importer as import_release, reader as release_module
+from rnn_zoos.hub import verify as verify_cli
 from rnn_zoos import ZooError
-from rnn_zoos.zoos import ZooKind
+from rnn_zoos.zoos import ZooKind, zoo_kind
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
 from rnn_zoos.experiments.downstream import check_study
-from rnn_zoos.format import file_sha256
-from rnn_zoos.lstm import lstm_forward, stack_params
-from rnn_zoos.training import STEP_CONVENTION
-from rnn_zoos.zoos import formal_lang, seq_mnist as sm
+from rnn_zoos.format.info import file_sha256
+from rnn_zoos.lstm.functional import lstm_forward, stack_params
+from rnn_zoos.lstm.training import STEP_CONVENTION
+from rnn_zoos.zoos import formal_lang, mnist_task as sm
 from rnn_zoos.zoos.formal_lang import BOS, EOS
-from rnn_zoos.verify import LOG_PROB_TOLERANCE, verify_zoo
+from rnn_zoos.hub.verify import LOG_PROB_TOLERANCE, verify_zoo
 
 SHARPEN = 2.0
 """The release's RNNs, trained for thousands of steps, are more sensitive to their inputs than the tiny zoo's after
@@ -148,7 +148,7 @@ def test_formal_release_imports_with_the_same_rows(formal_zoo: Path, tmp_path: P
     assert set(imported["seed"]) == {-1}
     info = rnn_zoos.read_info(out)
     assert STEP_CONVENTION in info.notes and not any("initial weights" in note for note in info.notes)  # as a built zoo's
-    assert any("the measure of a built zoo" in note for note in info.notes) and info.earlier_conventions() == []
+    assert any("the measure of a built zoo" in note for note in info.notes) and zoo_kind(info.zoo).earlier_conventions(info.builder) == []
     assert info.log_probs_reproduction is None  # it reproduces its log_probs within the standard tolerance
     card = (out / "README.md").read_text()
     assert "imported from the paper's original release (`formal_languages_tokens_4_length_42_2x32`)" in card

@@ -13,12 +13,12 @@ import pytest
 from rnn_zoos.experiments import downstream, pretrain, reproduce
 from rnn_zoos.models.encoders import ENCODERS
 from rnn_zoos.models.modeling import RNNEncoderConfig, RNNEncoderModel
-from rnn_zoos import release_import as import_release
+from rnn_zoos.release import importer as import_release
 from rnn_zoos import ZooError
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
 from rnn_zoos.zoos.formal_lang import BOS
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.hub.verify import verify_zoo
 
 STEPS = (0, 10)
 TASKS = ((0, -1, 2, 1), (0, 1, 0, -2), (0, 2, -3, 0), (0, 0, 1, 1))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead, lstm_forward, lstm_step, stack_params, unstack_params
+from rnn_zoos.lstm.functional import LSTMArchitecture, LSTMWithHead, lstm_forward, lstm_step, stack_params, unstack_params
 
 ARCH = LSTMArchitecture(input_size=5, hidden_size=7, num_layers=2, output_size=4)
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rnn_zoos.build import main as build_main
+from rnn_zoos.builder.command import main as build_main
 import torch
 from PIL import Image
 

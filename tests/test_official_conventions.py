@@ -16,12 +16,12 @@ import torch
 from safetensors.torch import load_file
 
 import rnn_zoos
-from rnn_zoos.build import build_zoo
+from rnn_zoos.builder.build import build_zoo
 from rnn_zoos.experiments.emulation import emulation_loss, target_distribution
-from rnn_zoos.streams import run_seeds
-from rnn_zoos.training import STEP_CONVENTION, TrainingSchedule, initial_params
+from rnn_zoos.lstm.streams import run_seeds
+from rnn_zoos.lstm.training import STEP_CONVENTION, TrainingSchedule, initial_params
 from rnn_zoos.zoos import formal_lang as fl
-from rnn_zoos.zoos import seq_mnist as sm
+from rnn_zoos.zoos import mnist_task as task, seq_mnist as sm
 from rnn_zoos.zoos.mnist_sources import load_mnist
 
 from conftest import build_formal
@@ -105,7 +105,7 @@ def test_a_built_formal_zoo_records_both_accuracies(formal_tiny: Path) -> None:
 
 def test_the_mnist_split_is_the_official_hash() -> None:
     golden = GOLDEN["mnist_split"]
-    validation = torch.nonzero(sm.is_validation(torch.arange(60_000))).flatten()
+    validation = torch.nonzero(task.is_validation(torch.arange(60_000))).flatten()
     assert len(validation) == golden["validation_count"] == 12_002
     assert validation[:20].tolist() == golden["validation_first"]
     assert hashlib.sha256(validation.numpy().astype("<i8").tobytes()).hexdigest() == golden["validation_sha256"]
@@ -165,12 +165,12 @@ def test_mnist_snapshots_record_what_the_official_builder_measures(mnist_tiny) -
         assert row["val_loss"].item() == pytest.approx(measured["eval_loss"], abs=1e-5)
         assert row["accuracy"].item() == pytest.approx(measured["eval_accuracy"], abs=1e-6)
         assert row["generalization_gap"].item() == pytest.approx(measured["eval_loss"] - measured["train_loss"], abs=1e-5)
-        images = sm.model_inputs(pixels[measured["recorded"]].unsqueeze(0), row["task"].view(1))[0].half()
+        images = task.model_inputs(pixels[measured["recorded"]].unsqueeze(0), row["task"].view(1))[0].half()
         assert torch.equal(row["inputs"], images)  # the first 100 training images of that snapshot's evaluation
         recorded[step] = set(measured["recorded"])
     first, last = recorded.values()
     assert len(first & last) < 100  # new images at every snapshot
-    training = ~sm.is_validation(torch.arange(len(pixels)))
+    training = ~task.is_validation(torch.arange(len(pixels)))
     assert all(training[index] for index in first | last)
 
 

@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import rnn_zoos.experiments.emulation as emulation
-import rnn_zoos.plots as plots
+import rnn_zoos.hub.plots as plots
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 
 

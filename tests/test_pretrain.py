@@ -19,8 +19,8 @@ from rnn_zoos.models.encoders import ENCODERS
 from rnn_zoos.models.modeling import RNNEncoderModel
 from rnn_zoos.experiments.pretrain import PAPER_SETTINGS, PretrainConfig, Pretraining, main, pretrain
 from rnn_zoos import ZooError
-from rnn_zoos.lstm import lstm_forward
-from rnn_zoos.streams import stream_uniform
+from rnn_zoos.lstm.functional import lstm_forward
+from rnn_zoos.lstm.streams import stream_uniform
 from rnn_zoos.zoos import formal_lang as fl
 
 QUICK = {"steps": 40, "batch_rnns": 8, "eval_every": 40, "eval_rnns": 4, "lr": 1e-3, "cloned_rnns": 0, "device": "cpu"}
@@ -293,7 +293,7 @@ def strict_json(text: str) -> object:
 @pytest.fixture(scope="module")
 def four_run_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A formal-language zoo of 4 runs (4 tasks at most: no validation split), built by the command; and what it printed."""
-    from rnn_zoos.build import main as build_main
+    from rnn_zoos.builder.command import main as build_main
 
     out = tmp_path_factory.mktemp("four_runs") / "zoo"
     stderr = io.StringIO()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rnn_zoos import build, cli
+from rnn_zoos import cli
+from rnn_zoos.builder import command as build
 from rnn_zoos.experiments.pretrain import Pretraining, main
 from rnn_zoos.experiments.pretrain_config import PretrainConfig
 

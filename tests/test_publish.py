@@ -14,9 +14,9 @@ import pytest
 from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import EntryNotFoundError
 
-from rnn_zoos import publish
+from rnn_zoos.hub import publish
 from rnn_zoos import ZooError
-from rnn_zoos.publish import publish_zoo, version_tag
+from rnn_zoos.hub.publish import publish_zoo, version_tag
 
 
 class RecordingHub(HfApi):
@@ -113,7 +113,7 @@ def test_card_update_keeps_hub_metadata(zoo: Path, tmp_path: Path) -> None:
 
 def test_without_a_token_it_fails_at_once_and_changes_nothing(zoo: Path, monkeypatch, capsys) -> None:
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setattr("rnn_zoos.publish.get_token", lambda: None)
+    monkeypatch.setattr("rnn_zoos.hub.publish.get_token", lambda: None)
     before = snapshot(zoo)
     assert publish.main([str(zoo), "--repo-id", "me/zoo"]) == 2
     assert capsys.readouterr().err.strip() == "error: no Hugging Face token found: log in with `hf auth login` (or set HF_TOKEN) and check that the Hub is reachable"

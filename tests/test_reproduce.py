@@ -216,7 +216,7 @@ def test_results_record_the_zoo_the_versions_and_the_commit(study, formal_zoo: P
 
 @pytest.mark.parametrize("command", ["downstream", "pretrain", "build"])
 def test_another_command_never_writes_into_a_study(study, formal_zoo: Path, command: str, capsys) -> None:
-    from rnn_zoos.build import main as build_main
+    from rnn_zoos.builder.command import main as build_main
     from rnn_zoos.experiments import downstream, pretrain
 
     out, _ = study

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rnn_zoos.zoos import seq_mnist as sm
+from rnn_zoos.zoos import mnist_task as sm
 
 SPECIAL_ANGLES = [0.0, 90.0, 180.0, 270.0, 360.0, 359.99999, 45.0, 1e-30, 1e-20, 1e-7, 1e-3, 89.99999, 90.00001,
                   179.99999, 180.00002, 270.00003, -1e-30, -90.0, -45.5, 720.25]

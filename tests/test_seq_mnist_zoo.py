@@ -12,9 +12,9 @@ import torch
 import rnn_zoos
 from rnn_zoos.zoos.seq_mnist import WEIGHT_DECAYS
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
-from rnn_zoos.format import ZooInfo
-from rnn_zoos.zoos import seq_mnist as sm
-from rnn_zoos.training import TrainingSchedule
+from rnn_zoos.format.info import ZooInfo
+from rnn_zoos.zoos import mnist_task as sm
+from rnn_zoos.lstm.training import TrainingSchedule
 
 from conftest import MNIST_TINY, assert_same_zoo, build_mnist, build_with_kills, cli_options
 

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 
 import pytest
 
-import rnn_zoos.sources as sources
+import rnn_zoos.hub.sources as sources
 from rnn_zoos import ZooError
-from rnn_zoos.format import FORMAT_VERSION, INFO_PATH
-from rnn_zoos.sources import format_tags, resolve_zoo
+from rnn_zoos.format.info import FORMAT_VERSION, INFO_PATH
+from rnn_zoos.hub.sources import format_tags, resolve_zoo
 
 
 def test_format_tags_are_those_of_our_major_version_newest_first() -> None:

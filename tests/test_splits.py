@@ -15,8 +15,8 @@ import pytest
 
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST
-from rnn_zoos.layout import plan_splits
-from rnn_zoos.splits import downstream_tasks, introsort_argsort, split_sizes, split_tasks, task_mask
+from rnn_zoos.hub.layout import plan_splits
+from rnn_zoos.format.splits import downstream_tasks, introsort_argsort, split_sizes, split_tasks, task_mask
 from rnn_zoos.zoos import formal_lang as fl
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "official_splits.json").read_text())

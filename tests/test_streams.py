@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from rnn_zoos.streams import mix32, run_seeds, stream_bits, stream_uniform
+from rnn_zoos.lstm.streams import mix32, run_seeds, stream_bits, stream_uniform
 
 
 def reference_mix32(values: np.ndarray) -> np.ndarray:

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead, lstm_forward, stack_params
-from rnn_zoos.symmetry import permute_hidden, random_permutations
-from rnn_zoos.weights import GATES, LSTMWeights, merge_gates
+from rnn_zoos.lstm.functional import LSTMArchitecture, LSTMWithHead, lstm_forward, stack_params
+from rnn_zoos.lstm.symmetry import permute_hidden, random_permutations
+from rnn_zoos.lstm.weights import GATES, LSTMWeights, merge_gates
 
 ARCH = LSTMArchitecture(input_size=4, hidden_size=6, num_layers=2, output_size=3)
 

@@ -14,7 +14,7 @@ from rnn_zoos.cli import main as cli_main
 from rnn_zoos.experiments.downstream import load_pretrained, run_downstream
 from rnn_zoos.experiments.pretrain import PretrainConfig, pretrain
 from rnn_zoos.models.encoders import ENCODERS
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.hub.verify import verify_zoo
 from rnn_zoos.zoos import zoo_kind, zoo_names
 
 from third_zoo import DELAYED_RECALL, LENGTH, targets

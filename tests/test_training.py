@@ -2,9 +2,9 @@
 
 import torch
 
-from rnn_zoos.lstm import LSTMArchitecture
-from rnn_zoos.streams import run_seeds
-from rnn_zoos.training import PAPER_SNAPSHOT_STEPS, BatchedAdamW, TrainingSchedule, initial_params
+from rnn_zoos.lstm.functional import LSTMArchitecture
+from rnn_zoos.lstm.streams import run_seeds
+from rnn_zoos.lstm.training import PAPER_SNAPSHOT_STEPS, BatchedAdamW, TrainingSchedule, initial_params
 
 
 def test_paper_schedule() -> None:

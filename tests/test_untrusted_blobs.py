@@ -17,9 +17,9 @@ import torch
 import rnn_zoos
 from rnn_zoos import DamagedZooError, ZooError
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
-from rnn_zoos.blob import encode_weights, weights_header
-from rnn_zoos.lstm import LSTMWithHead
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.format.blob import encode_weights, weights_header
+from rnn_zoos.lstm.functional import LSTMWithHead
+from rnn_zoos.hub.verify import verify_zoo
 
 from test_untrusted_zoos import copy_zoo, set_cells, shard
 

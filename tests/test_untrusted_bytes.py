@@ -13,14 +13,14 @@ import torch
 import rnn_zoos
 from rnn_zoos import DamagedZooError
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
-from rnn_zoos.format import SPLITS
-from rnn_zoos.blob import decode_weights, encode_weights, weights_header
-from rnn_zoos.lstm import lstm_forward, stack_params
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.format.info import SPLITS
+from rnn_zoos.format.blob import decode_weights, encode_weights, weights_header
+from rnn_zoos.lstm.functional import lstm_forward, stack_params
+from rnn_zoos.hub.verify import verify_zoo
 
 from test_hub_http import EXAMPLE_CHECKS, card_examples
 from test_untrusted_zoos import copy_zoo, rewrite_rows, shard
-from rnn_zoos.cards import with_repo_id
+from rnn_zoos.hub.cards import with_repo_id
 
 
 def zero_tails(rows: list[dict]) -> None:

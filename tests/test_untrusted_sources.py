@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import rnn_zoos
-from rnn_zoos import publish, verify
+from rnn_zoos.hub import publish, verify
 from rnn_zoos import ZooError
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.hub.verify import verify_zoo
 
 OFFLINE = "is not in the local cache and HF_HUB_OFFLINE is set; load it once while online"
 

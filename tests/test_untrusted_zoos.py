@@ -20,11 +20,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import rnn_zoos
-from rnn_zoos import loading, publish, verify
+from rnn_zoos.hub import loading, publish, verify
 from rnn_zoos import DamagedZooError, ZooError
-from rnn_zoos.format import SPLITS, SplitInfo, ZooInfo, file_sha256
+from rnn_zoos.format.info import SPLITS, SplitInfo, ZooInfo, file_sha256
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.hub.verify import verify_zoo
 
 
 def copy_zoo(formal_zoo: Path, tmp_path: Path, name: str = "zoo") -> Path:

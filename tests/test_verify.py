@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rnn_zoos import verify
-from rnn_zoos.format import ZooInfo, file_sha256
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.hub import verify
+from rnn_zoos.format.info import ZooInfo, file_sha256
+from rnn_zoos.hub.verify import verify_zoo
 
 
 @pytest.fixture
@@ -87,13 +87,13 @@ def test_other_minor_versions_are_read(damaged: Path) -> None:
     info_path = damaged / "meta" / "info.json"
     info = json.loads(info_path.read_text())
     older = {key: value for key, value in info.items() if key != "log_probs_reproduction"}
-    info_path.write_text(json.dumps({**older, "format_version": "1.0"}))
+    info_path.write_text(json.dumps({**older, "format_version": "2.0"}))
     assert ZooInfo.load(damaged).log_probs_reproduction is None
     assert verify_zoo(damaged) == []
-    later = {**info, "format_version": "1.9", "added_in_1_9": {"x": 1}}
-    later["splits"]["train"]["added_in_1_9"] = 2
+    later = {**info, "format_version": "2.9", "added_in_2_9": {"x": 1}}
+    later["splits"]["train"]["added_in_2_9"] = 2
     info_path.write_text(json.dumps(later))
-    assert ZooInfo.load(damaged).format_version == "1.9"
+    assert ZooInfo.load(damaged).format_version == "2.9"
     assert verify_zoo(damaged) == []
 
 

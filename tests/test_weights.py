@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnn_zoos.lstm import LSTMArchitecture, LSTMWithHead, lstm_forward, stack_params
+from rnn_zoos.lstm.functional import LSTMArchitecture, LSTMWithHead, lstm_forward, stack_params
 from rnn_zoos.models.encoders.dws import NPLinearLSTM
-from rnn_zoos.symmetry import random_permutations
-from rnn_zoos.weights import (
+from rnn_zoos.lstm.symmetry import random_permutations
+from rnn_zoos.lstm.weights import (
     GATES,
     LayerTensors,
     LSTMTensors,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from rnn_zoos.claims import CLAIM_FILE, Chunk, ClaimLost, ClaimRecord, claim_chunk, claim_state, freeze_plan, new_plan
-from rnn_zoos.verify import verify_zoo
+from rnn_zoos.builder.claims import CLAIM_FILE, Chunk, ClaimLost, ClaimRecord, claim_chunk, claim_state, freeze_plan, new_plan
+from rnn_zoos.hub.verify import verify_zoo
 
 from conftest import ROOT, assert_same_zoo, build_formal, cli_options, folder_state
 
@@ -276,11 +276,11 @@ def test_a_builder_waits_for_chunks_held_by_others_and_no_wait_exits_3(tmp_path:
 
 def test_a_garbage_claim_is_damaged_not_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 23 item 5: a claim file that cannot be read, however fresh, is taken over, and the build completes."""
-    import rnn_zoos.chunk_trainer
-    from rnn_zoos.build import main as build_main
+    import rnn_zoos.builder.chunk_trainer
+    from rnn_zoos.builder.command import main as build_main
 
     options = {**OPTIONS, "runs": 2, "steps": 5}
-    monkeypatch.setattr(rnn_zoos.chunk_trainer.ChunkTrainer, "run", lambda self, progress: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(rnn_zoos.builder.chunk_trainer.ChunkTrainer, "run", lambda self, progress: (_ for _ in ()).throw(KeyboardInterrupt()))
     assert build_main("formal-lang", ["--out", str(out := tmp_path / "zoo"), *cli_options(options)]) == 130  # a plan, no work
     monkeypatch.undo()
     (out / ".build" / "runs-00000-00001" / CLAIM_FILE).write_bytes(b"\x00garbage{")

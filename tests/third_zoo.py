@@ -16,10 +16,10 @@ import torch
 from datasets import Array3D, Value
 from torch import nn
 
-from rnn_zoos.build_config import BuildConfig
-from rnn_zoos.lstm import LSTMArchitecture, Params, lstm_forward
-from rnn_zoos.streams import stream_uniform
-from rnn_zoos.targets import Classes, Regression, Target
+from rnn_zoos.zoos.build_config import BuildConfig
+from rnn_zoos.lstm.functional import LSTMArchitecture, Params, lstm_forward
+from rnn_zoos.lstm.streams import stream_uniform
+from rnn_zoos.zoos.targets import Classes, Regression, Target
 from rnn_zoos.zoos import CLONED_MEASURES, SequenceModel, ZooKind, ZooRecipe, recorded_log_probs, register_zoo, rnn_model
 
 TOKENS, LENGTH, DELAYS, RECORDED, EVALUATED = 4, 12, 4, 100, 64

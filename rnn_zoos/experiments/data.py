@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-import rnn_zoos
-from rnn_zoos.arguments import check_device, option_name  # noqa: F401  (check_device re-exported)
-from rnn_zoos.errors import ZooError
-from rnn_zoos.format import SPLITS, ZooInfo
+from rnn_zoos.common.arguments import check_device, option_name  # noqa: F401  (check_device re-exported)
+from rnn_zoos.common.errors import ZooError
+from rnn_zoos.hub.loading import decode_batch, load_zoo, read_info
+from rnn_zoos.format.info import SPLITS, ZooInfo
 from rnn_zoos.zoos import ZooKind, zoo_kind
-from rnn_zoos.lstm import Params
-from rnn_zoos.symmetry import permute_hidden, random_permutations
+from rnn_zoos.lstm.functional import Params
+from rnn_zoos.lstm.symmetry import permute_hidden, random_permutations
 
 from ..models.encoders import check_encoder, resolve_encoder
 from ..models.modeling import RNNEncoderConfig
@@ -90,16 +90,16 @@ def load_splits(zoo: str | Path, device: str | torch.device = "cpu", revision: s
 
 def load_split(zoo: str | Path, split: str, device: str | torch.device = "cpu", revision: str | None = None) -> ZooTensors:
     """Load one split of a zoo (folder or Hub id, at ``revision``) into tensors on ``device``."""
-    info = rnn_zoos.read_info(zoo, revision)
+    info = read_info(zoo, revision)
     kind = zoo_kind(info.zoo)
-    dataset = rnn_zoos.load_zoo(zoo, split=split, format="numpy", revision=revision)
+    dataset = load_zoo(zoo, split=split, format="numpy", revision=revision)
     weights: dict[str, list[torch.Tensor]] = {name: [] for name in kind.architecture.parameter_shapes()}
     inputs, log_probs, tasks = [], [], []
     present = kind.features_for(info.format_version)  # a zoo of an earlier format may lack some extra columns
     columns: dict[str, list[np.ndarray]] = {name: [] for name in (*LIGHT, *kind.extra_columns) if name in present}
     for start in range(0, len(dataset), READ_ROWS):
         rows = dataset[start : start + READ_ROWS]
-        decoded = rnn_zoos.decode_batch(list(rows["weights"]))
+        decoded = decode_batch(list(rows["weights"]))
         for name in weights:
             weights[name].append(decoded[name])
         inputs.append(torch.from_numpy(np.asarray(rows["inputs"])))
@@ -146,6 +146,6 @@ def check_encoders(option: str, names: Iterable[str], kind: ZooKind | None = Non
 def check_zoo(zoo: str | Path, revision: str | None = None) -> ZooInfo:
     """The info record of the zoo (a zoo folder or a Hub dataset id, at ``revision``), read before anything is written:
     :class:`ZooError` with one line for a missing folder, an invalid id or an unreadable record."""
-    return rnn_zoos.read_info(zoo, revision)
+    return read_info(zoo, revision)
 
 

@@ -5,14 +5,14 @@
 
 For every target, every method is trained and scored under the paper's protocol: it trains on the
 ``train`` split plus the runs of a fixed half of the ``ood`` tasks
-(:func:`rnn_zoos.splits.downstream_tasks`), is selected on ``validation``, and is reported on
+(:func:`rnn_zoos.format.splits.downstream_tasks`), is selected on ``validation``, and is reported on
 ``validation`` and on the other half of ``ood``. Methods: an MLP on the frozen embeddings of a
 pretrained encoder (``--pretrained``), the same encoder architecture trained end to end on the
 target without pretraining (``--supervised``), and the trivial predictor (mean, most frequent
 class or mean direction of the training targets), the floor beside every metric. Each method runs
 with several seeds; the report gives the mean and a bootstrapped 95 % confidence interval.
 
-The targets are the zoo kind's (:meth:`rnn_zoos.zoos.ZooKind.targets`, :mod:`rnn_zoos.targets`):
+The targets are the zoo kind's (:meth:`rnn_zoos.zoos.ZooKind.targets`, :mod:`rnn_zoos.zoos.targets`):
 formal languages ``task`` and ``accuracy`` (and, when asked for, ``accuracy_ordered``); sequential
 MNIST ``angle``, ``accuracy``, ``step`` and ``generalization_gap``.
 """
@@ -29,16 +29,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnn_zoos.arguments import DEVICE, OUT, REVISION, ZOO, CommandParser, renamed
-from rnn_zoos.errors import ZooError, report
-from rnn_zoos.files import atomic_write, check_out_folder, json_text, output_folder, save_atomically
-from rnn_zoos.provenance import run_provenance
-from rnn_zoos.results import check_results_folder
+from rnn_zoos.common.arguments import DEVICE, OUT, REVISION, ZOO, CommandParser, renamed
+from rnn_zoos.common.errors import ZooError, report
+from rnn_zoos.common.files import atomic_write, check_out_folder, json_text, output_folder, save_atomically
+from rnn_zoos.hub.provenance import run_provenance
+from rnn_zoos.common.results import check_results_folder
 from rnn_zoos.format import ZooInfo
 from rnn_zoos.zoos import zoo_kind
 from tqdm.auto import tqdm
-from rnn_zoos.splits import downstream_tasks
-from rnn_zoos.targets import Target
+from rnn_zoos.format.splits import downstream_tasks
+from rnn_zoos.zoos.targets import Target
 
 from .data import (
     ZooTensors,
@@ -61,7 +61,7 @@ SUPERVISED_BATCH = 64
 
 def protocol_parts(splits: dict[str, ZooTensors]) -> tuple[dict[str, ZooTensors], list, list]:
     """The rows of ``fit``, ``validation`` and ``ood`` (the reported half) under the paper's protocol,
-    with the ood tasks moved into training and those reported (:func:`rnn_zoos.splits.downstream_tasks`)."""
+    with the ood tasks moved into training and those reported (:func:`rnn_zoos.format.splits.downstream_tasks`)."""
     ood = splits["ood"]
     kind = ood.kind
     every_task = kind.task_array([task for part in splits.values() for task in part.tasks])
@@ -320,7 +320,7 @@ def load_pretrained(values: list[str | Path], info: ZooInfo, device: str,
 
 def write_results(out: Path, results: dict[str, Any], outputs: dict[str, Any]) -> None:
     """Write ``out/predictions.pt`` (seed 0's predictions), then ``out/downstream.json`` (what marks the folder as
-    downstream's, :mod:`rnn_zoos.results`)."""
+    downstream's, :mod:`rnn_zoos.common.results`)."""
     with output_folder(out):
         save_atomically(outputs, out / "predictions.pt")
         with atomic_write(out / "downstream.json") as temporary:

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import torch
 from matplotlib.figure import Figure
 
-from rnn_zoos.plots import SPLIT_COLOURS, legend_beside, save_figure, set_title
-from rnn_zoos.symmetry import permute_hidden, random_permutations
+from rnn_zoos.common.figures import SPLIT_COLOURS, legend_beside, save_figure, set_title
+from rnn_zoos.lstm.symmetry import permute_hidden, random_permutations
 from rnn_zoos.zoos import CLONED_MEASURES, SequenceModel, rnn_model
 
 from .data import ZooTensors

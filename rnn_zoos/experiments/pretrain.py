@@ -37,13 +37,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from rnn_zoos.arguments import parse_config
-from rnn_zoos.errors import ZooError, report
-from rnn_zoos.files import atomic_write, check_out_folder, disk_full_errors, json_text, output_folder
-from rnn_zoos.format import SPLITS
+from rnn_zoos.common.arguments import parse_config
+from rnn_zoos.common.errors import ZooError, report
+from rnn_zoos.common.files import atomic_write, check_out_folder, disk_full_errors, json_text, output_folder
+from rnn_zoos.format.info import SPLITS
 from rnn_zoos.lstm import Params
-from rnn_zoos.provenance import run_provenance
-from rnn_zoos.results import check_results_folder
+from rnn_zoos.hub.provenance import run_provenance
+from rnn_zoos.common.results import check_results_folder
 
 from .data import (
     ZooTensors,

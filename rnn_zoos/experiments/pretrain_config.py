@@ -8,8 +8,8 @@ from typing import Any, Literal, Optional
 
 import torch
 
-from rnn_zoos.arguments import check_device, check_seed
-from rnn_zoos.errors import ZooError
+from rnn_zoos.common.arguments import check_device, check_seed
+from rnn_zoos.common.errors import ZooError
 from rnn_zoos.format import ZooInfo
 from rnn_zoos.lstm import LSTMArchitecture
 from rnn_zoos.zoos import ZooKind, zoo_kind
@@ -144,7 +144,7 @@ class PretrainConfig:
         """Refuse probing options whose step would not fit in the memory free on the device, with the estimate."""
         if self.encoder not in PROBING_ENCODERS:
             return
-        from rnn_zoos.build import available_memory
+        from rnn_zoos.builder.build import available_memory
 
         needed = probing_step_bytes(kind.architecture, self.batch_rnns, self.probing_sequences, self.probing_length or kind.probing_length)
         free = available_memory(torch.device(self.device))

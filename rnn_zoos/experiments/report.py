@@ -16,9 +16,9 @@ import matplotlib
 import torch
 from matplotlib.figure import Figure
 
-from rnn_zoos.files import atomic_write
-from rnn_zoos.format import SPLITS, ZooInfo
-from rnn_zoos.plots import save_figure
+from rnn_zoos.common.files import atomic_write
+from rnn_zoos.format.info import SPLITS, ZooInfo
+from rnn_zoos.common.figures import save_figure
 from rnn_zoos.zoos import zoo_kind
 
 from .data import ZooTensors
@@ -83,7 +83,7 @@ def differences(scale_name: str, info: ZooInfo) -> list[str]:
     ]
     unstated = [f"{key} = {getattr(scale, key)} (paper: not stated)" for key in DOWNSTREAM_SETTINGS]
     earlier = [f"The zoo was built by rnn-zoos under format {info.format_version}: {convention}."
-               for convention in info.earlier_conventions()]
+               for convention in zoo_kind(info.zoo).earlier_conventions(info.builder)]
     return changed + unstated + structural_differences() + earlier
 
 

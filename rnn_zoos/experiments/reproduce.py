@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 
-from rnn_zoos.arguments import DEVICE, OUT, REVISION, ZOO, CommandParser
-from rnn_zoos.errors import ZooError, report
-from rnn_zoos.files import atomic_write, check_out_folder, json_text, output_folder, save_atomically
-from rnn_zoos.provenance import run_provenance
-from rnn_zoos.results import check_results_folder
+from rnn_zoos.common.arguments import DEVICE, OUT, REVISION, ZOO, CommandParser
+from rnn_zoos.common.errors import ZooError, report
+from rnn_zoos.common.files import atomic_write, check_out_folder, json_text, output_folder, save_atomically
+from rnn_zoos.hub.provenance import run_provenance
+from rnn_zoos.common.results import check_results_folder
 from rnn_zoos.format import ZooInfo
 from rnn_zoos.zoos import zoo_kind
 
@@ -46,7 +46,7 @@ def reproduce(zoo: str, scale_name: str, out: Path, device: str = "auto", encode
     """Run the study on the zoo (at ``revision``); returns the results (also in ``out/results.json``).
 
     ``ray``: run the pretraining runs as parallel Ray tasks on the cluster at this address (``local``: a local
-    instance; :mod:`rnn_zoos.ray_engine`). Every option is checked before ``out`` is made; if the study fails,
+    instance; :mod:`rnn_zoos.experiments.ray_runs`). Every option is checked before ``out`` is made; if the study fails,
     ``out`` is not left behind empty. An ``out`` holding an unfinished study of ``reproduce`` is resumed.
     """
     if scale_name not in SCALES:
@@ -77,7 +77,7 @@ def run_study(zoo: str, info: ZooInfo, scale_name: str, out: Path, device: str, 
     runs = {encoder: {"zoo": zoo, "revision": revision, "encoder": encoder, "out": str((out / "pretrain" / folder_name(encoder)).resolve()),
                       "device": device, **scale.pretraining} for encoder in names}
     if ray is not None:
-        from rnn_zoos.ray_engine import pretrain_with_ray
+        from .ray_runs import pretrain_with_ray
 
         summaries = dict(zip(names, pretrain_with_ray(ray, list(runs.values()))))
     splits = load_splits(zoo, device, revision)  # once, shared by every run below

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rnn_zoos.errors import DamagedZooError, ZooError, describe_difference, short
-from rnn_zoos.files import TEMPORARY_NAME, atomic_write, disk_full_errors, exclusive_lock, sync_folder, sync_tree, writer_gone
-from rnn_zoos.results import check_results_folder
+from rnn_zoos.common.errors import DamagedZooError, ZooError, describe_difference, short
+from rnn_zoos.common.files import TEMPORARY_NAME, atomic_write, disk_full_errors, exclusive_lock, sync_folder, sync_tree, writer_gone
+from rnn_zoos.common.results import check_results_folder
 
 LOCK_FILE = ".pretrain.lock"
 """Locked by the one ``rnn-zoos pretrain`` at work in a run folder."""
@@ -52,7 +52,7 @@ def run_lock(out: Path) -> Iterator[None]:
 
 
 def remove_dead_temporaries(out: Path) -> list[Path]:
-    """Delete the temporary files (:func:`rnn_zoos.files.temporary_path`) in ``out`` whose writing process is gone; returns them."""
+    """Delete the temporary files (:func:`rnn_zoos.common.files.temporary_path`) in ``out`` whose writing process is gone; returns them."""
     removed = []
     for path in out.glob(".*.tmp-*"):
         if TEMPORARY_NAME.fullmatch(path.name) and path.is_file() and writer_gone(path):

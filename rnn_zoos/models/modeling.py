@@ -28,11 +28,11 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.utils import ModelOutput
 from transformers.utils import logging as transformers_logging
 
-from ..files import ordinary_permissions
-from ..lstm import LSTMArchitecture, Params
-from ..weights import LSTMWeights, as_weights
-from ..provenance import PAPER_ARXIV, code_url, install_command
-from ..sources import is_repo_id, looks_like_path
+from ..common.files import ordinary_permissions
+from ..lstm.functional import LSTMArchitecture, Params
+from ..lstm.weights import LSTMWeights, as_weights
+from ..hub.provenance import PAPER_ARXIV, code_url, install_command
+from ..hub.sources import is_repo_id, looks_like_path
 
 if TYPE_CHECKING:
     from ..zoos import ZooKind

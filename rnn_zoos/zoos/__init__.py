@@ -1,14 +1,16 @@
 """The zoo kinds this library knows, by name (:class:`ZooKind`): ``formal-lang`` and ``seq-mnist`` built in.
 
 A new kind of zoo is one module that defines a :class:`ZooKind` subclass and calls
-:func:`register_zoo` with an instance; every command and function then finds it by name.
+:func:`register_zoo` with an instance; every command and function then finds it by name. The wing also holds what a
+kind declares: its build options (:mod:`.build_config`), downstream targets (:mod:`.targets`) and release format
+(:mod:`.release_format`). Imports common, lstm and format.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from ..errors import ZooError
+from ..common.errors import ZooError
 from .base import CLONED_MEASURES, SequenceModel, ZooKind, ZooRecipe, recorded_log_probs, rnn_model
 
 BUILTIN_MODULES = ("rnn_zoos.zoos.formal_lang", "rnn_zoos.zoos.seq_mnist")
@@ -33,6 +35,12 @@ def zoo_names() -> list[str]:
     return sorted(_KINDS)
 
 
+def known_zoos() -> dict[str, ZooKind]:
+    """Every known kind of zoo by name: what :meth:`rnn_zoos.format.info.ZooInfo.read` checks a record's zoo and tasks against."""
+    _builtin()
+    return dict(_KINDS)
+
+
 def zoo_kind(name: str) -> ZooKind:
     """The kind of zoo called ``name``; :class:`ZooError` listing the known names if there is none."""
     _builtin()
@@ -41,4 +49,4 @@ def zoo_kind(name: str) -> ZooKind:
     return _KINDS[name]
 
 
-__all__ = ["CLONED_MEASURES", "SequenceModel", "ZooKind", "ZooRecipe", "recorded_log_probs", "register_zoo", "rnn_model", "zoo_kind", "zoo_names"]
+__all__ = ["CLONED_MEASURES", "SequenceModel", "ZooKind", "ZooRecipe", "recorded_log_probs", "register_zoo", "rnn_model", "known_zoos", "zoo_kind", "zoo_names"]

@@ -19,15 +19,15 @@ import numpy as np
 import torch
 from datasets import Features, Value
 
-from ..build_config import BuildConfig
-from ..lstm import LSTMArchitecture, Params, lstm_forward
+from .build_config import BuildConfig
+from ..lstm.functional import LSTMArchitecture, Params, lstm_forward
 
 if TYPE_CHECKING:  # imported for annotations only: these modules import the registry
     import matplotlib.axes
     import pyarrow as pa
 
-    from ..release import ReleaseFormat
-    from ..targets import Target
+    from .release_format import ReleaseFormat
+    from .targets import Target
 
 SequenceModel = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 """M models on inputs ``[M, B, T, input_size]`` and a carried state (None at the start) -> logits ``[M, B, T, output_size]``

@@ -24,14 +24,14 @@ import numpy as np
 import torch
 from datasets import Array2D, Array3D, List, Value
 
-from ..build_config import BuildConfig
-from ..errors import DamagedZooError
-from ..format import RELEASE_SOURCE
-from ..lstm import LSTMArchitecture, Params, lstm_forward
-from ..release import FLOATS, INTEGERS, RUN_STEP_BOUNDS, WEIGHT_BOUNDS, Release, ReleaseArray, ReleaseFormat
-from ..streams import stream_uniform
-from ..targets import Regression, Scaler, Target, most_frequent
-from ..training import TrainingSchedule
+from .build_config import BuildConfig
+from ..common.errors import DamagedZooError
+from ..format.info import RELEASE_SOURCE
+from ..lstm.functional import LSTMArchitecture, Params, lstm_forward
+from .release_format import FLOATS, INTEGERS, RUN_STEP_BOUNDS, WEIGHT_BOUNDS, ReleaseArray, ReleaseContent, ReleaseFormat
+from ..lstm.streams import stream_uniform
+from .targets import Regression, Scaler, Target, most_frequent
+from ..lstm.training import TrainingSchedule
 from . import register_zoo
 from .base import CLONED_MEASURES, SequenceModel, ZooKind, ZooRecipe, legacy_build, recorded_log_probs, rnn_model
 
@@ -269,10 +269,10 @@ class FormalRelease(ReleaseFormat):
             raise DamagedZooError(f"{path}: weight_decay is {value!r}, expected a number >= 0; the release folder is damaged: "
                                   "download it again")
 
-    def task_cell(self, release: Release, row: int) -> Any:
+    def task_cell(self, release: ReleaseContent, row: int) -> Any:
         return [int(value) for value in release.arrays["tasks"][row]]
 
-    def columns(self, release: Release, index: np.ndarray) -> dict[str, Any]:
+    def columns(self, release: ReleaseContent, index: np.ndarray) -> dict[str, Any]:
         correct = np.asarray(release.arrays["num_step_correct"][index, 2], dtype=np.float64)
         weight_decay = float(release.args.get("weight_decay", WEIGHT_DECAY))
         return {"task": np.asarray(release.arrays["tasks"][index], dtype=np.int8).tolist(),
@@ -283,21 +283,21 @@ class FormalRelease(ReleaseFormat):
     def inputs(self, stored: np.ndarray) -> np.ndarray:
         return restore_bos(stored)
 
-    def repair_notes(self, release: Release) -> list[str]:
+    def repair_notes(self, release: ReleaseContent) -> list[str]:
         repaired = sum(int((block[:, :, 0] == EOS).sum()) for block in release.blocks("sequences"))
         return [f"{repaired} of the release's {release.rows * RECORDED} strings began with EOS (5) at position 0, though "
                 "their logits were computed with BOS (4) there: the official acceptance check writes EOS in place at the first "
                 "EOS of each sampled string, which is position 0 for a string without EOS. The import restored BOS at position "
                 "0 of these strings (nothing else changed), so the weights reproduce log_probs from inputs."]
 
-    def notes(self, release: Release) -> list[str]:
+    def notes(self, release: ReleaseContent) -> list[str]:
         notes = [f"accuracy is the release's own count of correct strings out of 1000, the measure of a built zoo; "
                  f"accuracy_ordered is {RELEASE_ACCURACY_ORDERED}."]
         if "weight_decay" not in release.args:
             notes.append("args.json records no weight_decay; the column holds the paper's 1e-4.")
         return notes
 
-    def card_fields(self, release: Release) -> dict[str, Any]:
+    def card_fields(self, release: ReleaseContent) -> dict[str, Any]:
         return {"accuracy_definition": f"the release's count of correct strings out of 1000 sampled from the RNN: {OFFICIAL_COUNT}",
                 "accuracy_ordered_definition": RELEASE_ACCURACY_ORDERED}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ZooError
+from ..common.errors import ZooError
 
 HUB_DATASET = "ylecun/mnist"
 MNIST_TRAIN_IMAGES = 60_000

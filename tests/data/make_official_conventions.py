@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from rnn_zoos.lstm import LSTMArchitecture
-from rnn_zoos.streams import run_seeds, stream_uniform
-from rnn_zoos.training import initial_params
+from rnn_zoos.lstm.functional import LSTMArchitecture
+from rnn_zoos.lstm.streams import run_seeds, stream_uniform
+from rnn_zoos.lstm.training import initial_params
 from rnn_zoos.zoos import formal_lang as fl
-from rnn_zoos.zoos import seq_mnist as sm
+from rnn_zoos.zoos import mnist_task as task, seq_mnist as sm
 from rnn_zoos.zoos.mnist_sources import MnistImages
 
 HERE = Path(__file__).parent
@@ -139,7 +139,7 @@ def evaluate_model(rnn, images, labels, order, angle):
     with torch.no_grad():
         for batch_idx, start in enumerate(range(0, len(order), 1000)):
             batch = order[start : start + 1000]
-            output = rnn(sm.model_inputs(images[batch].unsqueeze(0), angle.view(1))[0])
+            output = rnn(task.model_inputs(images[batch].unsqueeze(0), angle.view(1))[0])
             target = labels[batch]
             losses.append(F.cross_entropy(output.reshape(-1, 10), target.unsqueeze(1).repeat(1, output.shape[1]).flatten()).item())
             correct += (output[:, -1].argmax(dim=1) == target).sum().item()
@@ -169,7 +169,7 @@ def mnist_run() -> tuple[dict, dict]:
         epoch, position = divmod(step, per_epoch)
         order = recipe.shuffled(train_indices, seeds, (sm.STREAM_DATA, epoch))[0]  # the epoch's shuffle: rnn-zoos' stream
         batch = order[position * 32 : (position + 1) * 32]
-        output = rnn(sm.model_inputs(pixels[batch].unsqueeze(0), angle.view(1))[0])
+        output = rnn(task.model_inputs(pixels[batch].unsqueeze(0), angle.view(1))[0])
         target = labels[batch].unsqueeze(1).repeat(1, output.shape[1])
         return F.cross_entropy(output.view(-1, output.shape[-1]), target.flatten())
 

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnn_zoos.lstm import LSTMArchitecture, Params
-from rnn_zoos.weights import LSTMWeights
+from rnn_zoos.lstm.functional import LSTMArchitecture, Params
+from rnn_zoos.lstm.weights import LSTMWeights
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The paper's permutation-equivariant deep-weight-space network for LSTMs (``NFLSTMParameterEncoder``).
 
-The weights are read with the four gates as channels (:meth:`rnn_zoos.weights.LSTMWeights.gate_channels`):
+The weights are read with the four gates as channels (:meth:`rnn_zoos.lstm.weights.LSTMWeights.gate_channels`):
 ``weight_ih_l{l}`` and ``weight_hh_l{l}`` become ``[M, H, fan_in, 4]`` (rows: the layer's neurons), the
 biases ``[M, H, 4]``, and the head ``[M, O, H, 4]`` (its one channel repeated four times); features
-between layers are :class:`rnn_zoos.weights.LSTMTensors` of that layout with more channels. Four
+between layers are :class:`rnn_zoos.lstm.weights.LSTMTensors` of that layout with more channels. Four
 :class:`NPLinearLSTM` layers of 48 channels (ReLU between them) mix every matrix with its own row,
 column and overall means and with the means of the matrices that share its neurons, all shared
 across neurons, so permuting the hidden neurons of a layer permutes the outputs alike
@@ -23,8 +23,8 @@ import math
 import torch
 from torch import nn
 
-from rnn_zoos.lstm import LSTMArchitecture, Params
-from rnn_zoos.weights import GATES, LayerTensors, LSTMTensors, LSTMWeights, as_weights
+from rnn_zoos.lstm.functional import LSTMArchitecture, Params
+from rnn_zoos.lstm.weights import GATES, LayerTensors, LSTMTensors, LSTMWeights, as_weights
 
 from .base import EncoderShape, WeightEncoder, mlp
 

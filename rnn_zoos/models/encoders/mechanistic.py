@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from rnn_zoos.lstm import Params
-from rnn_zoos.weights import LSTMWeights, as_weights
+from rnn_zoos.lstm.functional import Params
+from rnn_zoos.lstm.weights import LSTMWeights, as_weights
 
 from .base import EncoderShape, WeightEncoder, mlp
 

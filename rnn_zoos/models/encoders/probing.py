@@ -22,8 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rnn_zoos.lstm import Params
-from rnn_zoos.weights import LSTMWeights, as_weights
+from rnn_zoos.lstm.functional import Params
+from rnn_zoos.lstm.weights import LSTMWeights, as_weights
 
 from .base import EncoderShape, WeightEncoder, mlp
 

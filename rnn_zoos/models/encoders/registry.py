@@ -1,11 +1,11 @@
 """Encoders by reference (the six built in, installed ones, yours) and the protocol every encoder follows.
 
 **The protocol.** An encoder is a ``torch.nn.Module`` made by a class or factory called with an
-:class:`EncoderShape`: ``shape.architecture`` (the RNNs' :class:`~rnn_zoos.lstm.LSTMArchitecture`),
+:class:`EncoderShape`: ``shape.architecture`` (the RNNs' :class:`~rnn_zoos.lstm.functional.LSTMArchitecture`),
 ``shape.embedding_dim`` (the size of the embedding to return), ``shape.token_vocab`` (formal
 languages: inputs are distributions over this many tokens; None: real-valued inputs) and the
 probing options. Its ``forward(weights)`` receives a batch of B RNNs as
-:class:`~rnn_zoos.weights.LSTMWeights` (``tensors()``, ``layers``, ``gates(layer, kind)``,
+:class:`~rnn_zoos.lstm.weights.LSTMWeights` (``tensors()``, ``layers``, ``gates(layer, kind)``,
 ``flatten()``, ``rows_with_bias()``, ``permute_hidden(perms)``; every tensor ``[B, ...]``) and returns
 their embeddings, a float tensor ``[B, embedding_dim]``. A functionalist encoder runs the B RNNs on
 probe inputs of its own with ``weights.run(inputs)`` or ``weights.step(inputs, state)``,
@@ -49,8 +49,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from rnn_zoos.errors import ZooError, short
-from rnn_zoos.weights import LSTMWeights
+from rnn_zoos.common.errors import ZooError, short
+from rnn_zoos.lstm.weights import LSTMWeights
 
 from .base import EncoderShape, WeightEncoder
 from .dws import DWSEncoder

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rnn_zoos.lstm import Params
-from rnn_zoos.weights import LSTMWeights, as_weights, weight_matrix_shapes
+from rnn_zoos.lstm.functional import Params
+from rnn_zoos.lstm.weights import LSTMWeights, as_weights, weight_matrix_shapes
 
 from .base import EncoderShape, WeightEncoder
 

@@ -4,7 +4,7 @@ Neuron ``j`` of layer ``l`` owns its row in each of the four gate blocks (input,
 output) of ``weight_ih_l{l}``, ``weight_hh_l{l}`` and the two biases, the column ``j`` of
 ``weight_hh_l{l}`` (its recurrent output) and the column ``j`` of the next layer's
 ``weight_ih_l{l+1}`` (or of ``head.weight`` after the last layer). Permuting the neurons of a layer
-moves all of these together (:meth:`rnn_zoos.weights.LSTMWeights.permute_hidden`). A permutation
+moves all of these together (:meth:`rnn_zoos.lstm.weights.LSTMWeights.permute_hidden`). A permutation
 ``perm`` puts old neuron ``perm[j]`` at position ``j``.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .lstm import Params
+from .functional import Params
 from .weights import LSTMWeights, as_weights
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .lstm import LSTMArchitecture, Params
+from .functional import LSTMArchitecture, Params
 from .streams import stream_uniform
 
 PAPER_STEPS = 20_000
@@ -18,7 +18,7 @@ STEP_CONVENTION = (
 )
 """The step convention of every built zoo and of the paper's release, as ``meta/info.json`` notes it."""
 STREAM_INIT = 1
-"""Stream key of the initial weights (see :mod:`rnn_zoos.streams`); builders number their own streams from 16."""
+"""Stream key of the initial weights (see :mod:`rnn_zoos.lstm.streams`); builders number their own streams from 16."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ backend alone.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,31 +18,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .files import atomic_write
+from ..common.figures import SPLIT_COLOURS, legend_beside, save_figure
 
 if TYPE_CHECKING:
-    from .zoos import ZooKind
+    from ..zoos import ZooKind
 
 ASSETS_DIR = "assets"
-SPLIT_COLOURS = {"train": "tab:blue", "validation": "tab:orange", "ood": "tab:red"}
-
-
-def save_figure(figure: Figure, path: Path) -> None:
-    """Write ``figure`` as a PNG to ``path`` atomically (laid out tight unless it has a layout engine of its own)."""
-    if figure.get_layout_engine() is None:
-        figure.tight_layout()
-    with atomic_write(path) as temporary:
-        figure.savefig(temporary, format="png")
-
-
-def legend_beside(axes: Axes, **settings: object) -> None:
-    """The legend of ``axes`` to the right of it, where it covers no bar, line or point."""
-    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **settings)
-
-
-def set_title(axes: Axes, title: str, width: int = 48) -> None:
-    """A title wrapped to lines of ``width`` characters, so that it fits above a narrow figure."""
-    axes.set_title(textwrap.fill(title, width))
 
 
 def card_plots(folder: Path, kind: ZooKind, rows: dict[str, pa.Table]) -> list[tuple[str, str]]:

@@ -32,8 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DamagedZooError, ZooError, short
-from .files import sync_file, sync_folder, temporary_path
+from ..common.errors import DamagedZooError, ZooError, short
+from ..common.files import sync_file, sync_folder, temporary_path
 
 PLAN_FILE = "plan.json"
 CLAIM_FILE = "claim"
@@ -256,7 +256,7 @@ class Claim:
     def commit(self, temporary: Path, path: Path) -> None:
         """Rename the complete file ``temporary`` to ``path`` if the claim still holds (checked and renamed under the chunk's
         fence); else remove it and raise :class:`ClaimLost`. The file is flushed to the disk before the rename and the folder
-        after it, as :func:`rnn_zoos.files.atomic_write` does."""
+        after it, as :func:`rnn_zoos.common.files.atomic_write` does."""
         sync_file(temporary)
         with _fence(self.folder) as fenced:
             if fenced and self.held():
@@ -268,7 +268,7 @@ class Claim:
 
     @contextmanager
     def write(self, path: Path) -> Iterator[Path]:
-        """Yield a temporary path for ``path`` (:func:`rnn_zoos.files.temporary_path`), then :meth:`commit` it. The claim is
+        """Yield a temporary path for ``path`` (:func:`rnn_zoos.common.files.temporary_path`), then :meth:`commit` it. The claim is
         checked before, so a worker that lost its claim writes nothing; if writing fails because the claim was lost
         meanwhile (its folder removed), :class:`ClaimLost` is raised instead of the error."""
         self.check()

@@ -1,7 +1,7 @@
 """Finishing a build: the zoo written from the finished chunks, once, and the work folder discarded.
 
 Under the build lock, the first process to find every chunk finished checks each chunk's snapshot
-parts, assigns the splits and writes the Hub layout (:func:`rnn_zoos.layout.write_zoo_layout`);
+parts, assigns the splits and writes the Hub layout (:func:`rnn_zoos.hub.layout.write_zoo_layout`);
 a process that comes later finds the work folder gone and the zoo complete, and changes nothing.
 """
 
@@ -18,15 +18,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from .arguments import option_name
-from .build_config import ENGINE_OPTIONS, BuildConfig
+from ..common.arguments import option_name
+from ..zoos.build_config import ENGINE_OPTIONS, BuildConfig
 from .build_folder import WORK_DIR, build_lock, discard_work
-from .cards import provenance_fields
+from ..hub.cards import provenance_fields
 from .chunk_trainer import check_finished_chunk
 from .claims import Chunk, is_finished
-from .layout import plan_splits, write_zoo_layout
-from .training import STEP_CONVENTION, TrainingSchedule
-from .zoos import ZooRecipe
+from ..hub.layout import plan_splits, write_zoo_layout
+from ..lstm.training import STEP_CONVENTION, TrainingSchedule
+from ..zoos import ZooRecipe
 
 
 def build_command(kind_name: str, config: BuildConfig) -> str:

@@ -3,7 +3,7 @@ the code and the paper are (for cards).
 
 Every result file of the commands (``summary.json`` of a pretraining run, ``downstream.json``,
 ``results.json`` of a reproduction) records :func:`run_provenance`; a zoo's card records the versions
-and the commit through :func:`rnn_zoos.cards.provenance_fields`.
+and the commit through :func:`rnn_zoos.hub.cards.provenance_fields`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, metadata, version
 from pathlib import Path
 from typing import Any
 
-from .format import INFO_PATH, file_sha256
+from ..format.info import INFO_PATH, file_sha256
 from .sources import resolve_zoo
 
 PACKAGES = ("rnn-zoos", "torch", "datasets", "transformers", "huggingface-hub", "numpy")

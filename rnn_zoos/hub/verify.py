@@ -17,17 +17,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from .arguments import REVISION, ZOO, CommandParser
-from .errors import DamagedZooError, ZooError, report
-from .files import TEMPORARY_NAME
-from .format import CARD_PATH, DATA_DIR, INFO_PATH, RELEASE_SOURCE, SPLITS, ZooInfo, file_sha256, short
-from .zoos import ZooKind, zoo_kind
-from .blob import decode_weights
+from ..common.arguments import REVISION, ZOO, CommandParser
+from ..common.errors import DamagedZooError, ZooError, report
+from ..common.files import TEMPORARY_NAME
+from ..format.info import CARD_PATH, DATA_DIR, INFO_PATH, RELEASE_SOURCE, SPLITS, ZooInfo, file_sha256, short
+from ..zoos import ZooKind, known_zoos, zoo_kind
+from ..format.blob import decode_weights
 from .cards import read_card
-from .format import ROW_GROUP_SIZE, ROWS_PER_SHARD, shard_paths, shard_rows
-from .loading import check_data_file, read_info, unlisted_files
+from ..format.info import ROW_GROUP_SIZE, ROWS_PER_SHARD, shard_paths, shard_rows
+from .loading import check_data_file, conventions_note, read_info, unlisted_files
 from .sources import resolve_zoo
-from .lstm import lstm_forward, stack_params
+from ..lstm.functional import lstm_forward, stack_params
 from .plots import ASSETS_DIR
 
 LOG_PROB_TOLERANCE = (2**-9, 2e-3)
@@ -66,7 +66,7 @@ def verify_zoo(source: str | Path, sample_rows: int = 8, revision: str | None = 
         problems.append(f"{CARD_PATH} (the dataset card) is missing")
     problems += leftover_temporary_files(folder)
     try:
-        info = ZooInfo.read(folder / INFO_PATH, INFO_PATH)
+        info = ZooInfo.read(folder / INFO_PATH, INFO_PATH, known_zoos())
         kind = zoo_kind(info.zoo)
     except ZooError as error:
         return problems + [str(error)]
@@ -152,7 +152,7 @@ def _check_files(folder: Path, info: ZooInfo, kind: ZooKind, problems: list[str]
 
 def _light_columns(path: Path, relative: str, kind: ZooKind, format_version: str, rows: int) -> pa.Table:
     """The ``run``, ``step`` and ``task`` columns of a data file with the zoo's schema (of format ``format_version``) and
-    ``rows`` rows; DamagedZooError if its footer says otherwise (:func:`rnn_zoos.loading.check_data_file`), it cannot be
+    ``rows`` rows; DamagedZooError if its footer says otherwise (:func:`rnn_zoos.hub.loading.check_data_file`), it cannot be
     read or has empty (null) cells in them."""
     check_data_file(path, relative, kind, format_version, rows)
     try:
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         problems = verify_zoo(args.zoo, sample_rows=args.sample_rows, revision=args.revision)
-        note = None if problems else read_info(args.zoo, args.revision).conventions_note(args.zoo)
+        note = None if problems else conventions_note(read_info(args.zoo, args.revision), args.zoo)
     except ZooError as error:
         return report(error)
     for problem in problems:

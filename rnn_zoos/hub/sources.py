@@ -28,8 +28,9 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import validate_repo_id
 from urllib.parse import quote
 
-from .errors import DamagedZooError, ZooError
-from .format import FORMAT_VERSION, INFO_PATH, READ_MAJORS, ZooInfo, short
+from ..common.errors import DamagedZooError, ZooError
+from ..format.info import FORMAT_VERSION, INFO_PATH, READ_MAJORS, ZooInfo, short
+from ..zoos import known_zoos
 
 try:  # huggingface_hub >= 1.0 speaks HTTP through httpx, whose network errors are no OSError
     from huggingface_hub.errors import HTTPError as _TransportBase
@@ -94,7 +95,7 @@ class ZooSource:
 
     def info(self) -> ZooInfo:
         """``meta/info.json``, parsed and checked (:meth:`ZooInfo.from_json`)."""
-        return ZooInfo.read(self.file(INFO_PATH), f"{self.name}/{INFO_PATH}")
+        return ZooInfo.read(self.file(INFO_PATH), f"{self.name}/{INFO_PATH}", known_zoos())
 
     def _from_hub(self, call: Callable[[], str], relative: str) -> str:
         """Run a Hub download of ``relative``; its errors become a :class:`ZooError` saying what the Hub said."""

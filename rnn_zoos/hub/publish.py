@@ -15,20 +15,21 @@ from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 from huggingface_hub.utils import get_token
 
-from .arguments import REVISION, ZOO, CommandParser
+from ..common.arguments import REVISION, ZOO, CommandParser
 from .cards import with_repo_id
-from .errors import DamagedZooError, ZooError, report
-from .format import CARD_PATH, FORMAT_VERSION, INFO_PATH, ZooInfo, short
+from ..common.errors import DamagedZooError, ZooError, report
+from ..format.info import CARD_PATH, FORMAT_VERSION, INFO_PATH, ZooInfo, short
 from .sources import is_repo_id, resolve_zoo
 from .plots import ASSETS_DIR
 from .verify import verify_zoo
+from ..zoos import known_zoos
 
 LOGIN_HELP = "log in with `hf auth login` (or set HF_TOKEN) and check that the Hub is reachable"
 
 
 def upload_plan(folder: Path) -> list[str]:
     """The files a push uploads, relative to ``folder``: the card, ``meta/info.json``, the data files and the plots."""
-    info = ZooInfo.load(folder)
+    info = ZooInfo.load(folder, known_zoos())
     data = [path for split in info.splits.values() for path in split.files]
     assets = sorted(path.relative_to(folder).as_posix() for path in (folder / ASSETS_DIR).glob("*.png"))
     return [CARD_PATH, INFO_PATH, *data, *assets]
@@ -81,7 +82,7 @@ def publish_zoo(
     files = upload_plan(folder)
     if dry_run:
         return files
-    info = ZooInfo.load(folder)
+    info = ZooInfo.load(folder, known_zoos())
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     if revision:
         api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)

@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .arguments import OUT, CommandParser
-from .cards import provenance_fields
-from .errors import ZooError, report
-from .files import check_out_folder, disk_full_errors, output_folder, sync_folder, sync_tree
-from .results import check_results_folder
-from .format import RELEASE_SOURCE, LogProbsReproduction
-from .layout import plan_splits, summary_line, write_zoo_layout
-from .release import Release, detect
+from ..common.arguments import OUT, CommandParser
+from ..hub.cards import provenance_fields
+from ..common.errors import ZooError, report
+from ..common.files import check_out_folder, disk_full_errors, output_folder, sync_folder, sync_tree
+from ..common.results import check_results_folder
+from ..format.info import RELEASE_SOURCE, LogProbsReproduction
+from ..hub.layout import plan_splits, summary_line, write_zoo_layout
+from .reader import Release, detect
 
 
 def check_out(source: Path, out: Path) -> None:

@@ -27,12 +27,12 @@ import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 
-from .errors import DamagedZooError, ZooError, short
-from .lstm import LSTMArchitecture
-from .zoos import zoo_kind, zoo_names
+from ..common.errors import DamagedZooError, ZooError, short
+from ..lstm.functional import LSTMArchitecture
 
 FORMAT_VERSION = "2.0"
 READ_MAJORS = (1, 2)
@@ -64,6 +64,15 @@ def shard_rows(num_rows: int, index: int) -> int:
 
 # --- meta/info.json ---------------------------------------------------------------------------
 
+class KnownZoo(Protocol):
+    """What the format needs of a zoo kind to check a record (:class:`rnn_zoos.zoos.ZooKind` has it)."""
+
+    name: str
+
+    def is_task(self, task: Any) -> bool:
+        """Whether ``task`` is a task of this kind of zoo."""
+
+
 @dataclass
 class SplitInfo:
     """One split of a zoo: its tasks, its runs and its files."""
@@ -80,7 +89,7 @@ class SplitInfo:
 class LogProbsReproduction:
     """How exactly an imported release's weights reproduce its stored ``log_probs`` from its stored ``inputs``.
 
-    Measured over every row at import (float32, ``rnn_zoos.lstm``, as :mod:`rnn_zoos.verify` recomputes them).
+    Measured over every row at import (float32, ``rnn_zoos.lstm``, as :mod:`rnn_zoos.hub.verify` recomputes them).
     Only a zoo imported from the paper's release carries it; ``verify`` then accepts a row whose largest error
     is within ``max_abs_error`` (plus a margin for float32 rounding across machines).
     """
@@ -134,14 +143,9 @@ class ZooInfo:
         """Rows over all splits."""
         return sum(split.num_rows for split in self.splits.values())
 
-    def earlier_conventions(self) -> list[str]:
-        """How this zoo's columns differ in meaning from those of a zoo built now (a zoo built under format 1); empty
-        for a zoo of the current conventions, imported ones included."""
-        return zoo_kind(self.zoo).earlier_conventions(self.builder)
-
-    def conventions_note(self, source: str) -> str | None:
-        """One line stating :meth:`earlier_conventions` for the zoo ``source``; None if there are none."""
-        earlier = self.earlier_conventions()
+    def conventions_note(self, source: str, earlier: list[str]) -> str | None:
+        """One line stating the ``earlier`` meanings of this zoo's columns (its kind's
+        :meth:`~rnn_zoos.zoos.ZooKind.earlier_conventions`) for the zoo ``source``; None if there are none."""
         if not earlier:
             return None
         return f"{source} was built under format {self.format_version}, with earlier meanings: {'; '.join(earlier)}"
@@ -151,11 +155,14 @@ class ZooInfo:
         return json.dumps(asdict(self), indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str | bytes, source: str = INFO_PATH) -> ZooInfo:
+    def from_json(cls, text: str | bytes, source: str = INFO_PATH, zoos: Mapping[str, KnownZoo] | None = None) -> ZooInfo:
         """Parse a record, checking every field's type and value; refuses a format major version this library does not read.
 
         Fields this library does not know (added by a later minor version) are ignored. A malformed
-        record raises :class:`DamagedZooError` naming the field.
+        record raises :class:`DamagedZooError` naming the field. ``zoos`` are the zoo kinds a reader knows
+        (:func:`rnn_zoos.zoos.known_zoos`): the zoo must be one of them and its splits' tasks tasks of it. The
+        format does not import the zoo kinds itself (they build on it); without ``zoos`` only the record's
+        structure is checked.
         """
         try:
             raw = json.loads(text)
@@ -166,25 +173,26 @@ class ZooInfo:
         check_format_version(raw["format_version"], source)
         try:
             info = _from_json_value(raw, cls, "")
-            _check_info(info)
+            _check_info(info, zoos)
         except ValueError as error:
             raise DamagedZooError(f"{source}: {error}; {INFO_HELP}") from None
         return info
 
     @classmethod
-    def read(cls, path: Path, source: str | None = None) -> ZooInfo:
-        """Read a ``meta/info.json`` file of at most :data:`MAX_INFO_BYTES`; ``source`` names it in errors (default: the path)."""
+    def read(cls, path: Path, source: str | None = None, zoos: Mapping[str, KnownZoo] | None = None) -> ZooInfo:
+        """Read a ``meta/info.json`` file of at most :data:`MAX_INFO_BYTES`; ``source`` names it in errors (default: the
+        path); ``zoos`` as in :meth:`from_json`."""
         source = source or str(path)
         if not path.is_file():
             raise ZooError(f"{source} not found: {path.parent.parent} is not a built zoo (build one with rnn-zoos build ZOO)")
         if path.stat().st_size > MAX_INFO_BYTES:
             raise DamagedZooError(f"{source} has {path.stat().st_size:,} bytes, more than the {MAX_INFO_BYTES:,} an info record may have; {INFO_HELP}")
-        return cls.from_json(path.read_bytes(), source)
+        return cls.from_json(path.read_bytes(), source, zoos)
 
     @classmethod
-    def load(cls, folder: str | Path) -> ZooInfo:
-        """Read ``meta/info.json`` of a zoo folder."""
-        return cls.read(Path(folder) / INFO_PATH)
+    def load(cls, folder: str | Path, zoos: Mapping[str, KnownZoo] | None = None) -> ZooInfo:
+        """Read ``meta/info.json`` of a zoo folder; ``zoos`` as in :meth:`from_json`."""
+        return cls.read(Path(folder) / INFO_PATH, zoos=zoos)
 
 
 def _field_path(where: str, name: str) -> str:
@@ -229,12 +237,14 @@ def _from_json_value(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def _check_info(info: ZooInfo) -> None:
-    """The checks of a parsed record beyond types: the zoo is known, its splits are the format's, counts are
-    non-negative, data files lie in ``data/`` and tasks are tasks of the zoo. Raises ``ValueError`` naming the field."""
-    known = zoo_names()
-    _expect(info.zoo in known, info.zoo, f"a zoo this rnn_zoos reads ({', '.join(known)}; a newer rnn_zoos may read more)", "zoo")
-    kind = zoo_kind(info.zoo)
+def _check_info(info: ZooInfo, zoos: Mapping[str, KnownZoo] | None) -> None:
+    """The checks of a parsed record beyond types: the zoo is one of ``zoos`` (when given), its splits are the format's,
+    counts are non-negative, data files lie in ``data/`` and tasks are tasks of the zoo. Raises ``ValueError`` naming the field."""
+    kind = None
+    if zoos is not None:
+        known = sorted(zoos)
+        _expect(info.zoo in zoos, info.zoo, f"a zoo this rnn_zoos reads ({', '.join(known)}; a newer rnn_zoos may read more)", "zoo")
+        kind = zoos[info.zoo]
     if missing := [name for name in SPLITS if name not in info.splits]:
         raise ValueError(f"splits lacks the split {missing[0]!r} (a zoo has the splits {', '.join(SPLITS)})")
     if unknown := [name for name in info.splits if name not in SPLITS]:
@@ -245,7 +255,7 @@ def _check_info(info: ZooInfo) -> None:
         _expect(split.num_bytes >= 0, split.num_bytes, "a count >= 0", f"{where}.num_bytes")
         for index, path in enumerate(split.files):
             _expect(bool(DATA_FILE.fullmatch(path)), path, "a Parquet file in data/", f"{where}.files[{index}]")
-        for index, task in enumerate(split.tasks):
+        for index, task in enumerate(split.tasks if kind is not None else []):
             _expect(kind.is_task(task), task, f"a {kind.name} task", f"{where}.tasks[{index}]")
     for path in info.checksums:
         _expect(bool(DATA_FILE.fullmatch(path)), path, "a Parquet file in data/", "a key of checksums")

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from .claims import claim_state, heartbeat_timeout
-from .errors import DamagedZooError, ZooError, describe_difference
-from .files import TEMPORARY_NAME, atomic_write, exclusive_lock, writer_gone
-from .format import INFO_PATH, ZooInfo, file_sha256
-from .results import check_results_folder
+from ..common.errors import DamagedZooError, ZooError, describe_difference
+from ..common.files import TEMPORARY_NAME, atomic_write, exclusive_lock, writer_gone
+from ..format.info import INFO_PATH, ZooInfo, file_sha256
+from ..zoos import known_zoos
+from ..common.results import check_results_folder
 
 WORK_DIR = ".build"
 TRASH_DIR = ".build.trash"
@@ -104,7 +105,7 @@ def prepare_output(out: Path, identity: dict[str, Any]) -> bool:
 
 def _check_finished_zoo(out: Path, identity: dict[str, Any]) -> None:
     """Refuse a finished zoo in ``out`` that is another zoo, or whose data files do not match ``meta/info.json``."""
-    info = ZooInfo.load(out)
+    info = ZooInfo.load(out, known_zoos())
     if info.builder != identity:
         raise ZooError(f"--out {out} holds a different zoo ({describe_difference(info.builder, identity)}); choose another --out or delete it")
     damaged = _damaged_files(out, info)

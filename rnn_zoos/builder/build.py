@@ -8,10 +8,10 @@ Work in progress lives in ``OUT/.build/``: ``config.json`` (what the zoo is), ``
 chunks, frozen by the first process), then one folder per chunk of runs holding a Parquet part per
 snapshot step, a checkpoint, the claim of the worker training it and, once done, ``finished``.
 Runs draw every random number from counter-based streams keyed by their seed and step
-(:mod:`rnn_zoos.streams`), so a resumed or differently batched build gives the same zoo.
+(:mod:`rnn_zoos.lstm.streams`), so a resumed or differently batched build gives the same zoo.
 
 Any number of workers may build one folder at once, on one machine or on several sharing it
-(:mod:`rnn_zoos.claims`): each trains the chunks it claims, and the last to finish writes the zoo
+(:mod:`rnn_zoos.builder.claims`): each trains the chunks it claims, and the last to finish writes the zoo
 under the OS lock of ``OUT/.build.lock`` (:func:`build_lock`), which also guards starting a build
 and taking over a dead worker's chunk. A process with other options is refused in one line.
 """
@@ -29,82 +29,33 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .arguments import option_name, parse_config
-from .build_config import BuildConfig
+from ..common.arguments import option_name
+from ..zoos.build_config import BuildConfig
 from .build_finalize import build_command, finalize_build
 from .build_folder import LOCK_FILE, TRASH_DIR, WORK_DIR, build_lock, prepare_output
 from .chunk_trainer import ChunkTrainer
 from .claims import (
-    Chunk, Claim, ClaimLost, claim_chunk, claim_state, freeze_plan, has_damaged_claim, heartbeat_interval, is_finished, new_plan,
+    Chunk, Claim, claim_chunk, claim_state, freeze_plan, has_damaged_claim, heartbeat_interval, is_finished, new_plan,
     release_claim,
 )
-from .errors import ZooError, report
-from .files import disk_full_errors
-from .format import FORMAT_VERSION, INFO_PATH
-from .layout import empty_split_warning, summary_line
-from .splits import split_sizes
-from .streams import run_seeds
-from .training import TrainingSchedule, initial_params
-from .zoos import ZooRecipe, zoo_kind
+from ..common.errors import ZooError
+from ..format.info import FORMAT_VERSION, INFO_PATH
+from ..lstm.streams import run_seeds
+from ..lstm.training import TrainingSchedule, initial_params
+from ..zoos import ZooRecipe
 
-__all__ = ["LOCK_FILE", "TRASH_DIR", "WORK_DIR", "BuildConfig", "Chunk", "ChunkTrainer", "ZooRecipe", "build_command", "build_lock", "build_zoo",
-           "main"]
+__all__ = ["LOCK_FILE", "TRASH_DIR", "WORK_DIR", "BuildConfig", "Chunk", "ChunkTrainer", "ZooRecipe", "build_command", "build_lock", "build_zoo"]
 
 MEMORY_HEADROOM = 4.0
 """Peak memory of a run in a batch, over the activations autograd saves in one of its training steps.
 Measured on CPU: 1.5 to 1.6 for a training step, 1.8 (sequential MNIST) and 3.1 (formal languages, which sample
 1000 strings) for a snapshot; rounded up."""
-INTERRUPTED = "interrupted; run the same command to resume"
 _CHUNK_PATTERN = re.compile(r"runs-(\d{5})-(\d{5})")
-
-
-def main(zoo: str, argv: list[str] | None = None, prog: str | None = None) -> int:
-    """``rnn-zoos build ZOO``: parse the zoo kind's options, check them, make its recipe and build; returns the exit status.
-
-    A :class:`ZooError` ends in one ``error:`` line (status 2, or 1 for a damaged zoo), Ctrl-C in one
-    line that says how to resume (status 130), neither with a traceback. A finished build ends with
-    one summary line: the folder, the rows per split and the time it took.
-    """
-    kind = zoo_kind(zoo)
-    config = parse_config(kind.build_config, prog or f"rnn-zoos build {zoo}", f"Build the {zoo} zoo: {kind.description}.", argv)
-    started = time.monotonic()
-    try:
-        config.validate()
-        if not config.finalize and is_new_folder(Path(config.out)):  # warned once, when the build starts; a resume or a refusal says only what it does
-            warning = empty_split_warning(split_sizes(config.runs), f"--runs {config.runs} gives at most {config.runs} tasks")
-            if warning is not None:
-                print(warning, file=sys.stderr)
-        with disk_full_errors(config.out):
-            if config.ray is not None:
-                from .ray_engine import build_with_ray
-
-                out = build_with_ray(zoo, config)
-            else:
-                out = build_zoo(kind.recipe(config), config, config.worker_slot(), config.finalize)
-    except ZooError as error:
-        return report(error)
-    except StillTraining as still:
-        print(still, file=sys.stderr)
-        return 3
-    except ClaimLost as lost:  # paused past the heartbeat timeout: another worker has the chunk, maybe the whole zoo
-        print(lost, file=sys.stderr)
-        return 0 if zoo_complete(Path(config.out)) else 1
-    except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
-    if (out / INFO_PATH).is_file():
-        print(summary_line(out, time.monotonic() - started))
-    return 0
 
 
 def zoo_complete(out: Path) -> bool:
     """Whether ``out`` holds a finished zoo: ``meta/info.json`` written and the work folder gone."""
     return (out / INFO_PATH).is_file() and not (out / WORK_DIR).exists()
-
-
-def is_new_folder(folder: Path) -> bool:
-    """Whether ``folder`` does not exist yet or is empty: a build into it starts from nothing."""
-    return not folder.exists() or (folder.is_dir() and next(folder.iterdir(), None) is None)
 
 
 def zoo_identity(recipe: ZooRecipe, config: BuildConfig) -> dict[str, Any]:
@@ -198,7 +149,7 @@ def build_zoo(recipe: ZooRecipe, config: BuildConfig, worker: tuple[int, int] | 
 
     Interrupting at any moment and calling again with the same options continues from the work
     already done and ends with the same zoo. Any number of processes may work on one ``config.out``
-    at once (:mod:`rnn_zoos.claims`): the first freezes the chunk plan, each trains the chunks it
+    at once (:mod:`rnn_zoos.builder.claims`): the first freezes the chunk plan, each trains the chunks it
     claims (``worker = (I, N)`` prefers chunks I, I + N, ...), waits while the chunks left are
     trained by others (:func:`train_chunks`), and the first to find all finished writes the zoo. ``finalize``
     trains nothing and writes the zoo if every chunk is finished (:class:`ZooError` if not). A

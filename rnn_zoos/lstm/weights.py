@@ -5,10 +5,10 @@ order input, forget, cell, output (i, f, g, o; :data:`GATES`): ``weight_ih_l{l}`
 ``[4 * H, fan_in]`` and its row ``g * H + j`` belongs to gate ``g`` of hidden neuron ``j``; likewise
 ``weight_hh_l{l}`` ``[4 * H, H]`` and the biases ``[4 * H]``. :class:`LSTMWeights` holds these
 tensors layer by layer, with any leading batch dimensions (the model dimension ``M`` of
-:mod:`rnn_zoos.lstm`), checks them against an :class:`~rnn_zoos.lstm.LSTMArchitecture`, and gives
+:mod:`rnn_zoos.lstm`), checks them against an :class:`~rnn_zoos.lstm.functional.LSTMArchitecture`, and gives
 what the rest of the library reads: the gates as an axis of their own (``[..., 4, H, fan_in]``), the
 gates as channels (the deep-weight-space encoder), every weight row with its bias (the parameter
-transformer), all weights as one vector, hidden-neuron permutations (:mod:`rnn_zoos.symmetry`), and
+transformer), all weights as one vector, hidden-neuron permutations (:mod:`rnn_zoos.lstm.symmetry`), and
 the RNNs themselves run on inputs (the probing encoders).
 Conversion from and to the flat ``Params`` dict shares storage: no tensor is copied.
 
@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 import torch
 
-from .errors import short
-from .lstm import LSTMArchitecture, LSTMState, Params, lstm_forward, lstm_step
+from ..common.errors import short
+from .functional import LSTMArchitecture, LSTMState, Params, lstm_forward, lstm_step
 
 GATES = ("input", "forget", "cell", "output")
 """The gate blocks of an LSTM tensor's rows, in PyTorch's order (i, f, g, o)."""
@@ -231,13 +231,13 @@ class LSTMWeights(LSTMTensors):
 
     def run(self, inputs: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
         """Run the M RNNs (batch shape ``(M,)``) over sequences, differentiably in the weights and the inputs
-        (:func:`rnn_zoos.lstm.lstm_forward`): inputs ``[M, B, T, input_size]``, or ``[B, T, input_size]`` for the same
+        (:func:`rnn_zoos.lstm.functional.lstm_forward`): inputs ``[M, B, T, input_size]``, or ``[B, T, input_size]`` for the same
         inputs to every RNN, give the head's logits ``[M, B, T, output_size]`` and the final state."""
         return lstm_forward(self.to_params(), inputs, state)
 
     def step(self, inputs: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
         """Advance the M RNNs by one time step from ``state`` (zeros if None): inputs ``[M, B, input_size]`` give
-        logits ``[M, B, output_size]`` and the new state (:func:`rnn_zoos.lstm.lstm_step`)."""
+        logits ``[M, B, output_size]`` and the new state (:func:`rnn_zoos.lstm.functional.lstm_step`)."""
         return lstm_step(self.to_params(), inputs, state)
 
     def permute_hidden(self, perms: Sequence[torch.Tensor]) -> LSTMWeights:

@@ -1,6 +1,6 @@
 """The weights blob of format v1: one RNN as a self-describing safetensors file, read as untrusted input.
 
-Tensor names are those of :class:`rnn_zoos.lstm.LSTMWithHead` (``lstm.weight_ih_l0``, ..., ``head.bias``),
+Tensor names are those of :class:`rnn_zoos.lstm.functional.LSTMWithHead` (``lstm.weight_ih_l0``, ..., ``head.bias``),
 float32; the metadata records ``format``, ``cell`` (``lstm``) and the architecture, so a blob saved
 alone is a complete model file. The header is checked against the tensors it describes before
 anything is allocated.
@@ -17,9 +17,9 @@ import safetensors.torch
 import torch
 from safetensors import SafetensorError
 
-from .errors import DamagedZooError, ZooError, short
-from .lstm import LSTMArchitecture, Params
-from .weights import LSTMWeights, shape_difference
+from ..common.errors import DamagedZooError, ZooError, short
+from ..lstm.functional import LSTMArchitecture, Params
+from ..lstm.weights import LSTMWeights, shape_difference
 
 WEIGHTS_DTYPE = "F32"
 """The safetensors dtype of every tensor in a weights blob (format v1 stores float32 weights)."""

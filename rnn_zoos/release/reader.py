@@ -6,16 +6,14 @@ checked for shape, dtype and values before anything is converted, and read a blo
 time. Each format repairs and notes what its release records differently from a built zoo (formal languages: ``BOS``
 restored where the paper's acceptance check overwrote it; sequential MNIST: log-probs recorded
 before the inputs were rounded, their measured reproduction recorded as
-:class:`rnn_zoos.format.LogProbsReproduction`). :mod:`rnn_zoos.release_import` writes the zoo folder.
+:class:`rnn_zoos.format.info.LogProbsReproduction`). :mod:`rnn_zoos.release.importer` writes the zoo folder.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,13 +23,14 @@ import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 
-from .blob import encode_weights
-from .errors import DamagedZooError, ZooError, short
-from .format import LogProbsReproduction
-from .lstm import LSTMArchitecture, Params, lstm_forward, stack_params
-from .training import STEP_CONVENTION
-from .verify import LOG_PROB_TOLERANCE, MAX_REPRODUCTION_ERROR, MAX_ROW_MEAN_ERROR, REPRODUCTION_MARGIN
-from .zoos import ZooKind, zoo_kind, zoo_names
+from ..format.blob import encode_weights
+from ..common.errors import DamagedZooError, ZooError, short
+from ..format.info import LogProbsReproduction
+from ..lstm.functional import LSTMArchitecture, Params, lstm_forward, stack_params
+from ..lstm.training import STEP_CONVENTION
+from ..hub.verify import LOG_PROB_TOLERANCE, MAX_REPRODUCTION_ERROR, MAX_ROW_MEAN_ERROR, REPRODUCTION_MARGIN
+from ..zoos import ZooKind, zoo_kind, zoo_names
+from ..zoos.release_format import KIND_NAMES, ReleaseArray, ReleaseFormat
 
 BLOCK_ROWS = 256
 """Release rows converted at a time."""
@@ -39,88 +38,10 @@ MEASURE_ROWS = 32
 """Release rows whose RNNs run at once when measuring how exactly they reproduce their log-probs (about 150 MB)."""
 NO_SEED = -1
 DAMAGED = "the release folder is damaged: download it again"
-FLOATS, INTEGERS, REALS = "f", "iu", "iuf"
-"""The NumPy dtype kinds a release array may have: floating-point numbers, integers, either."""
-KIND_NAMES = {FLOATS: "floating-point numbers", INTEGERS: "integers", REALS: "real numbers (integers or floating-point)"}
 MAX_ARGS_BYTES = 1 << 20
 """The largest ``args.json`` a release may have (the paper's hold a few hundred bytes); it is copied into ``meta/info.json``."""
 MAX_ARGS_DEPTH = 64
 """The deepest nesting of lists and objects ``args.json`` may have (the paper's: 1), so that ``meta/info.json`` stays readable."""
-INT32_MAX = 2**31 - 1
-"""The largest run id and step a zoo stores (``int32`` columns)."""
-RUN_STEP_BOUNDS = (0, INT32_MAX)
-"""The bounds of a release's run ids and steps."""
-MAX_ABS_WEIGHT = 1000.0
-"""The largest weight a trained RNN of the paper's recipe can have: AdamW moves a weight by at most about 3.2 times the
-learning rate per step ((1 - beta1) / sqrt(1 - beta2)), so the 20,001 updates of its schedule (learning rates summing to
-about 82) move it by at most about 260 from its initialisation (below 0.2)."""
-WEIGHT_BOUNDS = (-MAX_ABS_WEIGHT, MAX_ABS_WEIGHT)
-
-
-@dataclass(frozen=True)
-class ReleaseArray:
-    """What one array of a release holds per snapshot (row): its shape, its dtype kind and, if bounded, its value range."""
-
-    shape: tuple[int, ...]
-    kinds: str
-    """:data:`FLOATS`, :data:`INTEGERS` or :data:`REALS`."""
-    bounds: tuple[Any, Any] | None = None
-    """The smallest and largest value the array may hold (token ids, ``int8`` task components, weights a trained RNN can
-    have): two numbers, or two tuples with one number per column of a two-dimensional array."""
-
-
-class ReleaseFormat(ABC):
-    """How one zoo of the paper's release is laid out and converted: defined by the zoo kind (``ZooKind.release``)."""
-
-    prefix: str
-    """The release folder's name starts with it: ``formal_languages``."""
-    arrays: dict[str, ReleaseArray]
-    """The arrays (``NAME.npy``) besides ``args.json``, by name."""
-    run_step: str
-    """The array whose first two columns are every row's run and step (its bounds keep them within :data:`RUN_STEP_BOUNDS`)."""
-    task_array: str = "tasks"
-    """The array holding every row's task."""
-    measures_reproduction: bool = False
-    """Whether the stored ``log_probs`` reproduce only approximately, so the import measures and records how exactly."""
-    reproduction_reason: str = ""
-
-    @property
-    def files(self) -> tuple[str, ...]:
-        """The files a release folder of this format holds."""
-        return (*(f"{name}.npy" for name in self.arrays), "args.json")
-
-    def check_args(self, args: dict[str, Any], path: Path) -> None:
-        """Raise :class:`DamagedZooError` if the run options in ``args.json`` (``path``) cannot be this release's."""
-
-    @abstractmethod
-    def task_cell(self, release: Release, row: int) -> Any:
-        """The ``task`` cell of row ``row``."""
-
-    @abstractmethod
-    def columns(self, release: Release, index: np.ndarray) -> dict[str, Any]:
-        """The ``task``, ``accuracy`` and zoo-specific columns of the rows ``index``."""
-
-    def inputs(self, stored: np.ndarray) -> np.ndarray:
-        """The ``inputs`` cells of some rows from what the release stores (a repair may be due)."""
-        return stored
-
-    def log_probs(self, logits: np.ndarray) -> np.ndarray:
-        """The ``log_probs`` cells of some rows from the release's ``logits``."""
-        return logits.astype(np.float16)
-
-    def repair_notes(self, release: Release) -> list[str]:
-        """Notes on what :meth:`inputs` repairs, counted over the whole release."""
-        return []
-
-    def notes(self, release: Release) -> list[str]:
-        """What the release records differently from a built zoo, for ``meta/info.json`` and the card."""
-        return []
-
-    def card_fields(self, release: Release) -> dict[str, Any]:
-        """Zoo-specific card placeholders that describe the release."""
-        return {}
-
-
 def unflatten_parameters(flat: torch.Tensor, architecture: LSTMArchitecture) -> Params:
     """One RNN's parameters from the release's flat vector: ``nn.LSTM``'s parameters, then ``nn.Linear``'s."""
     shapes = architecture.parameter_shapes()
@@ -317,7 +238,7 @@ class Release:
     def measure_reproduction(self) -> LogProbsReproduction:
         """How exactly the weights reproduce the rows' ``log_probs`` from their ``inputs``, over every row.
 
-        Recomputes as :mod:`rnn_zoos.verify` does (float32, ``rnn_zoos.lstm``), :data:`MEASURE_ROWS` RNNs
+        Recomputes as :mod:`rnn_zoos.hub.verify` does (float32, ``rnn_zoos.lstm``), :data:`MEASURE_ROWS` RNNs
         at a time, reading the memory-mapped arrays in order. A row off by more than ``verify`` accepts of an import
         (:data:`MAX_ROW_MEAN_ERROR` on average, :data:`MAX_REPRODUCTION_ERROR` at most) raises :class:`DamagedZooError`.
         """

@@ -3,7 +3,7 @@
 A :class:`ChunkTrainer` takes the runs ``chunk.first`` to ``chunk.stop - 1`` from their initial
 weights (or the last checkpoint) through the ``steps + 1`` updates of the official loop, writing a Parquet part
 per snapshot step (the weights after that step's update). Every file goes through the worker's claim
-(:meth:`rnn_zoos.claims.Claim.write`), so a worker whose claim was taken over writes nothing more.
+(:meth:`rnn_zoos.builder.claims.Claim.write`), so a worker whose claim was taken over writes nothing more.
 
 A training step runs in one of two ways:
 
@@ -29,14 +29,14 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from .blob import encode_weights
-from .build_config import BuildConfig
+from ..format.blob import encode_weights
+from ..zoos.build_config import BuildConfig
 from .claims import FINISHED_FILE, Chunk, Claim
-from .errors import DamagedZooError
-from .layout import write_parquet_file
-from .streams import run_seeds
-from .training import BatchedAdamW, TrainingSchedule, initial_params
-from .zoos import ZooRecipe
+from ..common.errors import DamagedZooError
+from ..hub.layout import write_parquet_file
+from ..lstm.streams import run_seeds
+from ..lstm.training import BatchedAdamW, TrainingSchedule, initial_params
+from ..zoos import ZooRecipe
 
 CHECKPOINT_SECONDS = 120.0
 """Checkpoint at least this often between snapshots, so an interruption loses little work."""

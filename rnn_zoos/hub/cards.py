@@ -19,9 +19,9 @@ import yaml
 from datasets import Features
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from .errors import DamagedZooError, ZooError
-from .files import atomic_write
-from .format import CARD_PATH, DATA_DIR, SPLITS, ZooInfo
+from ..common.errors import DamagedZooError, ZooError
+from ..common.files import atomic_write
+from ..format.info import CARD_PATH, DATA_DIR, SPLITS, ZooInfo
 
 LICENSE = "cc-by-4.0"
 """Every zoo's license."""
@@ -61,7 +61,7 @@ def card_metadata(info: ZooInfo, features: Features, folder: Path) -> dict[str, 
 def provenance_fields(command: str, device: str) -> dict[str, str]:
     """The card's provenance placeholders: the exact command, the code and torch versions, and the device; and those of
     its loading example: where the code is, the line that installs it, and the repo id (:data:`UNPUBLISHED_REPO_ID`)."""
-    from . import __version__
+    from ..common.version import __version__
     from .provenance import code_url, git_commit, install_command
 
     commit = git_commit()

@@ -32,13 +32,13 @@ from datasets.formatting import _register_formatter
 from datasets.formatting.formatting import NumpyArrowExtractor
 from datasets.formatting.np_formatter import NumpyFormatter
 from datasets.formatting.torch_formatter import TorchFormatter
-from .errors import DamagedZooError, ZooError
-from .files import atomic_write
-from .format import DATA_DIR, INFO_PATH, ROW_GROUP_SIZE, SPLITS, EarlierFormatWarning, ZooInfo, file_sha256, shard_rows, short
-from .zoos import ZooKind, zoo_kind
-from .blob import decode_weights, weights_architecture
+from ..common.errors import DamagedZooError, ZooError
+from ..common.files import atomic_write
+from ..format.info import DATA_DIR, INFO_PATH, ROW_GROUP_SIZE, SPLITS, EarlierFormatWarning, ZooInfo, file_sha256, shard_rows, short
+from ..zoos import ZooKind, zoo_kind
+from ..format.blob import decode_weights, weights_architecture
 from .sources import ZooSource, resolve_zoo
-from .lstm import LSTMWithHead, Params, stack_params
+from ..lstm.functional import LSTMWithHead, Params, stack_params
 
 Zoo = datasets.Dataset | datasets.IterableDataset | datasets.DatasetDict | datasets.IterableDatasetDict
 
@@ -76,6 +76,12 @@ ROW_FORMATS: dict[str, str | None] = {"torch": "rnn_zoos_torch", "numpy": "rnn_z
 """The row formats of :func:`load_zoo`, by name, and the ``datasets`` format type of each (``Dataset.with_format``)."""
 _register_formatter(ZooTorchFormatter, ROW_FORMATS["torch"])
 _register_formatter(ZooNumpyFormatter, ROW_FORMATS["numpy"])
+
+
+def conventions_note(info: ZooInfo, source: str) -> str | None:
+    """One line stating how the columns of the zoo ``source`` (with the record ``info``) differ in meaning from those of
+    a zoo built now (:meth:`~rnn_zoos.zoos.ZooKind.earlier_conventions`); None if they do not."""
+    return info.conventions_note(source, zoo_kind(info.zoo).earlier_conventions(info.builder))
 
 
 def read_info(name_or_path: str | Path, revision: str | None = None) -> ZooInfo:
@@ -239,7 +245,7 @@ def load_zoo(
     info = source.info()
     kind = zoo_kind(info.zoo)
     wanted = [split] if split else list(SPLITS)
-    if note := info.conventions_note(source.name):
+    if note := conventions_note(info, source.name):
         warnings.warn(note, EarlierFormatWarning, stacklevel=2)
     if source.folder is not None and (unlisted := unlisted_files(source.folder, info)):
         warnings.warn(f"{source.name}: {', '.join(unlisted)} not listed in {INFO_PATH}, so not loaded; "

@@ -7,9 +7,9 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from .arguments import check_device, check_seed, option_name
-from .errors import ZooError
-from .files import check_out_folder
+from ..common.arguments import check_device, check_seed, option_name
+from ..common.errors import ZooError
+from ..common.files import check_out_folder
 
 
 @dataclass

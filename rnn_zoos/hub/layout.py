@@ -17,14 +17,14 @@ from datasets import Features
 from datasets.arrow_writer import ParquetWriter
 
 from .cards import card_metadata, write_card
-from .errors import DamagedZooError
-from .files import atomic_write
-from .format import (
+from ..common.errors import DamagedZooError
+from ..common.files import atomic_write
+from ..format.info import (
     DATA_DIR, FORMAT_VERSION, INFO_PATH, ROW_GROUP_SIZE, ROWS_PER_SHARD, SPLITS, SplitInfo, ZooInfo, file_sha256, shard_paths,
 )
-from .zoos import ZooKind
+from ..zoos import ZooKind, known_zoos
 from .plots import card_plots
-from .splits import split_sizes, split_tasks, task_mask
+from ..format.splits import split_sizes, split_tasks, task_mask
 
 def write_parquet(path: str | Path, features: Features, batches: Iterable[dict[str, Any] | pa.Table]) -> int:
     """Write rows (column dicts or Arrow tables with these features) to one Parquet file atomically; returns the row count."""
@@ -115,7 +115,7 @@ class SplitPlan:
 
 
 def plan_splits(kind: ZooKind, run_tasks: dict[int, Any]) -> dict[str, SplitPlan]:
-    """Assign every run to a split by its task, as the paper's code does (see :func:`rnn_zoos.splits.split_tasks`).
+    """Assign every run to a split by its task, as the paper's code does (see :func:`rnn_zoos.format.splits.split_tasks`).
 
     ``run_tasks`` maps runs to task cells; a release's own values (float64 angles) may be given, so
     that the criterion sees exactly what the paper's code saw.
@@ -151,7 +151,7 @@ def write_zoo_layout(
         rows_per_split: how many rows each split has.
         info_fields: ``builder``, ``snapshot_steps`` and ``notes`` of the :class:`ZooInfo`.
         card_fields: the zoo-specific ``$placeholders`` of the kind's card template, and the provenance ones
-            (:func:`rnn_zoos.cards.provenance_fields`).
+            (:func:`rnn_zoos.hub.cards.provenance_fields`).
     """
     splits = {}
     for split in SPLITS:
@@ -195,7 +195,7 @@ def _read_columns(folder: Path, files: list[str], columns: list[str]) -> pa.Tabl
 def summary_line(folder: Path, seconds: float) -> str:
     """The line a command that wrote a zoo ends with: the folder, the zoo, its rows per split and the time taken; and a
     second line if a split is empty (:func:`empty_split_warning`)."""
-    info = ZooInfo.load(folder)
+    info = ZooInfo.load(folder, known_zoos())
     rows = ", ".join(f"{split} {entry.num_rows}" for split, entry in info.splits.items())
     tasks = {split: len(entry.tasks) for split, entry in info.splits.items()}
     warning = empty_split_warning(tasks, f"{folder} has {sum(tasks.values())} tasks")
