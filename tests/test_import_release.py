@@ -186,7 +186,10 @@ def test_import_reads_memory_mapped_blocks(formal_zoo: Path, tmp_path: Path, mon
 
 
 def test_bad_release_folders(formal_zoo: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "downloads").mkdir()
     with pytest.raises(ZooError, match="must start with formal_languages or sequential_mnist"):
+        import_release.import_release(tmp_path / "downloads", tmp_path / "out")
+    with pytest.raises(ZooError, match="is in the release folder .*; choose a folder outside it"):
         import_release.import_release(tmp_path, tmp_path / "out")
     release = tmp_path / "formal_languages_y"
     write_release(formal_zoo, release, shuffle=False)

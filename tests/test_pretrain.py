@@ -244,8 +244,10 @@ def test_bad_options(formal_zoo: Path, tmp_path: Path, capsys) -> None:
                 zoo=str(formal_zoo), encoder="dws", out=str(tmp_path / "run"), **{**QUICK, "steps": 2, "eval_every": 2}
             )
         )
-    with pytest.raises(SystemExit):
-        main([str(formal_zoo), "--encoder", "lstm_whisperer", "--out", str(tmp_path / "y")])
+    capsys.readouterr()
+    assert main([str(formal_zoo), "--encoder", "lstm_whisperer", "--out", str(tmp_path / "y")]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: --encoder 'lstm_whisperer' is unknown; choose one of")
+    assert not (tmp_path / "y").exists()
 
 
 def test_the_command_saves_every_encoder_at_the_papers_size_on_the_mnist_zoo(mnist_zoo: Path, tmp_path: Path) -> None:
@@ -312,7 +314,7 @@ def test_an_empty_validation_split_is_warned_about_and_pretrain_selects_on_ood(f
     said = capsys.readouterr()
     assert ("the best model selected on ood (the validation split is empty); "
             "at the end, cloned performance: 1 RNNs per split") in said.err  # and every 1 step: a tenth of 4 steps, at least 1
-    assert "every 1 steps, the emulation loss of 8 ood RNNs" in said.err
+    assert "after the update of step 0 and then every step, the emulation loss of 8 ood RNNs" in said.err
     log_entries = [strict_json(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log_entries] == [0, 1, 2, 3, 4] and all("validation" not in entry for entry in log_entries)
     summary = strict_json((tmp_path / "run" / "summary.json").read_text())

@@ -310,8 +310,9 @@ class Pretraining:
         evaluated = " and ".join(f"{len(index)} {split}" for split, index in self.eval_index.items())
         empty = " (the validation split is empty)" if self.selected_on == "ood" else ""
         cloned = f"{config.cloned_rnns} RNNs per split" if config.cloned_rnns else "skipped (--cloned-rnns 0)"
+        every = "every step" if config.eval_every == 1 else f"every {config.eval_every} steps"
         return (f"pretraining {config.encoder} for {config.steps} steps of {min(config.batch_rnns, rows['train'])} of "
-                f"{rows['train']} train RNNs; after the update of step 0 and of every {config.eval_every}th step, "
+                f"{rows['train']} train RNNs; after the update of step 0 and then {every}, "
                 f"the emulation loss of {evaluated} RNNs, "
                 f"the best model selected on {self.selected_on}{empty}; at the end, cloned performance: {cloned}")
 

@@ -57,7 +57,7 @@ def software_versions() -> dict[str, str | None]:
 def git_commit() -> str | None:
     """The commit of the checkout this package runs from (``+dirty`` if it has uncommitted changes); None for an
     installed package or where git is missing."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # rnn_zoos/hub/provenance.py: the checkout holds rnn_zoos/
     if not (root / ".git").exists():
         return None
     try:

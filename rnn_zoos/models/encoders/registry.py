@@ -31,8 +31,9 @@ line and :func:`register_encoder` call) imports the module that a reference name
 records its encoder's reference in ``config.json``, but loading it never imports a module because a
 file names it: :func:`known_encoder` finds only the six, the references resolved or registered in
 this process, and installed encoders (installing a package is trusting its code). The saved folder
-holds no code and its config no ``auto_map``, so ``transformers``' ``trust_remote_code`` has nothing
-to run either.
+holds no code of the encoder's: its config's ``auto_map`` names only the loader rnn-zoos writes
+beside every model, which imports rnn-zoos itself and nothing else, so ``transformers``'
+``trust_remote_code`` has none of the encoder's code to run either.
 """
 
 from __future__ import annotations
