@@ -6,6 +6,10 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # one thread per test process (and the builders it starts) when pytest-xdist runs one process per core: more threads
+    # than cores spin against each other
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import contextlib  # noqa: E402
 import json  # noqa: E402

@@ -200,7 +200,16 @@ def test_a_new_worker_keeps_a_running_workers_temporary(tmp_path: Path) -> None:
     inside a Parquet write); the temporary stays, and the two workers finish the zoo."""
     out, host = tmp_path / "zoo", socket.gethostname()
     command = [sys.executable, "-m", "rnn_zoos.cli", "build", "formal-lang", "--out", str(out), *cli_options(WORKER_OPTIONS)]
-    first = subprocess.Popen([*command, "--worker", "0/2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # one thread each (two two-thread processes on two cores spin against each other); output into files, as a full pipe
+    # that nobody reads would stall a worker
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    logs = {name: (tmp_path / f"{name}.log").open("w+") for name in ("first", "second")}
+
+    def said(name: str) -> str:
+        logs[name].seek(0)
+        return logs[name].read()
+
+    first = subprocess.Popen([*command, "--worker", "0/2"], cwd=ROOT, stdout=logs["first"], stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 300
         while not list((out / ".build").glob("runs-*/claim")):
@@ -209,15 +218,15 @@ def test_a_new_worker_keeps_a_running_workers_temporary(tmp_path: Path) -> None:
         chunk = next((out / ".build").glob("runs-*/claim")).parent
         planted = chunk / f".step-999999.parquet.tmp-{host}-{first.pid}"
         planted.write_bytes(b"being written")
-        second = subprocess.Popen([*command, "--worker", "1/2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        second = subprocess.Popen([*command, "--worker", "1/2"], cwd=ROOT, stdout=logs["second"], stderr=subprocess.STDOUT, env=env)
         while not any(ClaimRecord.read(path) and ClaimRecord.read(path).pid == second.pid for path in out.glob(".build/runs-*/claim")):
-            assert time.monotonic() < deadline and second.poll() is None, second.communicate()
+            assert time.monotonic() < deadline and second.poll() is None, said("second")
             time.sleep(0.02)
         assert planted.exists()  # the second worker has started (it holds a claim) and kept the first one's temporary
-        assert second.wait(timeout=600) == 0, second.communicate()
+        assert second.wait(timeout=600) == 0, said("second")
     finally:
-        stdout, stderr = first.communicate(timeout=600)
-    assert first.returncode == 0, stderr
+        first.wait(timeout=600)
+    assert first.returncode == 0, said("first")
     assert verify_zoo(out) == []
 
 

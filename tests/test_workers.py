@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -30,14 +32,23 @@ def command(out: Path, *extra: str, options: dict = OPTIONS) -> list[str]:
 
 def start(out: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
     """A builder process; one thread each, as workers sharing a machine's cores should run (two-thread processes on two
-    cores spin against each other)."""
-    return subprocess.Popen(command(out, *extra), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    cores spin against each other). Its output goes to files: a full pipe that nobody reads yet would stall it."""
+    logs = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    process = subprocess.Popen(command(out, *extra), cwd=ROOT, stdout=logs[0], stderr=logs[1], text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    process.logs = logs  # type: ignore[attr-defined]
+    return process
 
 
 def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=timeout)
-    return process.returncode, out, err
+    """Wait for a process of :func:`start`; its status, stdout and stderr."""
+    process.wait(timeout=timeout)
+    said = []
+    for log in process.logs:  # type: ignore[attr-defined]
+        log.seek(0)
+        said.append(log.read())
+        log.close()
+    return process.returncode, said[0], said[1]
 
 
 def same_zoo_and_checksums(reference: Path, other: Path) -> None:
@@ -196,6 +207,20 @@ def test_a_write_after_a_takeover_is_refused_and_names_the_new_holder(tmp_path: 
         mine.remove(folder / "checkpoint.pt")
     assert (folder / "checkpoint.pt").read_bytes() == b"first"
     assert sorted(path.name for path in folder.iterdir()) == ["checkpoint.pt", CLAIM_FILE, "fence"]  # no temporary left
+
+
+def test_a_write_whose_folder_vanished_while_paused_is_a_lost_claim(tmp_path: Path) -> None:
+    """Paused after writing its temporary, a worker finds on waking that the finished zoo removed the chunk's folder (its
+    temporary included): it stops with the lost-claim line, not a FileNotFoundError, and re-creates nothing."""
+    folder = tmp_path / ".build" / "runs-00000-00001"
+    folder.mkdir(parents=True)
+    mine = claim_chunk(folder, take_over=False)
+    assert mine is not None
+    with pytest.raises(ClaimLost, match=r"^chunk runs-00000-00001 was taken over by another worker after \d+ s without a heartbeat; nothing written$"):
+        with mine.write(folder / "checkpoint.pt") as temporary, open(temporary, "wb") as handle:
+            handle.write(b"late")
+            shutil.rmtree(tmp_path / ".build")  # what the finishing worker does while this one is stopped
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_paused_worker_whose_chunk_was_taken_over_writes_nothing(reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -256,8 +256,14 @@ class Claim:
     def commit(self, temporary: Path, path: Path) -> None:
         """Rename the complete file ``temporary`` to ``path`` if the claim still holds (checked and renamed under the chunk's
         fence); else remove it and raise :class:`ClaimLost`. The file is flushed to the disk before the rename and the folder
-        after it, as :func:`rnn_zoos.common.files.atomic_write` does."""
-        sync_file(temporary)
+        after it, as :func:`rnn_zoos.common.files.atomic_write` does. A temporary that vanished while this process was paused
+        (the chunk folder removed by the worker that took it over and finished the zoo) is a lost claim, not an error."""
+        try:
+            sync_file(temporary)
+        except FileNotFoundError:
+            if self.held():
+                raise
+            raise ClaimLost(self._lost_message()) from None
         with _fence(self.folder) as fenced:
             if fenced and self.held():
                 os.replace(temporary, path)
