@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from rnn_zoos.builder import claims
 from rnn_zoos.builder.claims import CLAIM_FILE, Chunk, ClaimLost, ClaimRecord, claim_chunk, claim_state, freeze_plan, new_plan
 from rnn_zoos.hub.verify import verify_zoo
 
@@ -220,6 +221,22 @@ def test_a_write_whose_folder_vanished_while_paused_is_a_lost_claim(tmp_path: Pa
         with mine.write(folder / "checkpoint.pt") as temporary, open(temporary, "wb") as handle:
             handle.write(b"late")
             shutil.rmtree(tmp_path / ".build")  # what the finishing worker does while this one is stopped
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_claim_whose_folder_vanishes_while_it_is_made_is_no_claim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paused between creating the chunk's folder and writing its claim, a worker finds the work folder removed (the zoo
+    was written meanwhile): it claims nothing and re-creates nothing, without an error."""
+    work = tmp_path / ".build"
+    work.mkdir()
+    real = claims.temporary_path
+
+    def finished_meanwhile(path: Path) -> Path:
+        shutil.rmtree(work)  # what the finishing worker does while this one is stopped
+        return real(path)
+
+    monkeypatch.setattr(claims, "temporary_path", finished_meanwhile)
+    assert claim_chunk(work / "runs-00000-00001", take_over=False) is None
     assert list(tmp_path.iterdir()) == []
 
 

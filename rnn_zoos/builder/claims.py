@@ -350,16 +350,17 @@ def claim_chunk(folder: Path, take_over: bool) -> Claim | None:
 
 
 def _create(path: Path, record: ClaimRecord) -> bool:
-    """Create the claim file ``path`` holding ``record``, complete at once; False if a claim file exists."""
+    """Create the claim file ``path`` holding ``record``, complete at once; False if a claim file exists or its folder is
+    gone (the zoo was written and its work folder removed while this process was paused)."""
     temporary = temporary_path(path)
-    temporary.write_text(record.to_json())
     try:
+        temporary.write_text(record.to_json())
         os.link(temporary, path)
         return True
-    except FileExistsError:
+    except (FileExistsError, FileNotFoundError):
         return False
     finally:
-        temporary.unlink()
+        temporary.unlink(missing_ok=True)
 
 
 def release_claim(claim: Claim) -> None:
