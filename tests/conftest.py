@@ -11,7 +11,6 @@ if "PYTEST_XDIST_WORKER" in os.environ:
     # than cores spin against each other
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import contextlib  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -129,23 +128,42 @@ def _tail(log: IO[str]) -> str:
     return log.read()[-3000:]
 
 
+def start_logged(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``command`` in the checkout with ``env`` added to the environment; its stdout and stderr go to temporary files
+    (``process.logs``), as a full pipe that nobody reads yet would stall it. Read them with :func:`logged_output`."""
+    logs = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    process = subprocess.Popen(command, cwd=ROOT, stdout=logs[0], stderr=logs[1], text=True, env={**os.environ, **(env or {})})
+    process.logs = logs  # type: ignore[attr-defined]
+    return process
+
+
+def logged_output(process: subprocess.Popen) -> tuple[str, str]:
+    """What a process of :func:`start_logged` has written so far to stdout and to stderr."""
+    said = []
+    for log in process.logs:  # type: ignore[attr-defined]
+        log.seek(0)
+        said.append(log.read())
+    return said[0], said[1]
+
+
+def finish_logged(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
+    """Wait for a process of :func:`start_logged` (killing it after ``timeout`` seconds); its status, stdout and stderr."""
+    try:
+        process.wait(timeout=max(0.0, timeout))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    stdout, stderr = logged_output(process)
+    for log in process.logs:  # type: ignore[attr-defined]
+        log.close()
+    return process.returncode, stdout, stderr
+
+
 def run_together(commands: list[list[str]], timeout: float = 900.0) -> list[tuple[int, str, str]]:
     """Start every command at once and wait for all; returns each one's exit status, stdout and stderr."""
-    with contextlib.ExitStack() as stack:
-        logs = [(stack.enter_context(tempfile.TemporaryFile("w+")), stack.enter_context(tempfile.TemporaryFile("w+")))
-                for _ in commands]
-        processes = [subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=stderr) for command, (stdout, stderr) in zip(commands, logs)]
-        deadline = time.monotonic() + timeout
-        for process in processes:
-            try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for stdout, stderr in logs:
-            stdout.seek(0)
-            stderr.seek(0)
-        return [(process.returncode, stdout.read(), stderr.read()) for process, (stdout, stderr) in zip(processes, logs)]
+    processes = [start_logged(command) for command in commands]
+    deadline = time.monotonic() + timeout
+    return [finish_logged(process, deadline - time.monotonic()) for process in processes]
 
 
 def cli_options(options: dict[str, object]) -> list[str]:

@@ -30,7 +30,7 @@ from rnn_zoos.builder.claims import ClaimRecord, claim_chunk
 from rnn_zoos.hub.layout import write_split
 from rnn_zoos.hub.verify import verify_zoo
 
-from conftest import ROOT, assert_same_zoo, build_formal, cli_options, folder_state
+from conftest import assert_same_zoo, build_formal, cli_options, finish_logged, folder_state, logged_output, start_logged
 
 TINY_OPTIONS = {"runs": 2, "steps": 3, "seed": 0}
 WORKER_OPTIONS = {"runs": 4, "steps": 40, "seed": 0, "runs_per_batch": 2}
@@ -200,33 +200,26 @@ def test_a_new_worker_keeps_a_running_workers_temporary(tmp_path: Path) -> None:
     inside a Parquet write); the temporary stays, and the two workers finish the zoo."""
     out, host = tmp_path / "zoo", socket.gethostname()
     command = [sys.executable, "-m", "rnn_zoos.cli", "build", "formal-lang", "--out", str(out), *cli_options(WORKER_OPTIONS)]
-    # one thread each (two two-thread processes on two cores spin against each other); output into files, as a full pipe
-    # that nobody reads would stall a worker
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    logs = {name: (tmp_path / f"{name}.log").open("w+") for name in ("first", "second")}
-
-    def said(name: str) -> str:
-        logs[name].seek(0)
-        return logs[name].read()
-
-    first = subprocess.Popen([*command, "--worker", "0/2"], cwd=ROOT, stdout=logs["first"], stderr=subprocess.STDOUT, env=env)
+    env = {"OMP_NUM_THREADS": "1"}  # one thread each: two two-thread processes on two cores spin against each other
+    first = start_logged([*command, "--worker", "0/2"], env=env)
     try:
         deadline = time.monotonic() + 300
         while not list((out / ".build").glob("runs-*/claim")):
-            assert time.monotonic() < deadline and first.poll() is None
+            assert time.monotonic() < deadline and first.poll() is None, logged_output(first)
             time.sleep(0.02)
         chunk = next((out / ".build").glob("runs-*/claim")).parent
         planted = chunk / f".step-999999.parquet.tmp-{host}-{first.pid}"
         planted.write_bytes(b"being written")
-        second = subprocess.Popen([*command, "--worker", "1/2"], cwd=ROOT, stdout=logs["second"], stderr=subprocess.STDOUT, env=env)
+        second = start_logged([*command, "--worker", "1/2"], env=env)
         while not any(ClaimRecord.read(path) and ClaimRecord.read(path).pid == second.pid for path in out.glob(".build/runs-*/claim")):
-            assert time.monotonic() < deadline and second.poll() is None, said("second")
+            assert time.monotonic() < deadline and second.poll() is None, logged_output(second)
             time.sleep(0.02)
         assert planted.exists()  # the second worker has started (it holds a claim) and kept the first one's temporary
-        assert second.wait(timeout=600) == 0, said("second")
+        code, _, stderr = finish_logged(second)
+        assert code == 0, stderr
     finally:
-        first.wait(timeout=600)
-    assert first.returncode == 0, said("first")
+        code, _, stderr = finish_logged(first)
+    assert code == 0, stderr
     assert verify_zoo(out) == []
 
 

@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,8 @@ from rnn_zoos.builder import claims
 from rnn_zoos.builder.claims import CLAIM_FILE, Chunk, ClaimLost, ClaimRecord, claim_chunk, claim_state, freeze_plan, new_plan
 from rnn_zoos.hub.verify import verify_zoo
 
-from conftest import ROOT, assert_same_zoo, build_formal, cli_options, folder_state
+from conftest import ROOT, assert_same_zoo, build_formal, cli_options, folder_state, logged_output, start_logged
+from conftest import finish_logged as finish
 
 OPTIONS = {"runs": 6, "steps": 40, "seed": 11, "runs_per_batch": 2}
 """Three chunks of two runs."""
@@ -33,23 +33,8 @@ def command(out: Path, *extra: str, options: dict = OPTIONS) -> list[str]:
 
 def start(out: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
     """A builder process; one thread each, as workers sharing a machine's cores should run (two-thread processes on two
-    cores spin against each other). Its output goes to files: a full pipe that nobody reads yet would stall it."""
-    logs = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-    process = subprocess.Popen(command(out, *extra), cwd=ROOT, stdout=logs[0], stderr=logs[1], text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
-    process.logs = logs  # type: ignore[attr-defined]
-    return process
-
-
-def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
-    """Wait for a process of :func:`start`; its status, stdout and stderr."""
-    process.wait(timeout=timeout)
-    said = []
-    for log in process.logs:  # type: ignore[attr-defined]
-        log.seek(0)
-        said.append(log.read())
-        log.close()
-    return process.returncode, said[0], said[1]
+    cores spin against each other)."""
+    return start_logged(command(out, *extra), env={"OMP_NUM_THREADS": "1", **(env or {})})
 
 
 def same_zoo_and_checksums(reference: Path, other: Path) -> None:
@@ -294,8 +279,7 @@ def test_a_builder_waits_for_chunks_held_by_others_and_no_wait_exits_3(tmp_path:
     and then finds the zoo complete (exit 0); with --no-wait it exits at once with status 3."""
     out = tmp_path / "zoo"
     one_chunk = {**OPTIONS, "runs": 2}
-    holder = subprocess.Popen(command(out, options=one_chunk), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    holder = start_logged(command(out, options=one_chunk), env={"OMP_NUM_THREADS": "1"})
     wait_for(lambda: live_claim(out) is not None)
     holder.send_signal(signal.SIGSTOP)  # holds its claim (the heartbeat timeout is 5 minutes) until it continues
     try:
@@ -303,17 +287,16 @@ def test_a_builder_waits_for_chunks_held_by_others_and_no_wait_exits_3(tmp_path:
         assert impatient.returncode == 3, impatient.stderr
         assert f"{out}: 1 of 1 chunks are being trained by other workers (pid {holder.pid} on {socket.gethostname()}: runs-00000-00001)" \
             in impatient.stderr and not (out / "meta").exists()
-        with open(tmp_path / "stderr", "w+") as log:
-            waiter = subprocess.Popen(command(out, options=one_chunk), cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
-            wait_for(lambda: "waiting for 1 of 1 chunks being trained by other workers" in (tmp_path / "stderr").read_text())
-            holder.send_signal(signal.SIGCONT)
-            stdout, _ = waiter.communicate(timeout=600)
-        lines = [line for line in (tmp_path / "stderr").read_text().splitlines() if "waiting for" in line]
-        assert waiter.returncode == 0 and len(lines) == 1 and f"{out}: formal-lang zoo with" in stdout, (tmp_path / "stderr").read_text()
+        waiter = start_logged(command(out, options=one_chunk))
+        wait_for(lambda: "waiting for 1 of 1 chunks being trained by other workers" in logged_output(waiter)[1])
+        holder.send_signal(signal.SIGCONT)
+        code, stdout, stderr = finish(waiter)
+        lines = [line for line in stderr.splitlines() if "waiting for" in line]
+        assert code == 0 and len(lines) == 1 and f"{out}: formal-lang zoo with" in stdout, stderr
     finally:
         holder.send_signal(signal.SIGCONT)
-        holder.communicate(timeout=600)
-    assert holder.returncode == 0 and verify_zoo(out) == []
+        code = finish(holder)[0]
+    assert code == 0 and verify_zoo(out) == []
 
 
 def test_a_garbage_claim_is_damaged_not_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
