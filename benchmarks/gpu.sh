@@ -2,7 +2,8 @@
 # Every speed figure of the GPU goals in one call: builder benchmarks (ours with each lever against the one-run
 # baseline, projected full-zoo times), emulation pretraining for all six encoders, a real build (wall time,
 # rows, verify) and the drift between the same build on CPU and on the device. Writes $OUT/gpu-report.md
-# (a Markdown table of every figure, with the GPU and torch version), $OUT/figures.jsonl and $OUT/gpu.log;
+# (a Markdown table of every figure, with the GPU and torch version), $OUT/profiles.md (where the time of a few
+# steps of each benchmark goes, from torch.profiler: device busy and idle, top operators), $OUT/figures.jsonl and $OUT/gpu.log;
 # exits non-zero if any step failed or did not fit in the time budget.
 #
 #   bash benchmarks/gpu.sh                          # on the device machine: OUT is set there, DEVICE=cuda
@@ -21,10 +22,12 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 FIGURES=$OUT/figures.jsonl
 LOG=$OUT/gpu.log
+PROFILES=$OUT/profiles.md
 SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
 : >"$FIGURES"
 : >"$LOG"
+printf '# torch.profiler: a few steps of each benchmark after its timed ones\n\n' >"$PROFILES"
 FAILED=()
 
 # --- the environment ------------------------------------------------------------------------------------
@@ -61,7 +64,7 @@ step() {
 log "device $DEVICE, quick $QUICK, levers [$LEVERS], MNIST from $MNIST, budget ${BUDGET_S} s"
 
 # --- steps, most important first ------------------------------------------------------------------------
-BENCH=(--device "$DEVICE" --rnns-per-batch "$K" --steps "$STEPS" --baseline-steps "$BASELINE_STEPS" --json "$FIGURES")
+BENCH=(--device "$DEVICE" --rnns-per-batch "$K" --steps "$STEPS" --baseline-steps "$BASELINE_STEPS" --json "$FIGURES" --profile "$PROFILES")
 if [ "$DEVICE" = cuda ]; then BEST=cuda-graphs; else BEST=eager; fi  # the lever of the real build: no compilation wait
 FIRST=$(for lever in eager $BEST; do [[ " $LEVERS " == *" $lever "* ]] && echo "$lever"; done | uniq | tr '\n' ' ')
 for lever in $FIRST; do
@@ -70,7 +73,7 @@ done
 step "real build, formal-lang $BUILD_RUNS x $BUILD_STEPS, $BEST" 180 "$PYTHON" -m benchmarks.build_check build formal-lang \
   --out "$SCRATCH/real-build" --runs "$BUILD_RUNS" --steps "$BUILD_STEPS" --device "$DEVICE" $(lever_options "$BEST") --json "$FIGURES"
 rm -rf "$SCRATCH/real-build"
-step "pretraining, six encoders" 150 "$PYTHON" -m benchmarks.pretrain --device "$DEVICE" --steps "$PRETRAIN_STEPS" --json "$FIGURES"
+step "pretraining, six encoders" 150 "$PYTHON" -m benchmarks.pretrain --device "$DEVICE" --steps "$PRETRAIN_STEPS" --json "$FIGURES" --profile "$PROFILES"
 for lever in $FIRST; do
   step "seq-mnist builder, $lever" 120 "$PYTHON" -m benchmarks.build_seq_mnist "${BENCH[@]}" --mnist "$MNIST" $(lever_options "$lever")
 done

@@ -1,6 +1,6 @@
 """Emulation-pretraining speed per encoder (the paper's sizes): training steps/s at 64 RNNs per step on the formal-language zoo.
 
-    python -m benchmarks.pretrain [ZOO] [--device auto|cpu|cuda] [--steps 10] [--rnns-per-batch 64] [--json FILE]
+    python -m benchmarks.pretrain [ZOO] [--device auto|cpu|cuda] [--steps 10] [--rnns-per-batch 64] [--json FILE] [--profile FILE]
 
 Ours keeps the zoo resident on the device as tensors (a batch is an index). The baseline is the
 same models fed the usual way: a ``DataLoader`` over the zoo's rows with ``rnn_zoos.collate_rows``
@@ -24,7 +24,7 @@ import rnn_zoos
 from rnn_zoos.common.arguments import DEVICE, ZOO, CommandParser, check_device, renamed
 from rnn_zoos.models.encoders import ENCODERS
 from rnn_zoos.experiments.pretrain import PretrainConfig, Pretraining
-from benchmarks.builder_speed import synchronize
+from benchmarks.builder_speed import PROFILED_STEPS, profile_steps, synchronize
 from rnn_zoos.zoos.formal_lang import FORMAL_LANG, FormalLangRecipe
 from rnn_zoos.builder.build import BuildConfig, build_zoo
 from rnn_zoos.lstm.symmetry import permute_hidden, random_permutations
@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per encoder")
     parser.add(renamed("batch_rnns", {"type": int, "default": 64, "metavar": "B", "help": "RNNs per step"}))
     parser.add_argument("--json", default=None, help="also append each encoder's figures as one JSON line to this file")
+    parser.add_argument("--profile", default=None, metavar="FILE",
+                        help="also record a few training steps of each encoder with torch.profiler and append where their time goes to FILE")
     args = parser.parse_args()
     args.device = check_device(args.device)
     with tempfile.TemporaryDirectory() as scratch:
@@ -95,6 +97,9 @@ def main() -> None:
             )
             run = Pretraining(config)
             ours = timed(run.train_step, args.steps, args.device)
+            if args.profile:
+                profile_steps(run.train_step, args.device, f"pretraining {name}, {args.batch_rnns} RNNs per step", args.profile,
+                              steps=min(PROFILED_STEPS, args.steps))
             loader = torch.utils.data.DataLoader(
                 dataset, batch_size=args.batch_rnns, shuffle=True, collate_fn=rnn_zoos.collate_rows, drop_last=True
             )

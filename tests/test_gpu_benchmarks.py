@@ -1,14 +1,16 @@
 """The figures the GPU scripts bring back from a built zoo: rows per split and accuracy by snapshot step, as the
-zoo's rows hold them, and the report that shows them."""
+zoo's rows hold them, the report that shows them, and the profile of a benchmark's steps."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import rnn_zoos
 from benchmarks.build_check import summary
+from benchmarks.builder_speed import profile_steps
 from benchmarks.gpu_report import report
 
 
@@ -40,3 +42,19 @@ def test_the_report_shows_every_build_figure(formal_zoo: Path) -> None:
     failed = report([{**build, "problems": ["1 problem"]}], failed=["verify"]).splitlines()
     assert "**Failed steps:** verify (their figures are missing below)." in failed
     assert any(line.endswith("| 1 problem |") for line in failed)
+
+
+def test_a_profile_names_the_operators_of_the_step(tmp_path: Path) -> None:
+    out = tmp_path / "profiles.md"
+    matrix = torch.randn(64, 64)
+    profile_steps(lambda: matrix @ matrix, "cpu", "matrix product", str(out), steps=2)
+    text = out.read_text()
+    assert text.startswith("## matrix product\n\n2 steps recorded with torch.profiler; wall time ")
+    assert "aten::mm" in text and "Host time in operators" in text
+
+    def broken() -> None:
+        raise RuntimeError("no kernel for this")
+
+    profile_steps(broken, "cpu", "broken step", str(out))
+    assert out.read_text().startswith(text), "a later profile appends"
+    assert "## broken step\n\ntorch.profiler failed: RuntimeError: no kernel for this" in out.read_text()
