@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def interrupted(formal_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def checkpoint_state(folder: Path) -> dict:
-    return read_checkpoint(folder / "checkpoint.pt", "cpu")
+    return read_checkpoint(folder / "checkpoint.pt", "cpu", max_bytes=1 << 30)
 
 
 def resave(edit: Callable[[dict], object]) -> Callable[[Path], None]:
@@ -131,6 +132,20 @@ def test_a_damaged_run_file_ends_in_one_line_naming_it(name: str, interrupted: P
     assert code in (1, 2)
     line = one_error_line(err, named)
     assert "delete" in line or "rerun" in line  # says what to do
+
+
+def test_an_oversized_checkpoint_is_refused_before_it_is_read(interrupted: Path, tmp_path: Path, capsys) -> None:
+    """A checkpoint far larger than the run's models can make is named without reading it into memory (here a sparse
+    4 GiB file, which takes no disk)."""
+    tracemalloc.start()
+    try:
+        code, _, err = run_on_copy(interrupted, tmp_path, lambda folder: os.truncate(folder / "checkpoint.pt", 4 << 30), capsys)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 1
+    one_error_line(err, "checkpoint.pt", "4,294,967,296 bytes, more than the", "delete")
+    assert peak < 256 << 20, f"{peak:,} bytes allocated"
 
 
 @pytest.mark.parametrize("name", list(RESUMED))

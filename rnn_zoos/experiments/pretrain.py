@@ -242,13 +242,21 @@ class Pretraining:
                  "generator": self.generator.get_state(), "permutations": self.permutations.get_state()}
         write_checkpoint(state, self.out / "checkpoint.pt")
 
+    def checkpoint_bound(self) -> int:
+        """The most bytes a checkpoint of this run can take, with a wide margin: the models' tensors with two AdamW
+        moments each (4x their bytes), 64 KiB per evaluation the history can hold, and 64 MiB for the rest."""
+        tensors = [*self.encoder.state_dict().values(), *self.emulator.state_dict().values()]
+        weights = sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+        evaluations = self.config.steps // max(1, self.config.eval_every) + 2
+        return 4 * weights + evaluations * (64 << 10) + (64 << 20)
+
     def restore(self) -> None:
         """Continue from ``OUT/checkpoint.pt`` if there is one, and make ``OUT/log.jsonl`` the restored history: the
         lines an interrupted session logged after its last checkpoint (or before a first one) are logged again as the
         run repeats them."""
         path = self.out / "checkpoint.pt"
         if path.is_file():
-            state = read_checkpoint(path, self.device)
+            state = read_checkpoint(path, self.device, self.checkpoint_bound())
             try:
                 self.encoder.load_state_dict(state["encoder"])
                 self.emulator.load_state_dict(state["emulator"])

@@ -121,11 +121,13 @@ def write_checkpoint(state: dict[str, Any], path: Path) -> None:
         temporary.write_bytes(data + CHECKSUM_MARK + hashlib.sha256(data).digest())
 
 
-def read_checkpoint(path: Path, device: Any) -> dict[str, Any]:
-    """The state saved in ``path`` by :func:`write_checkpoint`: :class:`DamagedZooError` naming it if it cannot be read or
-    does not match its checksum."""
+def read_checkpoint(path: Path, device: Any, max_bytes: int) -> dict[str, Any]:
+    """The state saved in ``path`` by :func:`write_checkpoint`: :class:`DamagedZooError` naming it if it is larger than
+    ``max_bytes`` (checked before it is read into memory), cannot be read, or does not match its checksum."""
     import torch
 
+    if (size := path.stat().st_size) > max_bytes:
+        raise damaged_checkpoint(path, f"it is {size:,} bytes, more than the {max_bytes:,} a checkpoint of this run can take")
     data = path.read_bytes()
     body, mark, digest = data[:-TRAILER], data[-TRAILER:-32], data[-32:]
     if mark != CHECKSUM_MARK:
