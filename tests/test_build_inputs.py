@@ -243,6 +243,10 @@ DAMAGED_STATES = {
                          "is damaged (.*); delete it and run the same command: runs-00000-00001 then trains again from its start"),
     "truncated checkpoint": (".build/runs-00000-00001/checkpoint.pt", lambda path: _checkpoint(path, _truncate),
                              "is damaged (.*); delete it and run the same command: runs-00000-00001 then trains again from its start"),
+    "checkpoint of 4 GiB": (".build/runs-00000-00001/checkpoint.pt",
+                            lambda path: _checkpoint(path, lambda p: os.truncate(p, 4 << 30)),  # sparse: no disk
+                            r"is damaged \(it is 4,294,967,296 bytes, more than the [\d,]+ a checkpoint of this chunk can take\); "
+                            "delete it and run the same command: runs-00000-00001 then trains again from its start"),
     "truncated finished part": (".build/runs-00002-00003/step-000000.parquet", _truncate,
                                 "is damaged (.*); delete the folder {out}/.build/runs-00002-00003 and run the same command: "
                                 "runs-00002-00003 is then trained again"),

@@ -92,6 +92,9 @@ class ChunkTrainer:
         """Load the last checkpoint, if any; returns the updates done (the loop step to train next)."""
         if not self.checkpoint_path.is_file():
             return 0
+        weights = sum(tensor.numel() * tensor.element_size() for tensor in self.params.values())
+        if (size := self.checkpoint_path.stat().st_size) > (bound := 4 * weights + (16 << 20)):  # weights, two moments, margin
+            raise self._damaged(f"it is {size:,} bytes, more than the {bound:,} a checkpoint of this chunk can take")
         try:
             state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
             with torch.no_grad():
@@ -100,12 +103,15 @@ class ChunkTrainer:
             self.optimizer.load_state_dict(state["optimizer"])
             updates = int(state["updates"])
         except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, IndexError, pickle.UnpicklingError) as error:
-            raise DamagedZooError(f"{self.checkpoint_path} is damaged ({_reason(error)}); "
-                                  f"delete it and run the same command: {self.chunk.name} then trains again from its start") from None
+            raise self._damaged(_reason(error)) from None
         if not 0 <= updates <= self.schedule.updates:
-            raise DamagedZooError(f"{self.checkpoint_path} is damaged (it records {updates} updates of {self.schedule.updates}); "
-                                  f"delete it and run the same command: {self.chunk.name} then trains again from its start")
+            raise self._damaged(f"it records {updates} updates of {self.schedule.updates}")
         return updates
+
+    def _damaged(self, reason: str) -> DamagedZooError:
+        """The error for a checkpoint that cannot be resumed from, saying what to do."""
+        return DamagedZooError(f"{self.checkpoint_path} is damaged ({reason}); "
+                               f"delete it and run the same command: {self.chunk.name} then trains again from its start")
 
     def _save(self, updates: int) -> None:
         state = {"updates": updates, "params": {name: tensor.detach() for name, tensor in self.params.items()},
