@@ -5,10 +5,10 @@
 
 ``build`` runs ``rnn-zoos build ZOO`` with the options given, then checks the zoo: rows per split add up to
 runs x snapshot steps and :func:`rnn_zoos.hub.verify.verify_zoo` finds nothing; its figures hold the rows of each
-split and the ``accuracy`` of every snapshot step over all runs (mean and quartiles), read from the Parquet files. ``compare`` checks that two zoos of
-the same options have exactly the same runs, seeds and tasks, and reports how far the snapshots drifted apart
-(largest absolute weight and accuracy difference per snapshot step; step 0 holds the weights after one update, so
-it may drift too). Either exits 1 when a check fails; the figures go to stdout and, with ``--json``, as one line to FILE.
+split and the ``accuracy`` of every snapshot step over all runs (mean and quartiles), read from the Parquet files.
+``compare`` checks that two zoos of the same options have exactly the same runs, seeds and tasks, and reports how
+far the snapshots drifted apart (largest absolute weight and accuracy difference per snapshot step; step 0 holds the
+weights after one update, so it may drift too). Either exits 1 when a check fails; the figures go to stdout and, with ``--json``, as one line to FILE.
 """
 
 from __future__ import annotations
@@ -56,13 +56,9 @@ def timed_build(zoo: str, argv: list[str]) -> dict:
 def summary(folder: Path) -> dict:
     """The rows of each split, and per snapshot step the mean and quartiles of ``accuracy`` over every run of every
     split, read from the zoo's Parquet files (only their ``step`` and ``accuracy`` columns)."""
-    info = json.loads((folder / "meta" / "info.json").read_text())
-    rows_per_split, tables = {}, []
-    for name, entry in info["splits"].items():
-        parts = [pq.read_table(folder / path, columns=["step", "accuracy"]) for path in entry["files"]]
-        rows_per_split[name] = sum(part.num_rows for part in parts)
-        tables += parts
-    table = pa.concat_tables(tables)
+    splits = split_tables(folder, columns=["step", "accuracy"])
+    rows_per_split = {name: sum(part.num_rows for part in parts) for name, parts in splits.items()}
+    table = pa.concat_tables([part for parts in splits.values() for part in parts])
     steps = torch.tensor(table.column("step").to_numpy())
     accuracy = torch.tensor(table.column("accuracy").to_numpy(), dtype=torch.float64)
     by_step = {}
@@ -73,11 +69,17 @@ def summary(folder: Path) -> dict:
     return {"rows_per_split": rows_per_split, "accuracy_by_step": by_step}
 
 
+def split_tables(folder: Path, columns: list[str] | None = None) -> dict[str, list[pa.Table]]:
+    """The data files of each split of a zoo folder, as ``meta/info.json`` lists them, read as tables (only
+    ``columns``, if given; a split without rows has no files)."""
+    info = json.loads((folder / "meta" / "info.json").read_text())
+    return {name: [pq.read_table(folder / path, columns=columns) for path in entry["files"]] for name, entry in info["splits"].items()}
+
+
 def rows_of(folder: Path) -> pa.Table:
     """Every row of a zoo folder, ordered by (run, step)."""
-    info = json.loads((folder / "meta" / "info.json").read_text())
-    tables = [pq.read_table(folder / path) for entry in info["splits"].values() for path in entry["files"]]
-    return pa.concat_tables(tables).sort_by([("run", "ascending"), ("step", "ascending")])
+    table = pa.concat_tables([part for parts in split_tables(folder).values() for part in parts])
+    return table.sort_by([("run", "ascending"), ("step", "ascending")])
 
 
 def compare(reference: Path, other: Path) -> dict:

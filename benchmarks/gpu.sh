@@ -18,48 +18,18 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}
 BUDGET_S=${BUDGET_S:-450}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-FIGURES=$OUT/figures.jsonl
-LOG=$OUT/gpu.log
-PROFILES=$OUT/profiles.md
-SCRATCH=$(mktemp -d)
-trap 'rm -rf "$SCRATCH"' EXIT
-: >"$FIGURES"
-: >"$LOG"
-printf '# torch.profiler: a few steps of each benchmark after its timed ones\n\n' >"$PROFILES"
-FAILED=()
 
 # --- the environment ------------------------------------------------------------------------------------
+LOG_NAME=gpu.log
 source benchmarks/gpu_env.sh
+PROFILES=$OUT/profiles.md
+printf '# torch.profiler: a few steps of each benchmark after its timed ones\n\n' >"$PROFILES"
 if [ "$DEVICE" = cuda ]; then LEVERS=${LEVERS:-eager cuda-graphs compile compile+cuda-graphs}; else LEVERS=${LEVERS:-eager}; fi
 if [ "$QUICK" = 1 ]; then
   K=4; STEPS=2; BASELINE_STEPS=3; PRETRAIN_STEPS=1; BUILD_RUNS=4; BUILD_STEPS=20; DRIFT_RUNS=3; DRIFT_STEPS=20
 else
   K=1000; STEPS=30; BASELINE_STEPS=200; PRETRAIN_STEPS=10; BUILD_RUNS=1000; BUILD_STEPS=2000; DRIFT_RUNS=16; DRIFT_STEPS=200
 fi
-
-# step NAME TIMEOUT_S COMMAND...: run one step with its own time limit, unless the budget is spent; record failures.
-step() {
-  local name=$1 limit=$2
-  shift 2
-  local left=$((BUDGET_S - ($(date +%s) - START)))
-  if [ "$left" -le 10 ]; then
-    log "SKIPPED $name: the ${BUDGET_S} s budget is spent"
-    FAILED+=("$name (skipped: budget)")
-    return
-  fi
-  [ "$limit" -gt "$left" ] && limit=$left
-  log "start $name (limit ${limit} s): $*"
-  timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1
-  local status=$?
-  if [ $status -ne 0 ]; then
-    log "FAILED $name (status $status$([ $status -eq 124 ] && echo ', timed out'))"
-    FAILED+=("$name")
-  else
-    log "done $name"
-  fi
-}
 
 log "device $DEVICE, quick $QUICK, levers [$LEVERS], MNIST from $MNIST, budget ${BUDGET_S} s"
 
@@ -93,9 +63,4 @@ if [[ " $LEVERS " == *" compile+cuda-graphs "* ]]; then
 fi
 
 # --- the report -----------------------------------------------------------------------------------------
-"$PYTHON" -m benchmarks.gpu_report "$FIGURES" "$OUT/gpu-report.md" --failed "${FAILED[@]}" >>"$LOG" 2>&1 || FAILED+=("the report")
-log "finished in $(($(date +%s) - START)) s; report in $OUT/gpu-report.md"
-if [ ${#FAILED[@]} -ne 0 ]; then
-  log "failed: ${FAILED[*]}"
-  exit 1
-fi
+finish gpu-report.md

@@ -35,7 +35,7 @@ from .claims import FINISHED_FILE, Chunk, Claim
 from ..common.errors import DamagedZooError
 from ..hub.layout import write_parquet_file
 from ..lstm.streams import run_seeds
-from ..lstm.training import BatchedAdamW, TrainingSchedule, initial_params
+from ..lstm.training import BatchedAdamW, TrainingSchedule, adam_checkpoint_bound, initial_params
 from ..zoos import ZooRecipe
 
 CHECKPOINT_SECONDS = 120.0
@@ -92,8 +92,7 @@ class ChunkTrainer:
         """Load the last checkpoint, if any; returns the updates done (the loop step to train next)."""
         if not self.checkpoint_path.is_file():
             return 0
-        weights = sum(tensor.numel() * tensor.element_size() for tensor in self.params.values())
-        if (size := self.checkpoint_path.stat().st_size) > (bound := 4 * weights + (16 << 20)):  # weights, two moments, margin
+        if (size := self.checkpoint_path.stat().st_size) > (bound := adam_checkpoint_bound(self.params.values(), 16 << 20)):
             raise self._damaged(f"it is {size:,} bytes, more than the {bound:,} a checkpoint of this chunk can take")
         try:
             state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)

@@ -42,6 +42,7 @@ from rnn_zoos.common.errors import ZooError, report
 from rnn_zoos.common.files import atomic_write, check_out_folder, disk_full_errors, json_text, output_folder
 from rnn_zoos.format.info import SPLITS
 from rnn_zoos.lstm import Params
+from rnn_zoos.lstm.training import adam_checkpoint_bound
 from rnn_zoos.hub.provenance import run_provenance
 from rnn_zoos.common.results import check_results_folder
 
@@ -246,9 +247,8 @@ class Pretraining:
         """The most bytes a checkpoint of this run can take, with a wide margin: the models' tensors with two AdamW
         moments each (4x their bytes), 64 KiB per evaluation the history can hold, and 64 MiB for the rest."""
         tensors = [*self.encoder.state_dict().values(), *self.emulator.state_dict().values()]
-        weights = sum(tensor.numel() * tensor.element_size() for tensor in tensors)
         evaluations = self.config.steps // max(1, self.config.eval_every) + 2
-        return 4 * weights + evaluations * (64 << 10) + (64 << 20)
+        return adam_checkpoint_bound(tensors, evaluations * (64 << 10) + (64 << 20))
 
     def restore(self) -> None:
         """Continue from ``OUT/checkpoint.pt`` if there is one, and make ``OUT/log.jsonl`` the restored history: the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -94,6 +95,13 @@ def initial_params(architecture: LSTMArchitecture, seeds: torch.Tensor) -> Param
         name: (2.0 * stream_uniform(seeds, (STREAM_INIT, index), shape) - 1.0) * bound
         for index, (name, shape) in enumerate(architecture.parameter_shapes().items())
     }
+
+
+def adam_checkpoint_bound(tensors: Iterable[torch.Tensor], margin: int) -> int:
+    """The most bytes a checkpoint of ``tensors`` and their Adam moments can take: 4x the tensors' bytes (the weights
+    and two moments, with room to spare) plus ``margin`` for everything else it holds. A larger file is refused before
+    it is read."""
+    return 4 * sum(tensor.numel() * tensor.element_size() for tensor in tensors) + margin
 
 
 class BatchedAdamW:
